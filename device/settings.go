@@ -1,0 +1,50 @@
+package device
+
+import "time"
+
+// Settings are the supervision thresholds. Every number of DESIGN.md's
+// failure table is one of these. The zero value of a field means its default.
+type Settings struct {
+	// StallTimeout: a camera with no video frame for this long is restarted
+	// from scratch. It defaults to 60 seconds.
+	StallTimeout time.Duration `yaml:"stall_timeout" json:"stall_timeout"`
+	// FlapDebounce: a failure shorter than this writes nothing and is not
+	// reported as down. It defaults to 30 seconds.
+	FlapDebounce time.Duration `yaml:"flap_debounce" json:"flap_debounce"`
+	// CrashedAfter: a camera failing for longer than this is CRASHED and the
+	// status is persisted. It defaults to 30 seconds.
+	CrashedAfter time.Duration `yaml:"crashed_after" json:"crashed_after"`
+	// ForceRestartAfter: a camera failing for longer than this gets a forced
+	// full restart (in-flight attempt abandoned, backoff reset), and again
+	// every ForceRestartAfter while it keeps failing. It defaults to 60 seconds.
+	ForceRestartAfter time.Duration `yaml:"force_restart_after" json:"force_restart_after"`
+	// BackoffMin is the first reconnect delay. It defaults to 1 second.
+	BackoffMin time.Duration `yaml:"backoff_min" json:"backoff_min"`
+	// BackoffMax caps the reconnect delay. It defaults to 30 seconds.
+	BackoffMax time.Duration `yaml:"backoff_max" json:"backoff_max"`
+	// ReadTimeout bounds every RTSP request and read of the camera
+	// connection. It defaults to 10 seconds.
+	ReadTimeout time.Duration `yaml:"read_timeout" json:"read_timeout"`
+}
+
+// DefaultSettings returns the settings with every default filled in.
+func DefaultSettings() Settings { return Settings{}.withDefaults() }
+
+func (s Settings) withDefaults() Settings {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&s.StallTimeout, 60*time.Second)
+	def(&s.FlapDebounce, 30*time.Second)
+	def(&s.CrashedAfter, 30*time.Second)
+	def(&s.ForceRestartAfter, 60*time.Second)
+	def(&s.BackoffMin, time.Second)
+	def(&s.BackoffMax, 30*time.Second)
+	def(&s.ReadTimeout, 10*time.Second)
+	if s.BackoffMax < s.BackoffMin {
+		s.BackoffMax = s.BackoffMin
+	}
+	return s
+}

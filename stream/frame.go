@@ -1,0 +1,94 @@
+package stream
+
+import (
+	"time"
+
+	"github.com/bluenviron/gortsplib/v5/pkg/description"
+	"github.com/bluenviron/gortsplib/v5/pkg/format"
+)
+
+// Frame is one decoded video access unit.
+type Frame struct {
+	// Time is when the access unit was complete (wall clock).
+	Time time.Time
+	// PTS is the presentation timestamp in units of ClockRate.
+	PTS int64
+	// ClockRate is the RTP clock rate of the track (90000 for video).
+	ClockRate int
+	// AU holds the NAL units (H.264, H.265) or the one JPEG image (MJPEG).
+	// It is only valid during the callback that receives it.
+	AU [][]byte
+	// Size is the payload size of the access unit in bytes.
+	Size int
+	// Key reports a random-access point (IDR, IRAP, every MJPEG image).
+	Key bool
+}
+
+// Transport is the RTP transport a reader asks the camera for.
+type Transport int
+
+// Transports.
+const (
+	// TransportTCP interleaves RTP in the RTSP connection. It is the default
+	// because it crosses NAT and firewalls and loses nothing.
+	TransportTCP Transport = iota
+	// TransportUDP receives RTP on a UDP port pair.
+	TransportUDP
+	// TransportAuto tries UDP and falls back to TCP.
+	TransportAuto
+)
+
+// String returns "tcp", "udp" or "auto".
+func (t Transport) String() string {
+	switch t {
+	case TransportUDP:
+		return "udp"
+	case TransportAuto:
+		return "auto"
+	default:
+		return "tcp"
+	}
+}
+
+// ParseTransport parses "tcp", "udp" or "auto"; "" means TCP.
+func ParseTransport(s string) (Transport, bool) {
+	switch s {
+	case "", "tcp":
+		return TransportTCP, true
+	case "udp":
+		return TransportUDP, true
+	case "auto":
+		return TransportAuto, true
+	}
+	return TransportTCP, false
+}
+
+// Info describes the video track once it is set up.
+type Info struct {
+	// Codec is "h264", "h265" or "mjpeg".
+	Codec string
+	// Width and Height come from the SPS where available; 0 if unknown.
+	Width, Height int
+	// Transport is the transport actually in use ("tcp" or "udp").
+	Transport string
+	// Media and Format are the video track as described by the camera; a
+	// relay uses them to describe the stream again.
+	Media  *description.Media
+	Format format.Format
+}
+
+// Options configures one connection attempt.
+type Options struct {
+	// URL is the camera's rtsp:// or rtsps:// URL, credentials included.
+	URL string
+	// Transport defaults to TransportTCP.
+	Transport Transport
+	// ReadTimeout bounds each RTSP request and each wait for data on the
+	// connection. It defaults to 10 seconds.
+	ReadTimeout time.Duration
+	// OnInfo is called once the video track is set up, before any frame.
+	OnInfo func(Info)
+	// OnFrame is called for each video access unit, from the reader's
+	// goroutine; it must not block.
+	OnFrame func(Frame)
+}
