@@ -1,0 +1,5 @@
+package sdnotify
+
+import "os"
+
+var osGetpid = os.Getpid
