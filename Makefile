@@ -8,7 +8,7 @@ export CGO_ENABLED = 0
 
 CROSS := linux/amd64 linux/arm64 linux/arm darwin/arm64 darwin/amd64 windows/amd64
 
-.PHONY: build test lint vet cross demo bench clean
+.PHONY: build test lint vet cross demo bench soak packages pkg e2e-systemd clean
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o camd ./cmd/camd
@@ -31,6 +31,22 @@ cross:
 		echo "build $$t -> $$out"; \
 		GOOS=$$os GOARCH=$$arch GOARM=7 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $$out ./cmd/camd; \
 	done
+
+# A simulator with 4 cameras and a daemon in one process, with a live table.
+demo: build
+	./camd demo
+
+# .deb and .rpm for amd64, arm64 and armhf into dist/ (nfpm through go run).
+packages:
+	./packaging/build-packages.sh
+
+# The macOS installer package; needs macOS (pkgbuild, productbuild).
+pkg:
+	./packaging/build-pkg.sh
+
+# Installs the .deb into a real systemd booted in a container and checks it.
+e2e-systemd: packages
+	./packaging/e2e-systemd.sh
 
 clean:
 	rm -rf camd dist bench/out
