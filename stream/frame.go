@@ -86,9 +86,17 @@ type Options struct {
 	// ReadTimeout bounds each RTSP request and each wait for data on the
 	// connection. It defaults to 10 seconds.
 	ReadTimeout time.Duration
-	// OnInfo is called once the video track is set up, before any frame.
+	// OnInfo is called once the video track is set up, before any frame,
+	// and again before the next frame whenever what it reports changes
+	// (the size learnt from an in-band SPS or an MJPEG header, or a switch
+	// from UDP to TCP under TransportAuto).
 	OnInfo func(Info)
 	// OnFrame is called for each video access unit, from the reader's
 	// goroutine; it must not block.
 	OnFrame func(Frame)
+	// OnDecodeError is called for each packet or access unit dropped
+	// because it could not be decoded (a hostile or broken camera). It may
+	// be called from any goroutine, concurrently with OnFrame. The error
+	// holds no password. Meter.DecodeError fits here.
+	OnDecodeError func(error)
 }

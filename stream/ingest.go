@@ -1,0 +1,303 @@
+package stream
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v5/pkg/description"
+	"github.com/bluenviron/gortsplib/v5/pkg/format"
+	"github.com/bluenviron/gortsplib/v5/pkg/format/rtph264"
+	"github.com/bluenviron/gortsplib/v5/pkg/format/rtph265"
+	"github.com/bluenviron/gortsplib/v5/pkg/format/rtpmjpeg"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
+	"github.com/pion/rtp"
+)
+
+// Codec names as reported in Info.Codec.
+const (
+	CodecH264  = "h264"
+	CodecH265  = "h265"
+	CodecMJPEG = "mjpeg"
+)
+
+// ingest is the per-packet hot path: RTP packet → access unit → Frame. It
+// has no network dependency so that it can be tested and benchmarked alone.
+// It is used from one goroutine at a time (the one gortsplib delivers the
+// track's packets on); only infoDirty may be touched from elsewhere.
+type ingest struct {
+	codec     string
+	clockRate int
+	h264      *rtph264.Decoder
+	h265      *rtph265.Decoder
+	mjpeg     *rtpmjpeg.Decoder
+
+	onInfo        func(Info)
+	onFrame       func(Frame)
+	onDecodeError func(error)
+
+	info      Info
+	infoSent  bool
+	infoDirty atomic.Bool // set when something Info reports changed
+	// transport is the transport to report at the next Info, stored as a
+	// string pointer because the client's goroutine sets it on a switch.
+	transport atomic.Pointer[string]
+
+	decodeErrors atomic.Uint64
+
+	lastSPS []byte // last parameter set parsed, to parse only on change
+	prevPTS int64  // PTS of the previous packet (see handle)
+	oneAU   [1][]byte
+}
+
+// newIngest prepares the decoder for forma, which must be H.264, H.265 or
+// MJPEG. The callbacks may be nil.
+func newIngest(medi *description.Media, forma format.Format, onInfo func(Info),
+	onFrame func(Frame), onDecodeError func(error),
+) (*ingest, error) {
+	in := &ingest{
+		clockRate:     forma.ClockRate(),
+		onInfo:        onInfo,
+		onFrame:       onFrame,
+		onDecodeError: onDecodeError,
+	}
+	in.info = Info{Media: medi, Format: forma}
+	var err error
+	switch f := forma.(type) {
+	case *format.H264:
+		in.codec = CodecH264
+		in.h264, err = f.CreateDecoder()
+		if err == nil && len(f.SPS) > 0 {
+			in.parseSPS(f.SPS)
+		}
+	case *format.H265:
+		in.codec = CodecH265
+		in.h265, err = f.CreateDecoder()
+		if err == nil && len(f.SPS) > 0 {
+			in.parseSPS(f.SPS)
+		}
+	case *format.MJPEG:
+		in.codec = CodecMJPEG
+		in.mjpeg, err = f.CreateDecoder()
+	default:
+		return nil, fmt.Errorf("unsupported video codec %s", forma.Codec())
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create %s decoder: %w", in.codec, err)
+	}
+	in.info.Codec = in.codec
+	return in, nil
+}
+
+// setTransport records the transport in use; the next frame re-sends Info
+// if it changed after the first Info.
+func (in *ingest) setTransport(t string) {
+	in.transport.Store(&t)
+	in.infoDirty.Store(true)
+}
+
+// sendInfo calls onInfo with the current description.
+func (in *ingest) sendInfo() {
+	if t := in.transport.Load(); t != nil {
+		in.info.Transport = *t
+	}
+	in.infoDirty.Store(false)
+	in.infoSent = true
+	if in.onInfo != nil {
+		in.onInfo(in.info)
+	}
+}
+
+// decodeError counts and reports a packet or access unit that was dropped.
+func (in *ingest) decodeError(err error) {
+	in.decodeErrors.Add(1)
+	if in.onDecodeError != nil {
+		in.onDecodeError(err)
+	}
+}
+
+// handle takes one RTP packet of the track, its PTS (ptsOK false when the
+// client could not compute one yet) and the wall-clock time, and emits a
+// Frame when the packet completes an access unit. Undecodable input is
+// counted and dropped; it never stops the stream.
+func (in *ingest) handle(pkt *rtp.Packet, pts int64, now time.Time) {
+	prevPTS := in.prevPTS
+	in.prevPTS = pts
+
+	var au [][]byte
+	var err error
+	switch in.codec {
+	case CodecH264:
+		au, err = in.h264.Decode(pkt)
+		if err != nil {
+			if err != rtph264.ErrMorePacketsNeeded && err != rtph264.ErrNonStartingPacketAndNoPrevious { //nolint:errorlint // sentinels returned as is
+				in.decodeError(fmt.Errorf("decode H.264 RTP packet: %w", err))
+			}
+			return
+		}
+	case CodecH265:
+		au, err = in.h265.Decode(pkt)
+		if err != nil {
+			if err != rtph265.ErrMorePacketsNeeded && err != rtph265.ErrNonStartingPacketAndNoPrevious { //nolint:errorlint // sentinels returned as is
+				in.decodeError(fmt.Errorf("decode H.265 RTP packet: %w", err))
+			}
+			return
+		}
+	case CodecMJPEG:
+		in.mjpegSize(pkt.Payload)
+		var img []byte
+		img, err = in.mjpeg.Decode(pkt)
+		if err != nil {
+			if err != rtpmjpeg.ErrMorePacketsNeeded && err != rtpmjpeg.ErrNonStartingPacketAndNoPrevious { //nolint:errorlint // sentinels returned as is
+				in.decodeError(fmt.Errorf("decode MJPEG RTP packet: %w", err))
+			}
+			return
+		}
+		in.oneAU[0] = img
+		au = in.oneAU[:]
+	}
+
+	// The H.264/H.265 decoders close an access unit either on the marker
+	// bit (the packet belongs to it) or, for cameras that never set the
+	// marker, on the first packet of the next one: then the access unit
+	// has the previous packet's timestamp.
+	if !pkt.Marker {
+		pts = prevPTS
+	}
+
+	size, key, ok := in.inspect(au)
+	if !ok {
+		in.decodeError(errEmptyAU)
+		return
+	}
+	if !in.infoSent || in.infoDirty.Load() {
+		in.sendInfo()
+	}
+	if in.onFrame != nil {
+		in.onFrame(Frame{
+			Time:      now,
+			PTS:       pts,
+			ClockRate: in.clockRate,
+			AU:        au,
+			Size:      size,
+			Key:       key,
+		})
+	}
+	in.oneAU[0] = nil
+}
+
+var errEmptyAU = errors.New("decode access unit: no data")
+
+// inspect sums the NAL unit sizes, tells whether the access unit is a
+// random-access point and picks up parameter sets sent in band. It checks
+// NAL unit lengths itself because h264.IsRandomAccess and friends index
+// nalu[0] and a hostile camera can send empty NAL units.
+func (in *ingest) inspect(au [][]byte) (size int, key, ok bool) {
+	switch in.codec {
+	case CodecMJPEG:
+		if len(au[0]) == 0 {
+			return 0, false, false
+		}
+		return len(au[0]), true, true
+	case CodecH264:
+		for _, nalu := range au {
+			if len(nalu) == 0 {
+				continue
+			}
+			size += len(nalu)
+			switch h264.NALUType(nalu[0] & 0x1F) {
+			case h264.NALUTypeIDR:
+				key = true
+			case h264.NALUTypeSPS:
+				in.parseSPS(nalu)
+			}
+		}
+	case CodecH265:
+		for _, nalu := range au {
+			if len(nalu) == 0 {
+				continue
+			}
+			size += len(nalu)
+			switch h265.NALUType((nalu[0] >> 1) & 0b111111) {
+			case h265.NALUType_IDR_W_RADL, h265.NALUType_IDR_N_LP, h265.NALUType_CRA_NUT:
+				key = true
+			case h265.NALUType_SPS_NUT:
+				in.parseSPS(nalu)
+			}
+		}
+	}
+	return size, key, size > 0
+}
+
+// parseSPS updates width and height from a sequence parameter set. Cameras
+// repeat the SPS before every keyframe, so it is parsed only when it
+// differs from the last one. A bad SPS counts as a decode error and leaves
+// the size as it was.
+func (in *ingest) parseSPS(sps []byte) {
+	if bytes.Equal(sps, in.lastSPS) {
+		return
+	}
+	in.lastSPS = append(in.lastSPS[:0], sps...)
+	w, h, err := spsSize(in.codec, sps)
+	if err != nil {
+		in.decodeError(err)
+		return
+	}
+	in.setSize(w, h)
+}
+
+// spsSize parses an SPS. The parsers come from mediacommon and get bytes
+// straight from the camera; a panic in them would take the reader down
+// with a hostile stream, so it is turned into an error here (this runs once
+// per SPS change, not per packet).
+func spsSize(codec string, sps []byte) (w, h int, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("parse %s SPS: invalid data (%v)", codec, r)
+		}
+	}()
+	switch codec {
+	case CodecH264:
+		var s h264.SPS
+		if err := s.Unmarshal(sps); err != nil {
+			return 0, 0, fmt.Errorf("parse H.264 SPS: %w", err)
+		}
+		return s.Width(), s.Height(), nil
+	case CodecH265:
+		var s h265.SPS
+		if err := s.Unmarshal(sps); err != nil {
+			return 0, 0, fmt.Errorf("parse H.265 SPS: %w", err)
+		}
+		return s.Width(), s.Height(), nil
+	}
+	return 0, 0, nil
+}
+
+func (in *ingest) setSize(w, h int) {
+	if w < 0 || h < 0 {
+		return
+	}
+	if w != in.info.Width || h != in.info.Height {
+		in.info.Width, in.info.Height = w, h
+		if in.infoSent {
+			in.infoDirty.Store(true)
+		}
+	}
+}
+
+// mjpegSize reads the picture size from the RTP/JPEG header (RFC 2435
+// §3.1) of the first fragment of each image: bytes 6 and 7 hold width and
+// height in units of 8 pixels. 0 means 2048 or more, which RFC 2435 cannot
+// express; then the size stays unknown.
+func (in *ingest) mjpegSize(payload []byte) {
+	if len(payload) < 8 {
+		return
+	}
+	if payload[1] != 0 || payload[2] != 0 || payload[3] != 0 { // fragment offset
+		return
+	}
+	in.setSize(int(payload[6])*8, int(payload[7])*8)
+}

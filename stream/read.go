@@ -1,0 +1,225 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v5"
+	"github.com/bluenviron/gortsplib/v5/pkg/base"
+	"github.com/bluenviron/gortsplib/v5/pkg/description"
+	"github.com/bluenviron/gortsplib/v5/pkg/format"
+	"github.com/pion/rtp"
+)
+
+// DefaultReadTimeout is used when Options.ReadTimeout is 0.
+const DefaultReadTimeout = 10 * time.Second
+
+// ErrNoVideo is returned (wrapped, with the tracks found) by Read when the
+// camera offers no H.264, H.265 or MJPEG video track.
+var ErrNoVideo = errors.New("no video track")
+
+// Read makes one connection attempt to the camera at o.URL and reports its
+// video frames until the connection ends, then returns why. It never
+// returns nil.
+//
+// Each error names the step that failed ("describe: ...", "setup: ...",
+// "play: ...", "read: ...") and never contains the URL's password.
+//
+// When ctx is done Read closes the connection, returns promptly (in well
+// under a second, at any step) and its error satisfies errors.Is(err,
+// ctx.Err()): the caller can tell its own cancellation from a camera
+// failure.
+//
+// Read sets up only the video track (preferring H.264, then H.265, then
+// MJPEG); audio is not requested, so it can never count as frames.
+// Callbacks run on gortsplib's goroutines, one at a time for OnInfo and
+// OnFrame, and must not block. Read does not recover panics raised by the
+// callbacks.
+func Read(ctx context.Context, o Options) (err error) {
+	// Every error leaves through here, so none can carry the password.
+	defer func() { err = RedactError(err, o.URL) }()
+
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+
+	u, err := base.ParseURL(o.URL)
+	if err != nil {
+		return fmt.Errorf("parse URL: %w", err)
+	}
+
+	timeout := o.ReadTimeout
+	if timeout <= 0 {
+		timeout = DefaultReadTimeout
+	}
+
+	// in is created once the track is known; the client's callbacks that
+	// can fire earlier must cope with nil.
+	var in *ingest
+	var decodeErrors func(error) = func(error) {}
+	if o.OnDecodeError != nil {
+		decodeErrors = func(err error) { o.OnDecodeError(RedactError(err, o.URL)) }
+	}
+
+	c := &gortsplib.Client{
+		Scheme:       u.Scheme,
+		Host:         u.Host,
+		ReadTimeout:  timeout,
+		WriteTimeout: timeout,
+		Protocol:     protocol(o.Transport),
+		// The library's defaults log to the standard logger; camd decides
+		// what to log, and a hostile camera must not be able to flood it.
+		OnTransportSwitch: func(error) {
+			// The only switch gortsplib makes is from UDP to TCP, when no
+			// UDP packet arrives (a NAT or firewall in the way).
+			if in != nil {
+				in.setTransport("tcp")
+			}
+		},
+		OnPacketsLost: func(uint64) {},
+		OnDecodeError: func(err error) {
+			if in != nil {
+				in.decodeErrors.Add(1)
+			}
+			decodeErrors(fmt.Errorf("decode RTP/RTCP: %w", err))
+		},
+	}
+	if err := c.Start(); err != nil {
+		return fmt.Errorf("start RTSP client: %w", err)
+	}
+
+	// Closing the client from another goroutine is what interrupts a
+	// blocked Describe, Setup, Play or Wait when ctx is done.
+	stopWatch := make(chan struct{})
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		select {
+		case <-ctx.Done():
+			c.Close()
+		case <-stopWatch:
+		}
+	}()
+	defer func() {
+		c.Close()
+		close(stopWatch)
+		<-watchDone
+	}()
+
+	// step wraps a client error; a failure caused by our own Close on ctx
+	// cancellation is reported as the cancellation.
+	step := func(name string, err error) error {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return fmt.Errorf("%s: %w", name, ctxErr)
+		}
+		return fmt.Errorf("%s: %w", name, err)
+	}
+
+	desc, _, err := c.Describe(u)
+	if err != nil {
+		return step("describe", err)
+	}
+
+	medi, forma := findVideo(desc)
+	if medi == nil {
+		return fmt.Errorf("%w (found: %s)", ErrNoVideo, describeTracks(desc))
+	}
+
+	in, err = newIngest(medi, forma, o.OnInfo, o.OnFrame, decodeErrors)
+	if err != nil {
+		return fmt.Errorf("setup: %w", err)
+	}
+
+	if _, err := c.Setup(desc.BaseURL, medi, 0, 0); err != nil {
+		return step("setup", err)
+	}
+
+	c.OnPacketRTP(medi, forma, func(pkt *rtp.Packet) {
+		pts, _ := c.PacketPTS(medi, pkt)
+		in.handle(pkt, pts, time.Now())
+	})
+
+	// Info goes out before PLAY so that it precedes every frame.
+	in.setTransport(transportName(c))
+	in.sendInfo()
+
+	if _, err := c.Play(nil); err != nil {
+		return step("play", err)
+	}
+
+	return step("read", c.Wait())
+}
+
+// protocol maps a Transport to the client's setting; nil lets gortsplib
+// try UDP first and fall back to TCP.
+func protocol(t Transport) *gortsplib.Protocol {
+	var p gortsplib.Protocol
+	switch t {
+	case TransportUDP:
+		p = gortsplib.ProtocolUDP
+	case TransportAuto:
+		return nil
+	default:
+		p = gortsplib.ProtocolTCP
+	}
+	return &p
+}
+
+// transportName reports the transport the client set up.
+func transportName(c *gortsplib.Client) string {
+	t := c.Transport()
+	if t == nil || t.Session == nil {
+		return ""
+	}
+	switch t.Session.Protocol {
+	case gortsplib.ProtocolTCP:
+		return "tcp"
+	case gortsplib.ProtocolUDP:
+		return "udp"
+	case gortsplib.ProtocolUDPMulticast:
+		return "udp-multicast"
+	}
+	return ""
+}
+
+// findVideo picks the video track, preferring H.264 (cheapest to handle
+// downstream), then H.265, then MJPEG.
+func findVideo(desc *description.Session) (*description.Media, format.Format) {
+	var h264 *format.H264
+	if m := desc.FindFormat(&h264); m != nil {
+		return m, h264
+	}
+	var h265 *format.H265
+	if m := desc.FindFormat(&h265); m != nil {
+		return m, h265
+	}
+	var mjpeg *format.MJPEG
+	if m := desc.FindFormat(&mjpeg); m != nil {
+		return m, mjpeg
+	}
+	return nil, nil
+}
+
+// describeTracks lists what a camera offered, for the no-video error:
+// "audio/MPEG-4 Audio, video/VP8".
+func describeTracks(desc *description.Session) string {
+	var parts []string
+	for _, m := range desc.Medias {
+		codecs := make([]string, 0, len(m.Formats))
+		for _, f := range m.Formats {
+			codecs = append(codecs, f.Codec())
+		}
+		p := string(m.Type)
+		if len(codecs) > 0 {
+			p += "/" + strings.Join(codecs, "+")
+		}
+		parts = append(parts, p)
+	}
+	if len(parts) == 0 {
+		return "nothing"
+	}
+	return strings.Join(parts, ", ")
+}
