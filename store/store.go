@@ -1,4 +1,311 @@
 package store
 
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+)
+
+// SchemaVersion is the layout of the data file this camd writes and reads.
+const SchemaVersion = 1
+
+var (
+	bucketMeta    = []byte("meta")
+	bucketCameras = []byte("cameras")
+	keySchema     = []byte("schema_version")
+)
+
+// Options configures Open.
+type Options struct {
+	// LockTimeout is how long Open waits for another holder of the file
+	// before failing with ErrLocked. It defaults to 1 second.
+	LockTimeout time.Duration
+}
+
 // Store is the open data file. Its methods are safe for concurrent use.
-type Store struct{}
+type Store struct {
+	path    string
+	pidPath string
+	writes  atomic.Uint64
+
+	mu sync.RWMutex // guards db against Close
+	db *bolt.DB
+}
+
+// Open opens (creating if needed) the data file at path. The directory is
+// created 0700 and the file 0600. It fails with an error wrapping ErrLocked
+// when another process holds the file for longer than o.LockTimeout, and
+// with ErrSchema when the file has another schema version; a file that is
+// not a camd data file is left untouched.
+func Open(path string, o Options) (*Store, error) {
+	if o.LockTimeout <= 0 {
+		o.LockTimeout = time.Second
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("open %s: create data dir: %w", path, err)
+	}
+	fresh := false
+	if fi, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		fresh = true
+	} else if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	} else if fi.Mode().Perm()&0o077 != 0 {
+		// Camera URLs carry passwords: never leave the file readable by others.
+		if err := os.Chmod(path, 0o600); err != nil {
+			return nil, fmt.Errorf("open %s: restrict mode to 0600: %w", path, err)
+		}
+	}
+	pidPath := path + ".pid"
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: o.LockTimeout})
+	if err != nil {
+		if errors.Is(err, bolterrors.ErrTimeout) {
+			return nil, fmt.Errorf("open %s: %w%s", path, ErrLocked, holder(pidPath))
+		}
+		if fresh {
+			_ = os.Remove(path)
+		}
+		return nil, fmt.Errorf("open %s: not a readable camd data file: %w", path, err)
+	}
+	s := &Store{path: path, pidPath: pidPath, db: db}
+	if err := s.checkSchema(fresh); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	// The flock is the lock; the pid file only helps say who holds it.
+	_ = os.WriteFile(pidPath, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600)
+	return s, nil
+}
+
+// holder describes the process named in the pid file, if it is alive.
+func holder(pidPath string) string {
+	b, err := os.ReadFile(pidPath)
+	if err != nil {
+		return ""
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 || !processAlive(pid) {
+		return ""
+	}
+	return fmt.Sprintf(" (pid %d)", pid)
+}
+
+func (s *Store) checkSchema(fresh bool) error {
+	var found []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketMeta); b != nil {
+			found = bytes.Clone(b.Get(keySchema))
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if found == nil {
+		if !fresh && !s.empty() {
+			return fmt.Errorf("%w: no schema version in a non-empty file", ErrSchema)
+		}
+		return s.db.Update(func(tx *bolt.Tx) error {
+			meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.CreateBucketIfNotExists(bucketCameras); err != nil {
+				return err
+			}
+			return meta.Put(keySchema, binary.BigEndian.AppendUint32(nil, SchemaVersion))
+		})
+	}
+	if len(found) != 4 {
+		return fmt.Errorf("%w: malformed schema version", ErrSchema)
+	}
+	if v := binary.BigEndian.Uint32(found); v != SchemaVersion {
+		return fmt.Errorf("%w: file has version %d, this camd reads version %d", ErrSchema, v, SchemaVersion)
+	}
+	return nil
+}
+
+// empty reports whether the file has no buckets at all.
+func (s *Store) empty() bool {
+	n := 0
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		return tx.ForEach(func([]byte, *bolt.Bucket) error { n++; return nil })
+	})
+	return n == 0
+}
+
+// Path returns the data file's path.
+func (s *Store) Path() string { return s.path }
+
+// Close closes the file and releases the lock. It is safe to call more than
+// once.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.db == nil {
+		return nil
+	}
+	err := s.db.Close()
+	s.db = nil
+	_ = os.Remove(s.pidPath)
+	if err != nil {
+		return fmt.Errorf("close %s: %w", s.path, err)
+	}
+	return nil
+}
+
+func (s *Store) view(fn func(*bolt.Bucket) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		return ErrClosed
+	}
+	return s.db.View(func(tx *bolt.Tx) error { return fn(tx.Bucket(bucketCameras)) })
+}
+
+func (s *Store) update(what string, fn func(*bolt.Bucket) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		return ErrClosed
+	}
+	wrote := false
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		if err := fn(tx.Bucket(bucketCameras)); err != nil {
+			return err
+		}
+		wrote = true
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("%s in %s: %w", what, s.path, err)
+	}
+	if wrote {
+		s.writes.Add(1)
+	}
+	return nil
+}
+
+// WriteCount returns how many write transactions committed since Open (the
+// schema write of a brand-new file not included).
+func (s *Store) WriteCount() uint64 { return s.writes.Load() }
+
+func decode(id string, v []byte) (Camera, error) {
+	var c Camera
+	if err := json.Unmarshal(v, &c); err != nil {
+		// json errors may quote the input, which holds the URL: say little.
+		return Camera{}, fmt.Errorf("camera %q: malformed record", id)
+	}
+	return c, nil
+}
+
+// Cameras returns every camera, sorted by name.
+func (s *Store) Cameras() ([]Camera, error) {
+	var cams []Camera
+	err := s.view(func(b *bolt.Bucket) error {
+		return b.ForEach(func(k, v []byte) error {
+			c, err := decode(string(k), v)
+			if err != nil {
+				return err
+			}
+			cams = append(cams, c)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list cameras: %w", err)
+	}
+	sort.Slice(cams, func(i, j int) bool { return cams[i].Name < cams[j].Name })
+	return cams, nil
+}
+
+// Camera returns one camera; ErrNotFound if there is none with that ID.
+func (s *Store) Camera(id string) (Camera, error) {
+	var c Camera
+	err := s.view(func(b *bolt.Bucket) error {
+		v := b.Get([]byte(id))
+		if v == nil {
+			return ErrNotFound
+		}
+		var err error
+		c, err = decode(id, v)
+		return err
+	})
+	if err != nil {
+		return Camera{}, fmt.Errorf("get camera %s: %w", id, err)
+	}
+	return c, nil
+}
+
+// PutCamera inserts or replaces a camera by ID, in one write transaction.
+func (s *Store) PutCamera(c Camera) error {
+	if c.ID == "" {
+		return errors.New("put camera: empty id")
+	}
+	if !c.Status.Valid() {
+		return fmt.Errorf("put camera %s: invalid status %q", c.ID, c.Status)
+	}
+	v, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("put camera %s: %w", c.ID, err)
+	}
+	return s.update("put camera "+c.ID, func(b *bolt.Bucket) error { return b.Put([]byte(c.ID), v) })
+}
+
+// DeleteCamera deletes a camera; ErrNotFound if there is none with that ID.
+func (s *Store) DeleteCamera(id string) error {
+	return s.update("delete camera "+id, func(b *bolt.Bucket) error {
+		if b.Get([]byte(id)) == nil {
+			return ErrNotFound
+		}
+		return b.Delete([]byte(id))
+	})
+}
+
+// SetStatuses applies every update in one write transaction. Updates for
+// cameras that no longer exist are skipped. An invalid status fails the
+// whole call and writes nothing.
+func (s *Store) SetStatuses(us []StatusUpdate) error {
+	for _, u := range us {
+		if !u.Status.Valid() {
+			return fmt.Errorf("set statuses: camera %s: invalid status %q", u.ID, u.Status)
+		}
+	}
+	if len(us) == 0 {
+		return nil
+	}
+	return s.update("set statuses", func(b *bolt.Bucket) error {
+		for _, u := range us {
+			v := b.Get([]byte(u.ID))
+			if v == nil {
+				continue
+			}
+			c, err := decode(u.ID, v)
+			if err != nil {
+				return err
+			}
+			c.Status, c.StatusUpdatedAt, c.LastError = u.Status, u.At, u.LastError
+			nv, err := json.Marshal(c)
+			if err != nil {
+				return err
+			}
+			if err := b.Put([]byte(u.ID), nv); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

@@ -1,0 +1,294 @@
+package store
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func openTemp(t *testing.T) (*Store, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "data", "camd.db")
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, path
+}
+
+func cam(id, name string) Camera {
+	return Camera{ID: id, Name: name, URL: "rtsp://user:secret@127.0.0.1/" + name, Status: StatusRunning, CreatedAt: time.Now()}
+}
+
+func TestRoundTrip(t *testing.T) {
+	s, path := openTemp(t)
+	for i, n := range []string{"zeta", "alpha", "mid"} {
+		if err := s.PutCamera(cam(fmt.Sprint(i), n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cams, err := s.Cameras()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cams) != 3 || cams[0].Name != "alpha" || cams[2].Name != "zeta" {
+		t.Fatalf("cameras %+v", cams)
+	}
+	c, err := s.Camera("1")
+	if err != nil || c.Name != "alpha" || c.URL != "rtsp://user:secret@127.0.0.1/alpha" {
+		t.Fatalf("get: %+v %v", c, err)
+	}
+	if _, err := s.Camera("nope"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing: %v", err)
+	}
+	if err := s.DeleteCamera("2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteCamera("2"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("second delete: %v", err)
+	}
+	s.Close()
+	if err := s.Close(); err != nil {
+		t.Fatalf("second close: %v", err)
+	}
+	if _, err := s.Cameras(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("after close: %v", err)
+	}
+	s2, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if cams, _ := s2.Cameras(); len(cams) != 2 {
+		t.Fatalf("after reopen: %d cameras", len(cams))
+	}
+	fi, _ := os.Stat(path)
+	di, _ := os.Stat(filepath.Dir(path))
+	if fi.Mode().Perm() != 0o600 || di.Mode().Perm() != 0o700 {
+		t.Errorf("modes: file %v dir %v, want 0600 and 0700", fi.Mode().Perm(), di.Mode().Perm())
+	}
+}
+
+func TestLooseFileModeIsTightened(t *testing.T) {
+	s, path := openTemp(t)
+	s.Close()
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2.Close()
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v", fi.Mode().Perm())
+	}
+}
+
+func TestSetStatusesIsOneTransaction(t *testing.T) {
+	s, _ := openTemp(t)
+	var us []StatusUpdate
+	for i := 0; i < 256; i++ {
+		id := strconv.Itoa(i)
+		if err := s.PutCamera(cam(id, "c"+id)); err != nil {
+			t.Fatal(err)
+		}
+		us = append(us, StatusUpdate{ID: id, Status: StatusCrashed, At: time.Unix(1700000000, 0), LastError: "refused"})
+	}
+	us = append(us, StatusUpdate{ID: "gone", Status: StatusCrashed})
+	before := s.WriteCount()
+	if err := s.SetStatuses(us); err != nil {
+		t.Fatal(err)
+	}
+	if d := s.WriteCount() - before; d != 1 {
+		t.Fatalf("write transactions %d, want 1", d)
+	}
+	c, _ := s.Camera("17")
+	if c.Status != StatusCrashed || c.LastError != "refused" || !c.StatusUpdatedAt.Equal(time.Unix(1700000000, 0)) {
+		t.Fatalf("record %+v", c)
+	}
+	before = s.WriteCount()
+	if err := s.SetStatuses([]StatusUpdate{{ID: "1", Status: StatusStopped}, {ID: "2", Status: "paused"}}); err == nil {
+		t.Fatal("invalid status accepted")
+	}
+	if s.WriteCount() != before {
+		t.Fatal("invalid batch wrote")
+	}
+	if c, _ := s.Camera("1"); c.Status != StatusCrashed {
+		t.Fatalf("invalid batch changed a record: %s", c.Status)
+	}
+}
+
+func TestReadsDoNotWrite(t *testing.T) {
+	s, _ := openTemp(t)
+	_ = s.PutCamera(cam("1", "a"))
+	before := s.WriteCount()
+	for i := 0; i < 100; i++ {
+		_, _ = s.Cameras()
+		_, _ = s.Camera("1")
+	}
+	if s.WriteCount() != before {
+		t.Fatal("reads wrote")
+	}
+}
+
+func TestOtherSchemaIsRejectedUntouched(t *testing.T) {
+	s, path := openTemp(t)
+	s.Close()
+	// Rewrite the version with bbolt's own API through a raw Open.
+	s2, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.db.Update(func(tx *boltTx) error {
+		return tx.Bucket(bucketMeta).Put(keySchema, []byte{0, 0, 0, 9})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s2.Close()
+	before, _ := os.ReadFile(path)
+	_, err = Open(path, Options{})
+	if !errors.Is(err, ErrSchema) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "version 9") {
+		t.Fatalf("got %v", err)
+	}
+	after, _ := os.ReadFile(path)
+	if !bytes.Equal(before, after) {
+		t.Fatal("file changed")
+	}
+}
+
+func TestCorruptFileIsRejectedUntouched(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "camd.db")
+	junk := bytes.Repeat([]byte("not a database, rtsp://u:secret@x "), 500)
+	if err := os.WriteFile(path, junk, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(path, Options{})
+	if err == nil || !strings.Contains(err.Error(), path) || strings.Contains(err.Error(), "secret") {
+		t.Fatalf("got %v", err)
+	}
+	if strings.Count(err.Error(), "\n") != 0 {
+		t.Errorf("error is not one line: %q", err)
+	}
+	after, _ := os.ReadFile(path)
+	if !bytes.Equal(junk, after) {
+		t.Fatal("file changed")
+	}
+}
+
+func TestSecondOpenInProcessIsLocked(t *testing.T) {
+	_, path := openTemp(t)
+	start := time.Now()
+	_, err := Open(path, Options{LockTimeout: 200 * time.Millisecond})
+	took := time.Since(start)
+	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), path) {
+		t.Fatalf("got %v", err)
+	}
+	if took > 5*time.Second {
+		t.Errorf("took %s for a 200ms lock timeout", took)
+	}
+}
+
+// TestHelperProcess holds a store open until its stdin closes.
+func TestHelperProcess(t *testing.T) {
+	path := os.Getenv("CAMD_STORE_HOLD")
+	if path == "" {
+		t.Skip("helper process")
+	}
+	s, err := Open(path, Options{})
+	if err != nil {
+		fmt.Println("ERR", err)
+		os.Exit(1)
+	}
+	fmt.Println("HOLDING")
+	_, _ = bufio.NewReader(os.Stdin).ReadString('\n')
+	s.Close()
+	os.Exit(0)
+}
+
+func TestSecondOpenFromAnotherProcessIsLocked(t *testing.T) {
+	s, path := openTemp(t)
+	s.Close()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
+	cmd.Env = append(os.Environ(), "CAMD_STORE_HOLD="+path)
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { stdin.Close(); _ = cmd.Wait() }()
+	line, _ := bufio.NewReader(stdout).ReadString('\n')
+	if !strings.HasPrefix(line, "HOLDING") {
+		t.Fatalf("helper said %q", line)
+	}
+	start := time.Now()
+	_, err := Open(path, Options{LockTimeout: 300 * time.Millisecond})
+	took := time.Since(start)
+	if !errors.Is(err, ErrLocked) {
+		t.Fatalf("got %v", err)
+	}
+	want := fmt.Sprintf("pid %d", cmd.Process.Pid)
+	if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not name the file and %s", err, want)
+	}
+	if took > 5*time.Second {
+		t.Errorf("took %s", took)
+	}
+	stdin.Close()
+	_ = cmd.Wait()
+	s2, err := Open(path, Options{})
+	if err != nil {
+		t.Fatalf("after the holder exited: %v", err)
+	}
+	s2.Close()
+}
+
+func TestOpenCloseLeaksNoFDs(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "camd.db")
+	count := func() int { e, _ := os.ReadDir("/proc/self/fd"); return len(e) }
+	if _, err := os.Stat("/proc/self/fd"); err != nil {
+		t.Skip("no /proc")
+	}
+	before := count()
+	for i := 0; i < 100; i++ {
+		s, err := Open(path, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = s.PutCamera(cam("1", "a"))
+		s.Close()
+	}
+	if after := count(); after > before {
+		t.Errorf("FDs %d → %d", before, after)
+	}
+}
+
+func BenchmarkSetStatuses(b *testing.B) {
+	s, err := Open(filepath.Join(b.TempDir(), "camd.db"), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	var us []StatusUpdate
+	for i := 0; i < 64; i++ {
+		id := strconv.Itoa(i)
+		_ = s.PutCamera(cam(id, id))
+		us = append(us, StatusUpdate{ID: id, Status: StatusRunning, At: time.Now()})
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		us[0].Status = []Status{StatusRunning, StatusCrashed}[i%2]
+		if err := s.SetStatuses(us); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
