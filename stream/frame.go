@@ -1,6 +1,8 @@
 package stream
 
 import (
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/bluenviron/gortsplib/v5/pkg/description"
@@ -100,3 +102,20 @@ type Options struct {
 	// holds no password. Meter.DecodeError fits here.
 	OnDecodeError func(error)
 }
+
+// PanicError is returned by Read when a panic on one of its goroutines (in
+// decoding or in a callback) was recovered. The supervisor counts it as a
+// crash of the reader.
+type PanicError struct {
+	Value any
+	Stack []byte
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("reader panicked: %v", e.Value) }
+
+// ErrReaderPanic matches (errors.Is) every *PanicError, also after
+// RedactError, which hides the concrete type.
+var ErrReaderPanic = errors.New("reader panicked")
+
+// Is reports whether target is ErrReaderPanic.
+func (e *PanicError) Is(target error) bool { return target == ErrReaderPanic }

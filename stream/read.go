@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/bluenviron/gortsplib/v5"
@@ -36,15 +38,26 @@ var ErrNoVideo = errors.New("no video track")
 // Read sets up only the video track (preferring H.264, then H.265, then
 // MJPEG); audio is not requested, so it can never count as frames.
 // Callbacks run on gortsplib's goroutines, one at a time for OnInfo and
-// OnFrame, and must not block. Read does not recover panics raised by the
-// callbacks.
+// OnFrame, and must not block. A panic on those goroutines (in camd's
+// decoding or in a callback) would otherwise end the whole process: Read
+// recovers it, closes the connection and returns a *PanicError.
 func Read(ctx context.Context, o Options) (err error) {
+	var panicked atomic.Pointer[PanicError]
 	// Every error leaves through here, so none can carry the password.
-	defer func() { err = RedactError(err, o.URL) }()
+	defer func() {
+		if p := panicked.Load(); p != nil {
+			err = p
+		}
+		err = RedactError(err, o.URL)
+	}()
 
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}
+	// abort closes the connection after a recovered panic.
+	outer := ctx
+	ctx, abort := context.WithCancel(ctx)
+	defer abort()
 
 	u, err := base.ParseURL(o.URL)
 	if err != nil {
@@ -112,7 +125,7 @@ func Read(ctx context.Context, o Options) (err error) {
 	// step wraps a client error; a failure caused by our own Close on ctx
 	// cancellation is reported as the cancellation.
 	step := func(name string, err error) error {
-		if ctxErr := ctx.Err(); ctxErr != nil {
+		if ctxErr := outer.Err(); ctxErr != nil {
 			return fmt.Errorf("%s: %w", name, ctxErr)
 		}
 		return fmt.Errorf("%s: %w", name, err)
@@ -138,6 +151,15 @@ func Read(ctx context.Context, o Options) (err error) {
 	}
 
 	c.OnPacketRTP(medi, forma, func(pkt *rtp.Packet) {
+		if panicked.Load() != nil {
+			return
+		}
+		defer func() {
+			if r := recover(); r != nil {
+				panicked.CompareAndSwap(nil, &PanicError{Value: r, Stack: debug.Stack()})
+				abort()
+			}
+		}()
 		pts, _ := c.PacketPTS(medi, pkt)
 		in.handle(pkt, pts, time.Now())
 	})
@@ -210,7 +232,7 @@ func describeTracks(desc *description.Session) string {
 	for _, m := range desc.Medias {
 		codecs := make([]string, 0, len(m.Formats))
 		for _, f := range m.Formats {
-			codecs = append(codecs, f.Codec())
+			codecs = append(codecs, codecName(f))
 		}
 		p := string(m.Type)
 		if len(codecs) > 0 {
@@ -222,4 +244,13 @@ func describeTracks(desc *description.Session) string {
 		return "nothing"
 	}
 	return strings.Join(parts, ", ")
+}
+
+// codecName names a format for messages: the encoding name of its rtpmap
+// ("H264", "PCMU", "MPEG4-GENERIC"), which is what a camera's SDP shows.
+func codecName(f format.Format) string {
+	if name, _, _ := strings.Cut(f.RTPMap(), "/"); name != "" {
+		return name
+	}
+	return fmt.Sprintf("payload type %d", f.PayloadType())
 }
