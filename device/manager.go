@@ -2,7 +2,14 @@ package device
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
 	"log/slog"
+	"sort"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/camd/camd/store"
@@ -22,7 +29,7 @@ type Tap interface {
 	Frame(stream.Frame)
 	// Disconnected is called when a connection ends.
 	Disconnected()
-	// Close is called once when the camera is removed.
+	// Close is called once when the camera is removed or the Manager closes.
 	Close()
 }
 
@@ -35,7 +42,7 @@ type Config struct {
 	Settings Settings
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
-	// Read defaults to stream.Read.
+	// Read defaults to stream.Read. Tests replace it to inject faults.
 	Read ReadFunc
 	// NewTap, if set, is called once per camera to get its Tap.
 	NewTap func(name string) Tap
@@ -45,9 +52,461 @@ type Config struct {
 	// LoopInterval is the period of the supervision loop (the one whose last
 	// run is reported by LastLoop). It defaults to 1 second.
 	LoopInterval time.Duration
+	// OnStateChange, if set, is called on every change of a camera's live
+	// state, from that camera's supervisor goroutine; it must not block.
+	OnStateChange func(name string, from, to State)
+	// LoopHook, if set, is called on every run of the supervision loop.
+	// Tests use it to make the loop hang.
+	LoopHook func()
 }
 
-// NewManager, Start, Close, Add, Update, Remove, StartCamera, StopCamera,
-// RestartCamera, List, Get, Counts, Settings, SetSettings and LastLoop are
-// the Manager's API; see manager_impl.go.
-var _ = context.Background
+// Manager owns the set of camera supervisors.
+type Manager struct {
+	cfg      Config
+	log      *slog.Logger
+	st       *store.Store
+	read     ReadFunc
+	settings atomic.Pointer[Settings]
+	pers     *persister
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	bg     sync.WaitGroup // persister and loop
+
+	// opMu serialises operator actions, so that checks such as "is the name
+	// free" and the changes that follow them are one step.
+	opMu    sync.Mutex
+	mu      sync.RWMutex
+	cams    map[string]*supervisor // by name
+	started bool
+	closed  bool
+
+	counts   [len(stateNames)]atomic.Int64
+	lastLoop atomic.Int64
+	ready    atomic.Bool
+}
+
+var stateNames = [...]State{StateStopped, StateStarting, StateRunning, StateReconnecting, StateCrashed}
+
+// NewManager returns a Manager; call Start to load cameras from the store.
+func NewManager(cfg Config) (*Manager, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("device: a store is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Read == nil {
+		cfg.Read = stream.Read
+	}
+	if cfg.StopTimeout <= 0 {
+		cfg.StopTimeout = 5 * time.Second
+	}
+	if cfg.LoopInterval <= 0 {
+		cfg.LoopInterval = time.Second
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &Manager{
+		cfg:    cfg,
+		log:    cfg.Logger,
+		st:     cfg.Store,
+		read:   cfg.Read,
+		pers:   newPersister(cfg.Store, cfg.Logger),
+		ctx:    ctx,
+		cancel: cancel,
+		cams:   map[string]*supervisor{},
+	}
+	set := cfg.Settings.withDefaults()
+	m.settings.Store(&set)
+	return m, nil
+}
+
+// Start loads every camera from the store and starts those whose persisted
+// status is running or crashed (start-up recovery). It returns once every
+// supervisor has been started, not once cameras are RUNNING.
+func (m *Manager) Start(ctx context.Context) error {
+	m.opMu.Lock()
+	defer m.opMu.Unlock()
+	m.mu.Lock()
+	if m.closed || m.started {
+		m.mu.Unlock()
+		return ErrClosed
+	}
+	m.started = true
+	m.mu.Unlock()
+
+	recs, err := m.st.Cameras()
+	if err != nil {
+		return fmt.Errorf("load cameras: %w", err)
+	}
+	m.bg.Add(2)
+	go func() { defer m.bg.Done(); m.pers.run(m.ctx) }()
+	go func() { defer m.bg.Done(); m.loop() }()
+
+	resumed := 0
+	for _, rec := range recs {
+		start := rec.Status == store.StatusRunning || rec.Status == store.StatusCrashed
+		if start {
+			resumed++
+		}
+		m.spawn(rec, start)
+	}
+	m.lastLoop.Store(time.Now().UnixNano())
+	m.ready.Store(true)
+	m.log.Info("cameras loaded", "total", len(recs), "resumed", resumed)
+	return nil
+}
+
+// spawn creates and starts a camera's supervisor. Callers hold opMu.
+func (m *Manager) spawn(rec store.Camera, start bool) *supervisor {
+	s := newSupervisor(m, rec)
+	m.counts[StateStopped].Add(1)
+	m.mu.Lock()
+	m.cams[rec.Name] = s
+	m.mu.Unlock()
+	ctx, cancel := context.WithCancel(m.ctx)
+	s.cancelRun = cancel
+	go s.run(ctx, start)
+	return s
+}
+
+// stateChanged keeps the per-state counts; supervisors call it.
+func (m *Manager) stateChanged(s *supervisor, from, to State) {
+	m.counts[from].Add(-1)
+	m.counts[to].Add(1)
+	if m.cfg.OnStateChange != nil {
+		m.cfg.OnStateChange(s.rec.Name, from, to)
+	}
+}
+
+// loop is the supervision loop: it proves the Manager is alive (LastLoop,
+// which the systemd watchdog and /healthz follow).
+func (m *Manager) loop() {
+	t := time.NewTicker(m.cfg.LoopInterval)
+	defer t.Stop()
+	lastSummary := time.Now()
+	decodeErrs := map[string]uint64{}
+	for {
+		select {
+		case <-m.ctx.Done():
+			return
+		case now := <-t.C:
+			if m.cfg.LoopHook != nil {
+				m.cfg.LoopHook()
+			}
+			m.lastLoop.Store(time.Now().UnixNano())
+			if now.Sub(lastSummary) >= summaryInterval {
+				lastSummary = now
+				m.summariseDecodeErrors(decodeErrs)
+			}
+		}
+	}
+}
+
+// summaryInterval is how often per-packet noise (decode errors from a
+// hostile or broken camera) is summarised in the log, instead of a line per
+// packet.
+const summaryInterval = time.Minute
+
+func (m *Manager) summariseDecodeErrors(last map[string]uint64) {
+	m.mu.RLock()
+	sups := make([]*supervisor, 0, len(m.cams))
+	for _, s := range m.cams {
+		sups = append(sups, s)
+	}
+	m.mu.RUnlock()
+	seen := make(map[string]bool, len(sups))
+	for _, s := range sups {
+		n := s.meter.Snapshot(time.Now()).DecodeErrors
+		seen[s.rec.Name] = true
+		if d := n - last[s.rec.Name]; d > 0 && n >= last[s.rec.Name] {
+			s.log.Warn("camera sent undecodable video", "packets_dropped", d, "in_last", summaryInterval)
+		}
+		last[s.rec.Name] = n
+	}
+	for name := range last {
+		if !seen[name] {
+			delete(last, name)
+		}
+	}
+}
+
+// Close stops every camera concurrently (bounded by Config.StopTimeout),
+// writes pending status changes and returns once all goroutines have ended.
+// Persisted statuses are kept, so running cameras come back on the next
+// start. It does not close the store.
+func (m *Manager) Close() error {
+	m.opMu.Lock()
+	defer m.opMu.Unlock()
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.closed = true
+	sups := make([]*supervisor, 0, len(m.cams))
+	for _, s := range m.cams {
+		sups = append(sups, s)
+	}
+	m.mu.Unlock()
+
+	m.cancel()
+	deadline := time.NewTimer(m.cfg.StopTimeout)
+	defer deadline.Stop()
+	var stuck []string
+	for _, s := range sups {
+		select {
+		case <-s.done:
+		case <-deadline.C:
+			// Keep the timer fired for the rest of the loop.
+			deadline.Reset(0)
+			stuck = append(stuck, s.rec.Name)
+		}
+	}
+	for _, s := range sups {
+		if s.tap != nil {
+			s.tap.Close()
+		}
+	}
+	m.bg.Wait()
+	if len(stuck) > 0 {
+		return fmt.Errorf("device: %d cameras did not stop within %s: %v", len(stuck), m.cfg.StopTimeout, stuck)
+	}
+	return nil
+}
+
+// newID returns a random camera ID.
+func newID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func (m *Manager) lookup(name string) (*supervisor, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.closed || !m.started {
+		return nil, ErrClosed
+	}
+	s, ok := m.cams[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrNotFound, name)
+	}
+	return s, nil
+}
+
+// Add validates spec, stores the camera and, if start is true, starts it.
+func (m *Manager) Add(ctx context.Context, spec Spec, start bool) (View, error) {
+	spec, err := spec.Validate()
+	if err != nil {
+		return View{}, err
+	}
+	m.opMu.Lock()
+	defer m.opMu.Unlock()
+	if _, err := m.lookup(spec.Name); err == nil {
+		return View{}, fmt.Errorf("%w: %q", ErrExists, spec.Name)
+	} else if !errors.Is(err, ErrNotFound) {
+		return View{}, err
+	}
+	now := time.Now()
+	rec := store.Camera{
+		ID:              newID(),
+		Name:            spec.Name,
+		URL:             spec.URL,
+		Transport:       spec.Transport,
+		Status:          store.StatusStopped,
+		StatusUpdatedAt: now,
+		CreatedAt:       now,
+	}
+	if start {
+		rec.Status = store.StatusRunning
+	}
+	if err := m.st.PutCamera(rec); err != nil {
+		return View{}, fmt.Errorf("add camera %q: %w", spec.Name, err)
+	}
+	s := m.spawn(rec, start)
+	m.log.Info("camera added", "camera", rec.Name, "url", stream.RedactURL(rec.URL), "started", start)
+	return s.view(time.Now()), nil
+}
+
+// Update changes a camera's name, URL or transport. The camera keeps its ID
+// and persisted status; if it was running it reconnects with the new
+// settings. Its counters start again from zero.
+func (m *Manager) Update(ctx context.Context, name string, spec Spec) (View, error) {
+	spec, err := spec.Validate()
+	if err != nil {
+		return View{}, err
+	}
+	m.opMu.Lock()
+	defer m.opMu.Unlock()
+	old, err := m.lookup(name)
+	if err != nil {
+		return View{}, err
+	}
+	if spec.Name != name {
+		if _, err := m.lookup(spec.Name); err == nil {
+			return View{}, fmt.Errorf("%w: %q", ErrExists, spec.Name)
+		}
+	}
+	rec, err := m.st.Camera(old.rec.ID)
+	if err != nil {
+		return View{}, fmt.Errorf("update camera %q: %w", name, err)
+	}
+	if err := m.stopSupervisor(ctx, old); err != nil {
+		return View{}, err
+	}
+	// The stopped supervisor may have had a status change in flight.
+	if err := m.pers.flush(ctx); err != nil {
+		return View{}, fmt.Errorf("update camera %q: %w", name, err)
+	}
+	if cur, err := m.st.Camera(old.rec.ID); err == nil {
+		rec = cur
+	}
+	rec.Name, rec.URL, rec.Transport = spec.Name, spec.URL, spec.Transport
+	if err := m.st.PutCamera(rec); err != nil {
+		// Bring the old camera back as it was.
+		m.spawn(old.rec, rec.Status != store.StatusStopped)
+		return View{}, fmt.Errorf("update camera %q: %w", name, err)
+	}
+	s := m.spawn(rec, rec.Status != store.StatusStopped)
+	m.log.Info("camera updated", "camera", rec.Name, "url", stream.RedactURL(rec.URL))
+	return s.view(time.Now()), nil
+}
+
+// stopSupervisor ends a supervisor's goroutine without touching its
+// persisted status, and removes it from the registry. Callers hold opMu.
+func (m *Manager) stopSupervisor(ctx context.Context, s *supervisor) error {
+	m.mu.Lock()
+	delete(m.cams, s.rec.Name)
+	m.mu.Unlock()
+	s.cancelRun()
+	select {
+	case <-s.done:
+	case <-ctx.Done():
+		return fmt.Errorf("stop camera %q: %w", s.rec.Name, ctx.Err())
+	}
+	m.counts[s.state()].Add(-1)
+	if s.tap != nil {
+		s.tap.Close()
+	}
+	return nil
+}
+
+// Remove stops a camera and deletes it from the store.
+func (m *Manager) Remove(ctx context.Context, name string) error {
+	m.opMu.Lock()
+	defer m.opMu.Unlock()
+	s, err := m.lookup(name)
+	if err != nil {
+		return err
+	}
+	if err := m.stopSupervisor(ctx, s); err != nil {
+		return err
+	}
+	m.pers.forget(s.rec.ID)
+	if err := m.st.DeleteCamera(s.rec.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("remove camera %q: %w", name, err)
+	}
+	m.log.Info("camera removed", "camera", name)
+	return nil
+}
+
+// StartCamera starts a camera; its persisted status becomes running before
+// this returns.
+func (m *Manager) StartCamera(ctx context.Context, name string) (View, error) {
+	return m.command(ctx, name, cmdStart)
+}
+
+// StopCamera stops a camera; its persisted status is stopped before this
+// returns, so it stays stopped across restarts.
+func (m *Manager) StopCamera(ctx context.Context, name string) (View, error) {
+	return m.command(ctx, name, cmdStop)
+}
+
+// RestartCamera closes a camera's connection and starts it afresh.
+func (m *Manager) RestartCamera(ctx context.Context, name string) (View, error) {
+	return m.command(ctx, name, cmdRestart)
+}
+
+func (m *Manager) command(ctx context.Context, name string, k cmdKind) (View, error) {
+	m.opMu.Lock()
+	defer m.opMu.Unlock()
+	s, err := m.lookup(name)
+	if err != nil {
+		return View{}, err
+	}
+	if err := s.send(k); err != nil {
+		return View{}, err
+	}
+	// An operator's word must be on disk when we say it is done.
+	if err := m.pers.flush(ctx); err != nil {
+		return s.view(time.Now()), fmt.Errorf("camera %q: status not yet persisted: %w", name, err)
+	}
+	return s.view(time.Now()), nil
+}
+
+// List returns every camera's view, sorted by name.
+func (m *Manager) List() []View {
+	m.mu.RLock()
+	sups := make([]*supervisor, 0, len(m.cams))
+	for _, s := range m.cams {
+		sups = append(sups, s)
+	}
+	m.mu.RUnlock()
+	now := time.Now()
+	vs := make([]View, len(sups))
+	for i, s := range sups {
+		vs[i] = s.view(now)
+	}
+	sort.Slice(vs, func(i, j int) bool { return vs[i].Name < vs[j].Name })
+	return vs
+}
+
+// Get returns one camera's view.
+func (m *Manager) Get(name string) (View, error) {
+	m.mu.RLock()
+	s, ok := m.cams[name]
+	m.mu.RUnlock()
+	if !ok {
+		return View{}, fmt.Errorf("%w: %q", ErrNotFound, name)
+	}
+	return s.view(time.Now()), nil
+}
+
+// Counts returns how many cameras are in each state; every state is present.
+func (m *Manager) Counts() map[State]int {
+	c := make(map[State]int, len(stateNames))
+	for _, st := range stateNames {
+		c[st] = int(m.counts[st].Load())
+	}
+	return c
+}
+
+// Settings returns the supervision settings in force, defaults filled in.
+func (m *Manager) Settings() Settings { return *m.settings.Load() }
+
+// SetSettings changes the supervision settings of every camera without
+// dropping any connection (SIGHUP). Zero fields take their defaults.
+func (m *Manager) SetSettings(s Settings) {
+	s = s.withDefaults()
+	m.settings.Store(&s)
+	m.mu.RLock()
+	sups := make([]*supervisor, 0, len(m.cams))
+	for _, sp := range m.cams {
+		sups = append(sups, sp)
+	}
+	m.mu.RUnlock()
+	for _, sp := range sups {
+		_ = sp.send(cmdSettings)
+	}
+	m.log.Info("supervision settings changed", "stall_timeout", s.StallTimeout, "flap_debounce", s.FlapDebounce,
+		"crashed_after", s.CrashedAfter, "force_restart_after", s.ForceRestartAfter,
+		"backoff_min", s.BackoffMin, "backoff_max", s.BackoffMax)
+}
+
+// LastLoop returns when the supervision loop last ran; liveness checks and
+// the systemd watchdog follow it.
+func (m *Manager) LastLoop() time.Time { return time.Unix(0, m.lastLoop.Load()) }
+
+// Ready reports whether start-up recovery has finished.
+func (m *Manager) Ready() bool { return m.ready.Load() }

@@ -1,0 +1,238 @@
+package device
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/camd/camd/store"
+	"github.com/camd/camd/stream/sim"
+)
+
+// fastSettings are short thresholds so that tests run in seconds.
+func fastSettings() Settings {
+	return Settings{
+		StallTimeout:      2 * time.Second,
+		FlapDebounce:      4 * time.Second,
+		CrashedAfter:      4 * time.Second,
+		ForceRestartAfter: 8 * time.Second,
+		BackoffMin:        100 * time.Millisecond,
+		BackoffMax:        time.Second,
+		ReadTimeout:       5 * time.Second,
+	}
+}
+
+// syncBuffer is a log sink that tests can read while cameras write to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// transitions records every state change, per camera.
+type transitions struct {
+	mu  sync.Mutex
+	seq map[string][]State
+}
+
+func (tr *transitions) record(name string, _, to State) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	if tr.seq == nil {
+		tr.seq = map[string][]State{}
+	}
+	tr.seq[name] = append(tr.seq[name], to)
+}
+
+func (tr *transitions) of(name string) []State {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return append([]State(nil), tr.seq[name]...)
+}
+
+// seen reports whether want occurs in order (not necessarily adjacent).
+func (tr *transitions) seen(name string, want ...State) bool {
+	i := 0
+	for _, st := range tr.of(name) {
+		if i < len(want) && st == want[i] {
+			i++
+		}
+	}
+	return i == len(want)
+}
+
+type harness struct {
+	t     *testing.T
+	dir   string
+	st    *store.Store
+	m     *Manager
+	logs  *syncBuffer
+	trans *transitions
+	cfg   Config
+}
+
+// newHarness opens a store in a temporary dir and starts a Manager on it.
+func newHarness(t *testing.T, set Settings, mod ...func(*Config)) *harness {
+	t.Helper()
+	h := &harness{t: t, dir: t.TempDir(), logs: &syncBuffer{}, trans: &transitions{}}
+	h.cfg = Config{
+		Settings:      set,
+		Logger:        slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		OnStateChange: h.trans.record,
+		LoopInterval:  100 * time.Millisecond,
+	}
+	for _, f := range mod {
+		f(&h.cfg)
+	}
+	h.open()
+	t.Cleanup(h.close)
+	return h
+}
+
+func (h *harness) open() {
+	h.t.Helper()
+	st, err := store.Open(filepath.Join(h.dir, "camd.db"), store.Options{})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.st = st
+	cfg := h.cfg
+	cfg.Store = st
+	m, err := NewManager(cfg)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if err := m.Start(context.Background()); err != nil {
+		h.t.Fatal(err)
+	}
+	h.m = m
+}
+
+// close stops the Manager and closes the store (a daemon shutdown).
+func (h *harness) close() {
+	if h.m != nil {
+		if err := h.m.Close(); err != nil {
+			h.t.Errorf("manager close: %v", err)
+		}
+		h.m = nil
+	}
+	if h.st != nil {
+		if err := h.st.Close(); err != nil {
+			h.t.Errorf("store close: %v", err)
+		}
+		h.st = nil
+	}
+}
+
+func (h *harness) restart() {
+	h.t.Helper()
+	h.close()
+	h.open()
+}
+
+func (h *harness) add(name, url string, start bool) View {
+	h.t.Helper()
+	v, err := h.m.Add(context.Background(), Spec{Name: name, URL: url}, start)
+	if err != nil {
+		h.t.Fatalf("add %s: %v", name, err)
+	}
+	return v
+}
+
+func (h *harness) get(name string) View {
+	h.t.Helper()
+	v, err := h.m.Get(name)
+	if err != nil {
+		h.t.Fatalf("get %s: %v", name, err)
+	}
+	return v
+}
+
+// waitState polls until the camera is in state want, or fails after d.
+func (h *harness) waitState(name string, want State, d time.Duration) View {
+	h.t.Helper()
+	var v View
+	ok := poll(d, func() bool { v = h.get(name); return v.State == want })
+	if !ok {
+		h.t.Fatalf("camera %s: state %s after %s, want %s (transitions %v, last error %q)", name, v.State, d, want, h.trans.of(name), v.LastError)
+	}
+	return v
+}
+
+func (h *harness) waitAll(want State, d time.Duration) {
+	h.t.Helper()
+	var bad []string
+	ok := poll(d, func() bool {
+		bad = bad[:0]
+		for _, v := range h.m.List() {
+			if v.State != want {
+				bad = append(bad, fmt.Sprintf("%s=%s", v.Name, v.State))
+			}
+		}
+		return len(bad) == 0
+	})
+	if !ok {
+		if len(bad) > 10 {
+			bad = append(bad[:10], fmt.Sprintf("… %d more", len(bad)-10))
+		}
+		h.t.Fatalf("not all cameras %s after %s: %v", want, d, bad)
+	}
+}
+
+func (h *harness) record(name string) store.Camera {
+	h.t.Helper()
+	v := h.get(name)
+	rec, err := h.st.Camera(v.ID)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return rec
+}
+
+// poll calls cond every 20 ms until it is true or d has passed.
+func poll(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func newSim(t *testing.T, cams int) *sim.Server {
+	t.Helper()
+	s, err := sim.New(sim.Config{Cameras: cams})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// goroutinesSettle waits until the goroutine count is at most want.
+func goroutinesSettle(want int, d time.Duration) (int, bool) {
+	n := 0
+	ok := poll(d, func() bool { n = runtime.NumGoroutine(); return n <= want })
+	return n, ok
+}

@@ -1,0 +1,130 @@
+package device
+
+import (
+	"fmt"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/camd/camd/internal/procfd"
+	"github.com/camd/camd/stream/sim"
+)
+
+func TestManyCamerasStableWriteNothingAndRecoverTogether(t *testing.T) {
+	if testing.Short() {
+		t.Skip("256 cameras: not in -short")
+	}
+	const n = 256
+	sm := newSim(t, n)
+	set := fastSettings()
+	// Under the race detector on two loaded cores 256 streams are slow to
+	// decode; a generous stall timeout keeps "stable" stable.
+	set.StallTimeout = 15 * time.Second
+	set.FlapDebounce = 20 * time.Second
+	set.CrashedAfter = 20 * time.Second
+	set.ForceRestartAfter = 40 * time.Second
+	h := newHarness(t, set)
+	for i := 1; i <= n; i++ {
+		h.add(fmt.Sprintf("cam%d", i), sm.URL(i), true)
+	}
+	h.waitAll(StateRunning, 120*time.Second)
+
+	before := h.st.WriteCount()
+	const stable = 30 * time.Second
+	time.Sleep(stable)
+	if d := h.st.WriteCount() - before; d != 0 {
+		t.Errorf("%d cameras stable for %s: %d write transactions, want 0", n, stable, d)
+	}
+	for _, v := range h.m.List() {
+		if v.State != StateRunning {
+			t.Errorf("%s left RUNNING while stable: %s (%s)", v.Name, v.State, v.LastError)
+		}
+	}
+
+	// The switch blinks: every camera drops at once.
+	for i := 1; i <= n; i++ {
+		if err := sm.SetFault(i, sim.FaultDrop, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dropped := time.Now()
+	h.waitAll(StateRunning, 120*time.Second)
+	t.Logf("%d cameras RUNNING again %s after all dropped", n, time.Since(dropped).Round(time.Millisecond))
+	if d := h.st.WriteCount() - before; d != 0 {
+		t.Errorf("a short flap of all cameras wrote %d transactions, want 0", d)
+	}
+	for i := 1; i <= n; i++ {
+		if s := sm.ActiveSessions(i); s != 1 {
+			t.Errorf("cam%d: %d active sessions at the simulator, want exactly 1", i, s)
+		}
+	}
+}
+
+func TestConnectDropCyclesLeakNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("1,000 cycles: not in -short")
+	}
+	const cams, cycles = 10, 100 // 1,000 connect/drop cycles in all
+	set := fastSettings()
+	set.BackoffMin = 10 * time.Millisecond
+	set.BackoffMax = 50 * time.Millisecond
+	sm := newSim(t, cams)
+
+	// Measure the baseline with the simulator up and the store open.
+	h := newHarness(t, set)
+	runtime.GC()
+	fdBefore, err := procfd.Count()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gBefore := runtime.NumGoroutine()
+
+	for i := 1; i <= cams; i++ {
+		h.add(fmt.Sprintf("cam%d", i), sm.URL(i), true)
+	}
+	h.waitAll(StateRunning, 60*time.Second)
+	for c := 0; c < cycles; c++ {
+		for i := 1; i <= cams; i++ {
+			if err := sm.SetFault(i, sim.FaultDrop, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Each camera must reconnect and read a frame before the next drop.
+		want := uint64(c + 1)
+		if !poll(60*time.Second, func() bool {
+			for _, v := range h.m.List() {
+				if v.Reconnects < want || v.State != StateRunning {
+					return false
+				}
+			}
+			return true
+		}) {
+			t.Fatalf("cycle %d: cameras did not come back", c)
+		}
+	}
+	total := uint64(0)
+	for _, v := range h.m.List() {
+		total += v.Reconnects
+	}
+	t.Logf("%d connect/drop cycles", total)
+
+	for i := 1; i <= cams; i++ {
+		if err := h.m.Remove(t.Context(), fmt.Sprintf("cam%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var fdAfter procfd.Counts
+	ok := poll(20*time.Second, func() bool {
+		fdAfter, _ = procfd.Count()
+		return fdAfter.Sockets <= fdBefore.Sockets && fdAfter.Files <= fdBefore.Files &&
+			fdAfter.Pipes <= fdBefore.Pipes && fdAfter.Events <= fdBefore.Events
+	})
+	if !ok {
+		t.Errorf("FDs not back after %d cycles: before %v, after %v", total, fdBefore, fdAfter)
+	}
+	if g, ok := goroutinesSettle(gBefore, 20*time.Second); !ok {
+		buf := make([]byte, 1<<20)
+		t.Errorf("goroutines %d, want ≤ %d\n%s", g, gBefore, buf[:runtime.Stack(buf, true)])
+	}
+	t.Logf("FDs before %v, after %v; goroutines before %d", fdBefore, fdAfter, gBefore)
+}

@@ -1,0 +1,641 @@
+package device
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/camd/camd/store"
+	"github.com/camd/camd/stream"
+)
+
+// supervisor keeps one camera running. Its run goroutine is the only writer
+// of the camera's state; other goroutines send it commands or read a copy of
+// its status through view.
+type supervisor struct {
+	m     *Manager
+	rec   store.Camera // as loaded or added; fixed for the supervisor's life
+	log   *slog.Logger
+	meter *stream.Meter
+	tap   Tap
+
+	cancelRun   context.CancelFunc // ends run; set by the Manager before run starts
+	cmds        chan command
+	attemptDone chan attemptResult
+	firstFrame  chan uint64
+	done        chan struct{}
+
+	mu sync.Mutex // guards st; only run writes it
+	st status
+}
+
+// status is what the supervisor shows of itself.
+type status struct {
+	state       State
+	stateSince  time.Time
+	persisted   store.Status
+	persistedAt time.Time
+	lastError   string
+	lastErrorAt time.Time
+	reconnects  uint64
+	stalls      uint64
+	restarts    uint64
+	crashes     uint64
+	// Times of recent reconnects and stalls, for the last-hour counts.
+	reconnectTimes []time.Time
+	stallTimes     []time.Time
+}
+
+type cmdKind int
+
+const (
+	cmdStart cmdKind = iota
+	cmdStop
+	cmdRestart
+	cmdSettings
+)
+
+type command struct {
+	kind  cmdKind
+	reply chan struct{}
+}
+
+type attemptResult struct {
+	gen      uint64
+	err      error
+	panicked bool
+}
+
+// attempt is one connection attempt in flight.
+type attempt struct {
+	gen     uint64
+	cancel  context.CancelFunc
+	started time.Time
+}
+
+func newSupervisor(m *Manager, rec store.Camera) *supervisor {
+	s := &supervisor{
+		m:           m,
+		rec:         rec,
+		log:         m.log.With("camera", rec.Name),
+		meter:       stream.NewMeter(),
+		cmds:        make(chan command),
+		attemptDone: make(chan attemptResult, 1),
+		firstFrame:  make(chan uint64, 1),
+		done:        make(chan struct{}),
+	}
+	if m.cfg.NewTap != nil {
+		s.tap = m.cfg.NewTap(rec.Name)
+	}
+	now := time.Now()
+	s.st = status{
+		state:       StateStopped,
+		stateSince:  now,
+		persisted:   rec.Status,
+		persistedAt: rec.StatusUpdatedAt,
+		lastError:   rec.LastError,
+	}
+	return s
+}
+
+// send delivers a command and waits until it has been handled, or until the
+// supervisor has ended.
+func (s *supervisor) send(kind cmdKind) error {
+	c := command{kind: kind, reply: make(chan struct{})}
+	select {
+	case s.cmds <- c:
+	case <-s.done:
+		return ErrClosed
+	}
+	select {
+	case <-c.reply:
+		return nil
+	case <-s.done:
+		return ErrClosed
+	}
+}
+
+// runLoop holds the state machine's goroutine-local variables.
+type runLoop struct {
+	s        *supervisor
+	ctx      context.Context
+	want     bool
+	gen      uint64
+	att      *attempt
+	relaunch bool // launch again as soon as the current attempt ends
+	// failingSince is when the camera stopped being RUNNING while it should
+	// run; zero while healthy.
+	failingSince time.Time
+	forced       int // forced restarts during this failure
+	fails        int // consecutive failed attempts, for the backoff
+	crashRun     int // consecutive reader crashes
+	retry        *time.Timer
+	stall        *time.Timer
+	fail         *time.Timer
+}
+
+func stoppedTimer() *time.Timer {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}
+
+// run is the supervisor's goroutine. It returns when ctx is done, leaving
+// the persisted status as it is so that the camera comes back next start.
+func (s *supervisor) run(ctx context.Context, start bool) {
+	defer close(s.done)
+	l := &runLoop{s: s, ctx: ctx, retry: stoppedTimer(), stall: stoppedTimer(), fail: stoppedTimer()}
+	defer func() {
+		l.retry.Stop()
+		l.stall.Stop()
+		l.fail.Stop()
+		l.stopAttempt()
+	}()
+	if start {
+		l.start()
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case c := <-s.cmds:
+			l.handle(c.kind)
+			close(c.reply)
+		case r := <-s.attemptDone:
+			l.attemptEnded(r)
+		case gen := <-s.firstFrame:
+			if l.att != nil && gen == l.att.gen {
+				l.running()
+			}
+		case <-l.stall.C:
+			l.checkStall()
+		case <-l.retry.C:
+			if l.want && l.att == nil {
+				l.launch()
+			}
+		case <-l.fail.C:
+			l.checkFailing()
+		}
+	}
+}
+
+func (l *runLoop) settings() Settings { return l.s.m.Settings() }
+
+func (l *runLoop) handle(k cmdKind) {
+	s := l.s
+	switch k {
+	case cmdStart:
+		if l.want {
+			return
+		}
+		l.start()
+	case cmdStop:
+		if !l.want && l.att == nil {
+			s.persist(store.StatusStopped)
+			return
+		}
+		l.want = false
+		l.retry.Stop()
+		l.stall.Stop()
+		l.fail.Stop()
+		l.stopAttempt()
+		l.failingSince = time.Time{}
+		s.setState(StateStopped)
+		s.persist(store.StatusStopped)
+		s.log.Info("camera stopped by operator")
+	case cmdRestart:
+		if !l.want {
+			l.start()
+			return
+		}
+		s.update(func(st *status) { st.restarts++ })
+		s.log.Info("camera restarted by operator")
+		l.fails = 0
+		l.restartAttempt(StateStarting)
+	case cmdSettings:
+		// Re-arm deadlines with the new thresholds.
+		if l.att != nil {
+			l.armStall()
+		}
+		l.armFail()
+	}
+}
+
+// start begins running a camera that was not.
+func (l *runLoop) start() {
+	s := l.s
+	l.want = true
+	l.fails, l.crashRun, l.forced = 0, 0, 0
+	l.failingSince = time.Now()
+	if s.persistedStatus() == store.StatusStopped {
+		s.persist(store.StatusRunning)
+	}
+	s.setState(StateStarting)
+	l.armFail()
+	l.launch()
+}
+
+// launch starts one connection attempt.
+func (l *runLoop) launch() {
+	s := l.s
+	l.retry.Stop()
+	// A first-frame signal left from an earlier attempt must not count.
+	select {
+	case <-s.firstFrame:
+	default:
+	}
+	l.gen++
+	actx, cancel := context.WithCancel(l.ctx)
+	a := &attempt{gen: l.gen, cancel: cancel, started: time.Now()}
+	l.att = a
+	set := l.settings()
+	tr, _ := stream.ParseTransport(s.rec.Transport)
+	var gotFirst atomic.Bool
+	opts := stream.Options{
+		URL:           s.rec.URL,
+		Transport:     tr,
+		ReadTimeout:   set.ReadTimeout,
+		OnDecodeError: s.meter.DecodeError,
+		OnInfo: func(i stream.Info) {
+			s.meter.SetInfo(i)
+			if s.tap != nil {
+				s.tap.Info(i)
+			}
+		},
+		// OnFrame runs on the RTSP client's goroutine; stream.Read
+		// recovers a panic there and returns it as ErrReaderPanic.
+		OnFrame: func(f stream.Frame) {
+			s.meter.Observe(f)
+			if s.tap != nil {
+				s.tap.Frame(f)
+			}
+			if !gotFirst.Load() {
+				gotFirst.Store(true)
+				select {
+				case s.firstFrame <- a.gen:
+				default:
+				}
+			}
+		},
+	}
+	read := s.m.read
+	go func() {
+		res := attemptResult{gen: a.gen}
+		defer func() {
+			if r := recover(); r != nil {
+				res.err = fmt.Errorf("reader panicked: %v", r)
+				res.panicked = true
+			}
+			if s.tap != nil {
+				s.tap.Disconnected()
+			}
+			s.attemptDone <- res
+		}()
+		res.err = read(actx, opts)
+		res.panicked = errors.Is(res.err, stream.ErrReaderPanic)
+	}()
+	l.armStall()
+}
+
+// stopAttempt cancels the attempt in flight and waits for it to end.
+func (l *runLoop) stopAttempt() {
+	if l.att == nil {
+		return
+	}
+	l.att.cancel()
+	t := time.NewTimer(l.settings().ReadTimeout + 5*time.Second)
+	defer t.Stop()
+	for waiting := true; waiting; {
+		select {
+		case r := <-l.s.attemptDone:
+			waiting = r.gen != l.att.gen
+		case <-t.C:
+			l.s.log.Error("reader did not stop after cancel; abandoning it")
+			waiting = false
+		}
+	}
+	l.att = nil
+	l.relaunch = false
+}
+
+// restartAttempt abandons the attempt in flight (if any) and starts a fresh
+// one as soon as it has ended, showing state st meanwhile.
+func (l *runLoop) restartAttempt(st State) {
+	s := l.s
+	// A crashed camera stays CRASHED until frames arrive again.
+	if s.state() != StateCrashed {
+		s.setState(st)
+	}
+	l.retry.Stop()
+	l.stall.Stop()
+	if l.att == nil {
+		l.launch()
+		return
+	}
+	l.relaunch = true
+	l.att.cancel()
+}
+
+// attemptEnded handles the end of a connection attempt.
+func (l *runLoop) attemptEnded(r attemptResult) {
+	s := l.s
+	if l.att == nil || r.gen != l.att.gen {
+		return
+	}
+	l.att = nil
+	l.stall.Stop()
+	if l.relaunch {
+		l.relaunch = false
+		if l.want {
+			l.launch()
+		}
+		return
+	}
+	if !l.want {
+		return
+	}
+	now := time.Now()
+	msg := s.redact(r.err)
+	if l.failingSince.IsZero() {
+		l.failingSince = now
+		l.forced = 0
+	}
+	if r.panicked {
+		l.crashRun++
+		s.update(func(st *status) {
+			st.crashes++
+			st.lastError, st.lastErrorAt = msg, now
+		})
+		s.log.Error("camera reader crashed; restarting", "err", msg, "crashes_in_a_row", l.crashRun)
+		s.setState(StateCrashed)
+		s.persist(store.StatusCrashed)
+		set := l.settings()
+		l.retry.Reset(crashBackoff(l.crashRun, set.BackoffMin, set.BackoffMax))
+		l.armFail()
+		return
+	}
+	l.fails++
+	s.update(func(st *status) {
+		st.reconnects++
+		st.reconnectTimes = appendRecent(st.reconnectTimes, now)
+		st.lastError, st.lastErrorAt = msg, now
+	})
+	if s.state() != StateCrashed {
+		s.setState(StateReconnecting)
+	}
+	set := l.settings()
+	d := backoff(l.fails, set.BackoffMin, set.BackoffMax)
+	s.log.Info("camera connection ended; retrying", "err", msg, "retry_in", d.Round(time.Millisecond))
+	l.retry.Reset(d)
+	l.armFail()
+}
+
+// running handles the first frame of an attempt.
+func (l *runLoop) running() {
+	s := l.s
+	if !l.failingSince.IsZero() && s.state() != StateStarting {
+		s.log.Info("camera recovered", "down_for", time.Since(l.failingSince).Round(time.Millisecond))
+	}
+	l.failingSince = time.Time{}
+	l.fails, l.crashRun, l.forced = 0, 0, 0
+	l.fail.Stop()
+	s.setState(StateRunning)
+	s.persist(store.StatusRunning)
+	l.armStall()
+}
+
+// armStall sets the stall deadline: StallTimeout after the last frame, or
+// after the attempt started if no frame has come yet.
+func (l *runLoop) armStall() {
+	if l.att == nil {
+		return
+	}
+	from := l.att.started
+	if last := l.s.meter.LastFrame(); last.After(from) {
+		from = last
+	}
+	l.stall.Reset(time.Until(from.Add(l.settings().StallTimeout)))
+}
+
+func (l *runLoop) checkStall() {
+	s := l.s
+	if l.att == nil || l.relaunch {
+		return
+	}
+	timeout := l.settings().StallTimeout
+	from := l.att.started
+	if last := s.meter.LastFrame(); last.After(from) {
+		from = last
+	}
+	if wait := time.Until(from.Add(timeout)); wait > 0 {
+		l.stall.Reset(wait)
+		return
+	}
+	now := time.Now()
+	msg := fmt.Sprintf("no video frame for %s", timeout)
+	s.update(func(st *status) {
+		st.stalls++
+		st.stallTimes = appendRecent(st.stallTimes, now)
+		st.lastError, st.lastErrorAt = msg, now
+	})
+	s.log.Warn("camera stalled; restarting the connection", "no_frame_for", timeout)
+	if l.failingSince.IsZero() {
+		l.failingSince = now
+		l.forced = 0
+	}
+	l.armFail()
+	l.restartAttempt(StateStarting)
+}
+
+// armFail sets the deadline of the next failure escalation: counting as
+// CRASHED, then forced restarts.
+func (l *runLoop) armFail() {
+	if !l.want || l.failingSince.IsZero() {
+		l.fail.Stop()
+		return
+	}
+	next, ok := l.nextEscalation()
+	if !ok {
+		l.fail.Stop()
+		return
+	}
+	l.fail.Reset(time.Until(next))
+}
+
+func (l *runLoop) crashAt() time.Time {
+	set := l.settings()
+	return l.failingSince.Add(max(set.CrashedAfter, set.FlapDebounce))
+}
+
+func (l *runLoop) forceAt() time.Time {
+	return l.failingSince.Add(time.Duration(l.forced+1) * l.settings().ForceRestartAfter)
+}
+
+func (l *runLoop) nextEscalation() (time.Time, bool) {
+	force := l.forceAt()
+	if l.s.state() != StateCrashed || l.s.persistedStatus() != store.StatusCrashed {
+		if c := l.crashAt(); c.Before(force) {
+			return c, true
+		}
+	}
+	return force, true
+}
+
+func (l *runLoop) checkFailing() {
+	s := l.s
+	if !l.want || l.failingSince.IsZero() {
+		return
+	}
+	now := time.Now()
+	if !now.Before(l.crashAt()) && (s.state() != StateCrashed || s.persistedStatus() != store.StatusCrashed) {
+		s.log.Warn("camera is down", "failing_for", now.Sub(l.failingSince).Round(time.Millisecond), "last_error", s.lastError())
+		s.setState(StateCrashed)
+		s.persist(store.StatusCrashed)
+	}
+	if !now.Before(l.forceAt()) {
+		l.forced++
+		s.update(func(st *status) { st.restarts++ })
+		s.log.Warn("camera still failing; forcing a full restart", "failing_for", now.Sub(l.failingSince).Round(time.Millisecond))
+		l.fails = 0
+		l.restartAttempt(s.state())
+	}
+	l.armFail()
+}
+
+// --- status, written only by run ---
+
+func (s *supervisor) update(f func(*status)) {
+	s.mu.Lock()
+	f(&s.st)
+	s.mu.Unlock()
+}
+
+func (s *supervisor) state() State {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.st.state
+}
+
+func (s *supervisor) persistedStatus() store.Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.st.persisted
+}
+
+func (s *supervisor) lastError() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.st.lastError
+}
+
+func (s *supervisor) setState(st State) {
+	s.mu.Lock()
+	old := s.st.state
+	if old != st {
+		s.st.state = st
+		s.st.stateSince = time.Now()
+	}
+	s.mu.Unlock()
+	if old != st {
+		s.log.Debug("camera state", "from", old, "to", st)
+		s.m.stateChanged(s, old, st)
+	}
+}
+
+// persist records a new persisted status; it is written only if it differs
+// from the one on disk.
+func (s *supervisor) persist(ps store.Status) {
+	s.mu.Lock()
+	if s.st.persisted == ps {
+		s.mu.Unlock()
+		return
+	}
+	now := time.Now()
+	s.st.persisted, s.st.persistedAt = ps, now
+	u := store.StatusUpdate{ID: s.rec.ID, Status: ps, At: now, LastError: s.st.lastError}
+	s.mu.Unlock()
+	s.m.pers.put(u)
+}
+
+// redact turns an attempt's error into a line fit for display.
+func (s *supervisor) redact(err error) string {
+	if err == nil {
+		return "connection closed"
+	}
+	if errors.Is(err, context.Canceled) {
+		return "connection cancelled"
+	}
+	return stream.RedactError(err, s.rec.URL).Error()
+}
+
+// appendRecent appends t and forgets times older than an hour.
+func appendRecent(ts []time.Time, t time.Time) []time.Time {
+	ts = pruneHour(ts, t)
+	return append(ts, t)
+}
+
+func pruneHour(ts []time.Time, now time.Time) []time.Time {
+	cut := now.Add(-time.Hour)
+	i := 0
+	for i < len(ts) && ts[i].Before(cut) {
+		i++
+	}
+	if i == 0 {
+		return ts
+	}
+	return append(ts[:0], ts[i:]...)
+}
+
+// view returns the camera as shown to operators.
+func (s *supervisor) view(now time.Time) View {
+	s.mu.Lock()
+	st := s.st
+	recon := countSince(st.reconnectTimes, now.Add(-time.Hour))
+	stalls := countSince(st.stallTimes, now.Add(-time.Hour))
+	s.mu.Unlock()
+	ms := s.meter.Snapshot(now)
+	v := View{
+		ID:                 s.rec.ID,
+		Name:               s.rec.Name,
+		URL:                stream.RedactURL(s.rec.URL),
+		Transport:          s.rec.Transport,
+		State:              st.state,
+		Since:              st.persistedAt,
+		StateSince:         st.stateSince,
+		Persisted:          string(st.persisted),
+		Codec:              ms.Codec,
+		Width:              ms.Width,
+		Height:             ms.Height,
+		FPS:                ms.FPS,
+		BitrateBPS:         ms.BitrateBPS,
+		Frames:             ms.Frames,
+		Keyframes:          ms.Keyframes,
+		Bytes:              ms.Bytes,
+		LastFrameAt:        ms.LastFrameAt,
+		ReconnectsLastHour: recon,
+		StallsLastHour:     stalls,
+		Reconnects:         st.reconnects,
+		Stalls:             st.stalls,
+		Restarts:           st.restarts,
+		Crashes:            st.crashes,
+		StatusWrites:       s.m.pers.writeCount(s.rec.ID),
+		LastError:          st.lastError,
+		LastErrorAt:        st.lastErrorAt,
+	}
+	if v.Transport == "" {
+		v.Transport = "tcp"
+	}
+	return v
+}
+
+func countSince(ts []time.Time, cut time.Time) int {
+	n := 0
+	for i := len(ts) - 1; i >= 0 && !ts[i].Before(cut); i-- {
+		n++
+	}
+	return n
+}

@@ -1,0 +1,450 @@
+package device
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/camd/camd/store"
+	"github.com/camd/camd/stream"
+	"github.com/camd/camd/stream/sim"
+)
+
+func TestStallRestartsWithinThreshold(t *testing.T) {
+	sm := newSim(t, 1)
+	set := fastSettings()
+	h := newHarness(t, set)
+	h.add("cam1", sm.URL(1), true)
+	h.waitState("cam1", StateRunning, 20*time.Second)
+
+	const faultFor = 5 * time.Second
+	if err := sm.SetFault(1, sim.FaultStall, faultFor); err != nil {
+		t.Fatal(err)
+	}
+	stalledAt := time.Now()
+	// The stall is detected once no frame has come for StallTimeout; the
+	// last frame came just before the fault.
+	ok := poll(set.StallTimeout+10*time.Second, func() bool { return h.get("cam1").Stalls > 0 })
+	detect := time.Since(stalledAt)
+	if !ok {
+		t.Fatalf("stall not detected; transitions %v", h.trans.of("cam1"))
+	}
+	// A deadline, not a poll: detection is within threshold + 1 s. Under a
+	// loaded race-detector run allow one more second of scheduling slack.
+	if detect > set.StallTimeout+2*time.Second {
+		t.Errorf("stall detected after %s, want within %s + 1 s", detect, set.StallTimeout)
+	}
+	t.Logf("stall detected %s after the fault began (threshold %s)", detect.Round(time.Millisecond), set.StallTimeout)
+	v := h.waitState("cam1", StateRunning, faultFor+20*time.Second)
+	if !strings.Contains(v.LastError, "no video frame") {
+		t.Errorf("last error %q, want it to name the stall", v.LastError)
+	}
+	if !h.trans.seen("cam1", StateRunning, StateStarting, StateRunning) {
+		t.Errorf("transitions %v, want RUNNING → STARTING → RUNNING", h.trans.of("cam1"))
+	}
+}
+
+func TestShortDropWritesNothing(t *testing.T) {
+	sm := newSim(t, 1)
+	h := newHarness(t, fastSettings())
+	h.add("cam1", sm.URL(1), true)
+	h.waitState("cam1", StateRunning, 20*time.Second)
+	// Let the initial "running" (written by Add) settle.
+	before := h.st.WriteCount()
+	writesBefore := h.get("cam1").StatusWrites
+	recBefore := h.record("cam1")
+
+	if err := sm.SetFault(1, sim.FaultDrop, 0); err != nil {
+		t.Fatal(err)
+	}
+	if !poll(10*time.Second, func() bool { return h.trans.seen("cam1", StateRunning, StateReconnecting, StateRunning) }) {
+		t.Fatalf("transitions %v, want RUNNING → RECONNECTING → RUNNING", h.trans.of("cam1"))
+	}
+	// Wait past the debounce to be sure nothing is written late either.
+	time.Sleep(fastSettings().FlapDebounce + 500*time.Millisecond)
+	if d := h.st.WriteCount() - before; d != 0 {
+		t.Errorf("store write transactions during a short flap: %d, want 0", d)
+	}
+	v := h.get("cam1")
+	if v.StatusWrites != writesBefore {
+		t.Errorf("status writes for cam1: %d → %d, want unchanged", writesBefore, v.StatusWrites)
+	}
+	if rec := h.record("cam1"); rec.Status != store.StatusRunning || !rec.StatusUpdatedAt.Equal(recBefore.StatusUpdatedAt) {
+		t.Errorf("record changed: %+v → %+v", recBefore.Status, rec.Status)
+	}
+	if v.Reconnects == 0 || v.ReconnectsLastHour == 0 {
+		t.Errorf("reconnects not counted: %+v", v)
+	}
+}
+
+func TestLongRefuseIsPersistedOnceEachWay(t *testing.T) {
+	sm := newSim(t, 1)
+	set := fastSettings()
+	h := newHarness(t, set)
+	h.add("cam1", sm.URL(1), true)
+	h.waitState("cam1", StateRunning, 20*time.Second)
+	before := h.get("cam1").StatusWrites
+
+	faultFor := set.CrashedAfter + 3*time.Second
+	if err := sm.SetFault(1, sim.FaultRefuse, faultFor); err != nil {
+		t.Fatal(err)
+	}
+	// Drop the live session; refuse (set again, in case the simulator holds
+	// one fault per camera) keeps new ones out for longer than CrashedAfter.
+	if err := sm.SetFault(1, sim.FaultDrop, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := sm.SetFault(1, sim.FaultRefuse, faultFor); err != nil {
+		t.Fatal(err)
+	}
+	droppedAt := time.Now()
+	h.waitState("cam1", StateCrashed, set.CrashedAfter+15*time.Second)
+	crashedAt := time.Now()
+	// The write is batched, so it lands a moment after the state changes.
+	if !poll(5*time.Second, func() bool { return h.record("cam1").Status == store.StatusCrashed }) {
+		t.Fatalf("persisted %q, want crashed", h.record("cam1").Status)
+	}
+	rec := h.record("cam1")
+	if rec.StatusUpdatedAt.Before(droppedAt) || rec.StatusUpdatedAt.After(crashedAt.Add(time.Second)) {
+		t.Errorf("status_updated_at %v not between %v and %v", rec.StatusUpdatedAt, droppedAt, crashedAt)
+	}
+	if rec.LastError == "" {
+		t.Errorf("no last error persisted")
+	}
+	if w := h.get("cam1").StatusWrites - before; w != 1 {
+		t.Errorf("status writes while down: %d, want exactly 1", w)
+	}
+	h.waitState("cam1", StateRunning, faultFor+20*time.Second)
+	if !poll(5*time.Second, func() bool { return h.record("cam1").Status == store.StatusRunning }) {
+		t.Fatalf("recovery not persisted")
+	}
+	if w := h.get("cam1").StatusWrites - before; w != 2 {
+		t.Errorf("status writes across the outage: %d, want exactly 2 (crashed, running)", w)
+	}
+}
+
+func TestNoVideoNeverCountsAsRunning(t *testing.T) {
+	sm := newSim(t, 1)
+	set := fastSettings()
+	h := newHarness(t, set)
+	if err := sm.SetFault(1, sim.FaultNoVideo, 0); err != nil {
+		t.Fatal(err)
+	}
+	h.add("cam1", sm.URL(1), true)
+	// Sessions are opened, but no video frame arrives: the stall logic
+	// restarts it, and it never reaches RUNNING.
+	ok := poll(3*set.StallTimeout+10*time.Second, func() bool { return h.get("cam1").Stalls >= 2 })
+	v := h.get("cam1")
+	if !ok {
+		t.Fatalf("stalls %d, want ≥ 2; transitions %v, last error %q", v.Stalls, h.trans.of("cam1"), v.LastError)
+	}
+	for _, st := range h.trans.of("cam1") {
+		if st == StateRunning {
+			t.Fatalf("camera with no video became RUNNING: %v", h.trans.of("cam1"))
+		}
+	}
+	if v.Frames != 0 {
+		t.Errorf("frames counted from a camera with no video: %d", v.Frames)
+	}
+	if sm.Sessions(1) < 2 {
+		t.Errorf("simulator sessions %d, want reconnects", sm.Sessions(1))
+	}
+	if err := sm.SetFault(1, sim.FaultNone, 0); err != nil {
+		t.Fatal(err)
+	}
+	h.waitState("cam1", StateRunning, set.StallTimeout+set.BackoffMax+20*time.Second)
+}
+
+func TestUnreachableAtStartupKeepsRetrying(t *testing.T) {
+	// Reserve a port, then free it so nothing listens there yet.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+
+	set := fastSettings()
+	var attempts atomic.Int64
+	var mu sync.Mutex
+	var times []time.Time
+	h := newHarness(t, set, func(c *Config) {
+		c.Read = func(ctx context.Context, o stream.Options) error {
+			attempts.Add(1)
+			mu.Lock()
+			times = append(times, time.Now())
+			mu.Unlock()
+			return stream.Read(ctx, o)
+		}
+	})
+	h.add("cam1", "rtsp://user:secret@"+addr+"/cam1", true)
+	if !poll(20*time.Second, func() bool { return attempts.Load() >= 5 }) {
+		t.Fatalf("only %d attempts", attempts.Load())
+	}
+	v := h.get("cam1")
+	if v.State == StateRunning || v.State == StateStopped {
+		t.Fatalf("state %s with nothing listening", v.State)
+	}
+	mu.Lock()
+	gaps := make([]time.Duration, 0, len(times))
+	for i := 1; i < len(times); i++ {
+		gaps = append(gaps, times[i].Sub(times[i-1]))
+	}
+	mu.Unlock()
+	// Backoff grows: with jitter in [d/2, d], the 4th gap (≥ 400 ms) is
+	// longer than the 1st (≤ 100 ms).
+	if len(gaps) >= 4 && gaps[3] <= gaps[0] {
+		t.Errorf("backoff does not grow: gaps %v", gaps)
+	}
+	if strings.Contains(v.LastError, "secret") {
+		t.Errorf("password in last error: %q", v.LastError)
+	}
+
+	sm, err := sim.New(sim.Config{Cameras: 1, Listen: addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sm.Close()
+	h.waitState("cam1", StateRunning, set.BackoffMax+20*time.Second)
+	if !strings.Contains(h.logs.String(), "camera recovered") {
+		t.Errorf("no recovery log line")
+	}
+	if strings.Contains(h.logs.String(), "secret") {
+		t.Errorf("password in logs")
+	}
+}
+
+func TestReaderPanicRestartsAndBacksOff(t *testing.T) {
+	sm := newSim(t, 1)
+	set := fastSettings()
+	set.BackoffMin = 200 * time.Millisecond
+	set.BackoffMax = 2 * time.Second
+	var panics atomic.Int64
+	var healthy atomic.Bool
+	h := newHarness(t, set, func(c *Config) {
+		c.Read = func(ctx context.Context, o stream.Options) error {
+			if !healthy.Load() {
+				panics.Add(1)
+				panic("test hook: reader panic")
+			}
+			return stream.Read(ctx, o)
+		}
+	})
+	start := time.Now()
+	h.add("cam1", sm.URL(1), true)
+	// The first panic is restarted at once.
+	if !poll(5*time.Second, func() bool { return panics.Load() >= 2 }) {
+		t.Fatalf("reader not restarted after a panic (panics %d)", panics.Load())
+	}
+	if v := h.get("cam1"); v.State != StateCrashed || v.Crashes == 0 {
+		t.Fatalf("after a panic: state %s crashes %d, want CRASHED", v.State, v.Crashes)
+	}
+	if !poll(60*time.Second, func() bool { return panics.Load() >= 10 }) {
+		t.Fatalf("only %d panics", panics.Load())
+	}
+	took := time.Since(start)
+	// Backed off, ten crashes take seconds (the sum of the delays is at
+	// least 0.1+0.2+0.4+0.8+1+1+1+1 s); a spinning loop would take
+	// microseconds and run the reader thousands of times.
+	if took < 3*time.Second {
+		t.Errorf("ten panics in %s: the crash loop does not back off", took)
+	}
+	if n := panics.Load(); n > 12 {
+		t.Errorf("%d panics by the time 10 were expected: crash loop", n)
+	}
+	v := h.get("cam1")
+	if !strings.Contains(v.LastError, "panic") {
+		t.Errorf("last error %q does not say it panicked", v.LastError)
+	}
+	if v.Persisted != string(store.StatusCrashed) {
+		t.Errorf("persisted %s, want crashed", v.Persisted)
+	}
+	healthy.Store(true)
+	h.waitState("cam1", StateRunning, set.BackoffMax+20*time.Second)
+}
+
+func TestPanicInFrameCallbackIsACrashNotAnExit(t *testing.T) {
+	sm := newSim(t, 1)
+	var once atomic.Bool
+	h := newHarness(t, fastSettings(), func(c *Config) {
+		c.Read = func(ctx context.Context, o stream.Options) error {
+			inner := o.OnFrame
+			o.OnFrame = func(f stream.Frame) {
+				inner(f)
+				if once.CompareAndSwap(false, true) {
+					panic("test hook: panic on the client's goroutine")
+				}
+			}
+			return stream.Read(ctx, o)
+		}
+	})
+	h.add("cam1", sm.URL(1), true)
+	if !poll(20*time.Second, func() bool { return h.get("cam1").Crashes == 1 }) {
+		t.Fatalf("callback panic not recorded: %+v", h.get("cam1"))
+	}
+	h.waitState("cam1", StateRunning, 20*time.Second)
+}
+
+func TestRestartSemantics(t *testing.T) {
+	sm := newSim(t, 4)
+	h := newHarness(t, fastSettings())
+	h.add("run1", sm.URL(1), true)
+	h.add("run2", sm.URL(2), true)
+	h.add("stopme", sm.URL(3), true)
+	h.add("never", sm.URL(4), false)
+	h.waitState("run1", StateRunning, 20*time.Second)
+	h.waitState("run2", StateRunning, 20*time.Second)
+	h.waitState("stopme", StateRunning, 20*time.Second)
+	if _, err := h.m.StopCamera(context.Background(), "stopme"); err != nil {
+		t.Fatal(err)
+	}
+	// A camera that has crashed comes back too.
+	if err := sm.SetFault(2, sim.FaultRefuse, 0); err != nil {
+		t.Fatal(err)
+	}
+	_ = sm.SetFault(2, sim.FaultDrop, 0)
+	_ = sm.SetFault(2, sim.FaultRefuse, 0)
+	h.waitState("run2", StateCrashed, 30*time.Second)
+	if !poll(5*time.Second, func() bool { return h.record("run2").Status == store.StatusCrashed }) {
+		t.Fatal("crash not persisted")
+	}
+	_ = sm.SetFault(2, sim.FaultNone, 0)
+
+	h.restart()
+
+	if got := h.get("stopme").State; got != StateStopped {
+		t.Errorf("stopme after restart: %s, want STOPPED", got)
+	}
+	if got := h.get("never").State; got != StateStopped {
+		t.Errorf("never after restart: %s, want STOPPED", got)
+	}
+	h.waitState("run1", StateRunning, 20*time.Second)
+	h.waitState("run2", StateRunning, 20*time.Second)
+	// Stopped cameras stay stopped: no session reached them after restart.
+	time.Sleep(time.Second)
+	if got := h.get("stopme").State; got != StateStopped {
+		t.Errorf("stopme: %s", got)
+	}
+	if n := sm.ActiveSessions(3); n != 0 {
+		t.Errorf("stopped camera has %d sessions", n)
+	}
+	if n := sm.Sessions(4); n != 0 {
+		t.Errorf("never-started camera had %d sessions", n)
+	}
+
+	// A camera added while the daemon ran survives the next restart.
+	h.add("late", sm.URL(4), true)
+	h.waitState("late", StateRunning, 20*time.Second)
+	h.restart()
+	h.waitState("late", StateRunning, 20*time.Second)
+	if len(h.m.List()) != 5 {
+		t.Errorf("cameras after restart: %d, want 5", len(h.m.List()))
+	}
+}
+
+func TestPasswordsNeverShown(t *testing.T) {
+	sm, err := sim.New(sim.Config{Cameras: 1, User: "user", Pass: "secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sm.Close()
+	h := newHarness(t, fastSettings())
+	good := strings.Replace(sm.URL(1), "rtsp://", "rtsp://user:secret@", 1)
+	bad := strings.Replace(sm.URL(1), "rtsp://", "rtsp://user:wrongsecret@", 1)
+	v := h.add("good", good, true)
+	if strings.Contains(v.URL, "secret") {
+		t.Errorf("view URL %q", v.URL)
+	}
+	h.waitState("good", StateRunning, 20*time.Second)
+	h.add("bad", bad, true)
+	if !poll(20*time.Second, func() bool { return h.get("bad").LastError != "" }) {
+		t.Fatal("no error for wrong credentials")
+	}
+	_, err = h.m.Add(context.Background(), Spec{Name: "good", URL: good}, true)
+	if err == nil || strings.Contains(err.Error(), "secret") {
+		t.Errorf("duplicate add error %v", err)
+	}
+	_, err = h.m.Add(context.Background(), Spec{Name: "x y", URL: good}, true)
+	if err == nil || strings.Contains(err.Error(), "secret") {
+		t.Errorf("invalid add error %v", err)
+	}
+	_, err = h.m.Add(context.Background(), Spec{Name: "z", URL: "http://user:secret@host/x"}, true)
+	if err == nil || strings.Contains(err.Error(), "secret") {
+		t.Errorf("bad scheme error %v", err)
+	}
+	for _, v := range h.m.List() {
+		s := fmt.Sprintf("%+v", v)
+		if strings.Contains(s, "secret") {
+			t.Errorf("view shows the password: %s", s)
+		}
+	}
+	if strings.Contains(h.logs.String(), "secret") {
+		t.Errorf("password in logs:\n%s", h.logs.String())
+	}
+}
+
+func TestOperatorActions(t *testing.T) {
+	sm := newSim(t, 2)
+	h := newHarness(t, fastSettings())
+	ctx := context.Background()
+	v := h.add("cam1", sm.URL(1), false)
+	if v.State != StateStopped || v.Persisted != "stopped" {
+		t.Fatalf("added stopped: %+v", v)
+	}
+	if _, err := h.m.StartCamera(ctx, "cam1"); err != nil {
+		t.Fatal(err)
+	}
+	if rec := h.record("cam1"); rec.Status != store.StatusRunning {
+		t.Errorf("after start, persisted %s", rec.Status)
+	}
+	h.waitState("cam1", StateRunning, 20*time.Second)
+	before := h.get("cam1").Restarts
+	if _, err := h.m.RestartCamera(ctx, "cam1"); err != nil {
+		t.Fatal(err)
+	}
+	if h.get("cam1").Restarts != before+1 {
+		t.Errorf("restart not counted")
+	}
+	h.waitState("cam1", StateRunning, 20*time.Second)
+
+	v, err := h.m.Update(ctx, "cam1", Spec{Name: "front", URL: sm.URL(2), Transport: "tcp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Name != "front" {
+		t.Fatalf("update: %+v", v)
+	}
+	if _, err := h.m.Get("cam1"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("old name still there: %v", err)
+	}
+	h.waitState("front", StateRunning, 20*time.Second)
+	if !poll(10*time.Second, func() bool { return sm.ActiveSessions(1) == 0 && sm.ActiveSessions(2) == 1 }) {
+		t.Errorf("sessions after URL change: cam1 %d cam2 %d", sm.ActiveSessions(1), sm.ActiveSessions(2))
+	}
+
+	if err := h.m.Remove(ctx, "front"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.m.Get("front"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("removed camera still listed: %v", err)
+	}
+	if cams, _ := h.st.Cameras(); len(cams) != 0 {
+		t.Errorf("store still has %d cameras", len(cams))
+	}
+	if err := h.m.Remove(ctx, "front"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("second remove: %v", err)
+	}
+	if !poll(10*time.Second, func() bool { return sm.ActiveSessions(2) == 0 }) {
+		t.Errorf("removed camera still connected")
+	}
+	c := h.m.Counts()
+	if len(c) != len(States) {
+		t.Errorf("counts %v", c)
+	}
+}

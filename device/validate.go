@@ -1,0 +1,79 @@
+package device
+
+import (
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+
+	"github.com/camd/camd/stream"
+)
+
+// Limits on what an operator may submit.
+const (
+	MaxNameLen = 64
+	MaxURLLen  = 2048
+)
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
+// Validate checks a Spec and returns it normalised (transport spelled out).
+// Every error wraps ErrInvalid and never contains the URL's password.
+func (sp Spec) Validate() (Spec, error) {
+	if err := validateName(sp.Name); err != nil {
+		return sp, err
+	}
+	if err := validateURL(sp.URL); err != nil {
+		return sp, err
+	}
+	t, ok := stream.ParseTransport(sp.Transport)
+	if !ok {
+		return sp, fmt.Errorf("%w: transport must be tcp, udp or auto", ErrInvalid)
+	}
+	sp.Transport = t.String()
+	return sp, nil
+}
+
+func validateName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("%w: name is required", ErrInvalid)
+	case len(name) > MaxNameLen:
+		return fmt.Errorf("%w: name is longer than %d characters", ErrInvalid, MaxNameLen)
+	case !nameRE.MatchString(name):
+		return fmt.Errorf("%w: name may hold only letters, digits, '.', '_' and '-', and must start with a letter or digit", ErrInvalid)
+	}
+	return nil
+}
+
+func validateURL(raw string) error {
+	if raw == "" {
+		return fmt.Errorf("%w: url is required", ErrInvalid)
+	}
+	if len(raw) > MaxURLLen {
+		return fmt.Errorf("%w: url is longer than %d bytes", ErrInvalid, MaxURLLen)
+	}
+	if strings.ContainsFunc(raw, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		return fmt.Errorf("%w: url must not contain spaces or control characters", ErrInvalid)
+	}
+	// url.Parse errors quote the whole URL, password included, so they are
+	// never passed on.
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("%w: url is not a valid URL", ErrInvalid)
+	}
+	if u.Scheme != "rtsp" && u.Scheme != "rtsps" {
+		return fmt.Errorf("%w: url scheme must be rtsp or rtsps", ErrInvalid)
+	}
+	if u.Hostname() == "" {
+		return fmt.Errorf("%w: url must name a host", ErrInvalid)
+	}
+	if p := u.Port(); p != "" {
+		for _, c := range p {
+			if c < '0' || c > '9' {
+				return fmt.Errorf("%w: url port must be a number", ErrInvalid)
+			}
+		}
+	}
+	return nil
+}

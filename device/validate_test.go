@@ -1,0 +1,84 @@
+package device
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestValidate(t *testing.T) {
+	long := "rtsp://h/" + strings.Repeat("a", MaxURLLen)
+	for _, tc := range []struct {
+		spec Spec
+		ok   bool
+	}{
+		{Spec{Name: "cam1", URL: "rtsp://127.0.0.1:8554/cam1"}, true},
+		{Spec{Name: "Front-door_2.hd", URL: "rtsps://user:pw@cam.local/stream", Transport: "udp"}, true},
+		{Spec{Name: "", URL: "rtsp://h/x"}, false},
+		{Spec{Name: strings.Repeat("a", MaxNameLen+1), URL: "rtsp://h/x"}, false},
+		{Spec{Name: "a b", URL: "rtsp://h/x"}, false},
+		{Spec{Name: "a/b", URL: "rtsp://h/x"}, false},
+		{Spec{Name: "../x", URL: "rtsp://h/x"}, false},
+		{Spec{Name: "-x", URL: "rtsp://h/x"}, false},
+		{Spec{Name: "kamera-ü", URL: "rtsp://h/x"}, false},
+		{Spec{Name: "x", URL: ""}, false},
+		{Spec{Name: "x", URL: "http://h/x"}, false},
+		{Spec{Name: "x", URL: "file:///etc/passwd"}, false},
+		{Spec{Name: "x", URL: "rtsp:///nohost"}, false},
+		{Spec{Name: "x", URL: "rtsp://h:port/x"}, false},
+		{Spec{Name: "x", URL: "rtsp://h/a b"}, false},
+		{Spec{Name: "x", URL: long}, false},
+		{Spec{Name: "x", URL: "rtsp://h/x", Transport: "sctp"}, false},
+	} {
+		got, err := tc.spec.Validate()
+		if (err == nil) != tc.ok {
+			t.Errorf("%+v: err %v, want ok=%v", tc.spec, err, tc.ok)
+			continue
+		}
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Errorf("%+v: %v does not wrap ErrInvalid", tc.spec, err)
+			}
+			if strings.Contains(err.Error(), "pw") || strings.Contains(err.Error(), tc.spec.URL) && tc.spec.URL != "" {
+				t.Errorf("error echoes the URL: %v", err)
+			}
+		} else if got.Transport == "" {
+			t.Errorf("transport not normalised: %+v", got)
+		}
+	}
+}
+
+func TestBackoffGrowsAndIsCapped(t *testing.T) {
+	min, max := 100*time.Millisecond, 2*time.Second
+	for n := 1; n <= 10; n++ {
+		want := min << (n - 1)
+		if want > max {
+			want = max
+		}
+		for i := 0; i < 50; i++ {
+			d := backoff(n, min, max)
+			if d < want/2 || d > want {
+				t.Fatalf("backoff(%d) = %v, want in [%v, %v]", n, d, want/2, want)
+			}
+		}
+	}
+	if d := crashBackoff(1, min, max); d != 0 {
+		t.Errorf("first crash restart waits %v, want 0", d)
+	}
+	if d := crashBackoff(5, min, max); d < 400*time.Millisecond {
+		t.Errorf("fifth crash restart waits %v", d)
+	}
+}
+
+func TestStateNames(t *testing.T) {
+	for _, s := range States {
+		p, ok := ParseState(s.String())
+		if !ok || p != s {
+			t.Errorf("%v round trip: %v %v", s, p, ok)
+		}
+	}
+	if State(99).String() != "UNKNOWN" {
+		t.Error("unknown state name")
+	}
+}
