@@ -49,8 +49,15 @@ type ingest struct {
 	decodeErrors atomic.Uint64
 
 	lastSPS []byte // last parameter set parsed, to parse only on change
-	prevPTS int64  // PTS of the previous packet (see handle)
-	oneAU   [1][]byte
+
+	// The PTS of the current run of packets with one RTP timestamp, and of
+	// the run before it (see handle).
+	runStarted bool
+	runTS      uint32
+	runPTS     int64
+	prevRunPTS int64
+
+	oneAU [1][]byte
 }
 
 // newIngest prepares the decoder for forma, which must be H.264, H.265 or
@@ -83,7 +90,7 @@ func newIngest(medi *description.Media, forma format.Format, onInfo func(Info),
 		in.codec = CodecMJPEG
 		in.mjpeg, err = f.CreateDecoder()
 	default:
-		return nil, fmt.Errorf("unsupported video codec %s", forma.Codec())
+		return nil, fmt.Errorf("unsupported video codec %s", codecName(forma))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("create %s decoder: %w", in.codec, err)
@@ -124,8 +131,10 @@ func (in *ingest) decodeError(err error) {
 // Frame when the packet completes an access unit. Undecodable input is
 // counted and dropped; it never stops the stream.
 func (in *ingest) handle(pkt *rtp.Packet, pts int64, now time.Time) {
-	prevPTS := in.prevPTS
-	in.prevPTS = pts
+	if !in.runStarted || pkt.Timestamp != in.runTS {
+		in.prevRunPTS = in.runPTS
+		in.runStarted, in.runTS, in.runPTS = true, pkt.Timestamp, pts
+	}
 
 	var au [][]byte
 	var err error
@@ -162,10 +171,11 @@ func (in *ingest) handle(pkt *rtp.Packet, pts int64, now time.Time) {
 
 	// The H.264/H.265 decoders close an access unit either on the marker
 	// bit (the packet belongs to it) or, for cameras that never set the
-	// marker, on the first packet of the next one: then the access unit
-	// has the previous packet's timestamp.
+	// marker, on the first complete NAL unit of the next one (which can be
+	// several FU-A packets in): then the access unit has the timestamp of
+	// the previous run of packets.
 	if !pkt.Marker {
-		pts = prevPTS
+		pts = in.prevRunPTS
 	}
 
 	size, key, ok := in.inspect(au)

@@ -69,6 +69,16 @@ func Read(ctx context.Context, o Options) (err error) {
 		timeout = DefaultReadTimeout
 	}
 
+	// recoverPanic is deferred by every callback that runs on gortsplib's
+	// goroutines: a panic there would end the whole process, beyond the
+	// reach of a recover around Read.
+	recoverPanic := func() {
+		if r := recover(); r != nil {
+			panicked.CompareAndSwap(nil, &PanicError{Value: r, Stack: debug.Stack()})
+			abort()
+		}
+	}
+
 	// in is created once the track is known; the client's callbacks that
 	// can fire earlier must cope with nil.
 	var in *ingest
@@ -94,6 +104,7 @@ func Read(ctx context.Context, o Options) (err error) {
 		},
 		OnPacketsLost: func(uint64) {},
 		OnDecodeError: func(err error) {
+			defer recoverPanic()
 			if in != nil {
 				in.decodeErrors.Add(1)
 			}
@@ -154,12 +165,7 @@ func Read(ctx context.Context, o Options) (err error) {
 		if panicked.Load() != nil {
 			return
 		}
-		defer func() {
-			if r := recover(); r != nil {
-				panicked.CompareAndSwap(nil, &PanicError{Value: r, Stack: debug.Stack()})
-				abort()
-			}
-		}()
+		defer recoverPanic()
 		pts, _ := c.PacketPTS(medi, pkt)
 		in.handle(pkt, pts, time.Now())
 	})

@@ -133,19 +133,25 @@ func packetize(tb testing.TB, forma format.Format, aus [][][]byte) [][]*rtp.Pack
 		var err error
 		switch f := forma.(type) {
 		case *format.H264:
-			var enc interface{ Encode([][]byte) ([]*rtp.Packet, error) }
+			var enc interface {
+				Encode([][]byte) ([]*rtp.Packet, error)
+			}
 			enc, err = f.CreateEncoder()
 			if err == nil {
 				pkts, err = enc.Encode(au)
 			}
 		case *format.H265:
-			var enc interface{ Encode([][]byte) ([]*rtp.Packet, error) }
+			var enc interface {
+				Encode([][]byte) ([]*rtp.Packet, error)
+			}
 			enc, err = f.CreateEncoder()
 			if err == nil {
 				pkts, err = enc.Encode(au)
 			}
 		case *format.MJPEG:
-			var enc interface{ Encode([]byte) ([]*rtp.Packet, error) }
+			var enc interface {
+				Encode([]byte) ([]*rtp.Packet, error)
+			}
 			enc, err = f.CreateEncoder()
 			if err == nil {
 				pkts, err = enc.Encode(au[0])
