@@ -79,7 +79,7 @@ func (tr *transitions) seen(name string, want ...State) bool {
 }
 
 type harness struct {
-	t     *testing.T
+	t     testing.TB
 	dir   string
 	st    *store.Store
 	m     *Manager
@@ -89,7 +89,7 @@ type harness struct {
 }
 
 // newHarness opens a store in a temporary dir and starts a Manager on it.
-func newHarness(t *testing.T, set Settings, mod ...func(*Config)) *harness {
+func newHarness(t testing.TB, set Settings, mod ...func(*Config)) *harness {
 	t.Helper()
 	h := &harness{t: t, dir: t.TempDir(), logs: &syncBuffer{}, trans: &transitions{}}
 	h.cfg = Config{
