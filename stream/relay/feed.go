@@ -1,0 +1,611 @@
+package relay
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v5"
+	"github.com/bluenviron/gortsplib/v5/pkg/description"
+	"github.com/bluenviron/gortsplib/v5/pkg/format"
+	"github.com/bluenviron/gortsplib/v5/pkg/format/rtph264"
+	"github.com/bluenviron/gortsplib/v5/pkg/format/rtph265"
+	"github.com/bluenviron/gortsplib/v5/pkg/format/rtpmjpeg"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
+	"github.com/pion/rtp"
+
+	"github.com/camd/camd/stream"
+)
+
+// maxQueuedFrames bounds the access units waiting for a Feed's goroutine
+// (about 2.5 s at 25 fps). When it is reached the camera's frames are
+// dropped, never waited for, and the relay resumes at the next keyframe.
+const maxQueuedFrames = 64
+
+// videoClockRate is the RTP clock rate of every video format the relay
+// serves.
+const videoClockRate = 90000
+
+// payloadType is the dynamic RTP payload type of the relayed track.
+const payloadType = 96
+
+// maxJump is how far, in clock ticks, a camera's PTS may jump within one
+// connection before the relay treats it as a new timeline (a camera whose
+// clock was reset). It is generous because B-frames reorder PTS.
+const maxJump = 10 * videoClockRate
+
+// Feed receives one camera's video and serves it to the relay's readers. It
+// implements device.Tap: Info, Frame and Disconnected never block (they
+// queue for the Feed's own goroutine, which owns all relaying state), and
+// Close ends the camera's readers and waits for that goroutine.
+type Feed struct {
+	s    *Server
+	name string
+	log  *slog.Logger
+
+	// Queue from the camera's goroutine to run, guarded by qmu.
+	qmu     sync.Mutex
+	queue   []event
+	queued  int  // frames in queue
+	gap     bool // a frame was dropped since the last one queued
+	stopped bool
+	wake    chan struct{} // capacity 1
+
+	quit      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+
+	// What run publishes to request handlers and Stats, guarded by pmu.
+	pmu         sync.Mutex
+	cur         *gortsplib.ServerStream // nil while there is no stream
+	ready       chan struct{}           // closed once cur is set
+	pastBytes   uint64                  // sent on streams already closed
+	pastPackets uint64
+
+	readers      atomic.Int64
+	readersTotal atomic.Uint64
+	dropped      atomic.Uint64
+
+	out output // owned by run
+}
+
+type eventKind uint8
+
+const (
+	evInfo eventKind = iota
+	evFrame
+	evDisconnected
+)
+
+type event struct {
+	kind  eventKind
+	info  stream.Info
+	frame queuedFrame
+}
+
+// queuedFrame is a copy of a stream.Frame, whose AU is only valid during
+// the callback.
+type queuedFrame struct {
+	time      time.Time
+	pts       int64
+	clockRate int
+	key       bool
+	gap       bool // frames were dropped just before this one
+	buf       *frameBuf
+}
+
+// frameBuf holds a copied access unit. Buffers are recycled.
+type frameBuf struct {
+	data []byte
+	au   [][]byte
+}
+
+// maxPooledBuf keeps one huge keyframe from pinning memory in the pool.
+const maxPooledBuf = 1 << 20
+
+var bufPool = sync.Pool{New: func() any { return new(frameBuf) }}
+
+// copyAU copies the non-empty NAL units of au into a pooled buffer.
+func copyAU(au [][]byte) *frameBuf {
+	n := 0
+	for _, nalu := range au {
+		n += len(nalu)
+	}
+	b := bufPool.Get().(*frameBuf)
+	if cap(b.data) < n {
+		b.data = make([]byte, 0, n)
+	}
+	b.data, b.au = b.data[:0], b.au[:0]
+	for _, nalu := range au {
+		if len(nalu) == 0 {
+			continue
+		}
+		start := len(b.data)
+		b.data = append(b.data, nalu...) // within capacity: no reallocation
+		b.au = append(b.au, b.data[start:len(b.data):len(b.data)])
+	}
+	return b
+}
+
+func releaseBuf(b *frameBuf) {
+	if b == nil || cap(b.data) > maxPooledBuf {
+		return
+	}
+	clear(b.au)
+	bufPool.Put(b)
+}
+
+func newFeed(s *Server, name string) *Feed {
+	f := &Feed{
+		s:     s,
+		name:  name,
+		log:   s.log.With("camera", name),
+		wake:  make(chan struct{}, 1),
+		quit:  make(chan struct{}),
+		done:  make(chan struct{}),
+		ready: make(chan struct{}),
+	}
+	f.out.needKey = true
+	f.out.delta = videoClockRate / 25
+	go f.run()
+	return f
+}
+
+// Info implements device.Tap: the camera's video track was set up (or what
+// Info reports changed).
+func (f *Feed) Info(i stream.Info) {
+	f.push(event{kind: evInfo, info: i})
+}
+
+// Frame implements device.Tap. It copies the access unit and returns at
+// once; if the Feed's goroutine has fallen maxQueuedFrames behind, the frame
+// is dropped and the relay resumes at the next keyframe.
+func (f *Feed) Frame(fr stream.Frame) {
+	buf := copyAU(fr.AU)
+	f.qmu.Lock()
+	if f.stopped || f.queued >= maxQueuedFrames {
+		f.gap = f.gap || !f.stopped
+		f.qmu.Unlock()
+		releaseBuf(buf)
+		return
+	}
+	f.queue = append(f.queue, event{kind: evFrame, frame: queuedFrame{
+		time:      fr.Time,
+		pts:       fr.PTS,
+		clockRate: fr.ClockRate,
+		key:       fr.Key,
+		gap:       f.gap,
+		buf:       buf,
+	}})
+	f.gap = false
+	f.queued++
+	f.qmu.Unlock()
+	f.signal()
+}
+
+// Disconnected implements device.Tap: the camera's connection ended. Readers
+// stay connected; the next connection resumes their stream at a keyframe.
+func (f *Feed) Disconnected() {
+	f.push(event{kind: evDisconnected})
+}
+
+// Close implements device.Tap: the camera was removed. Its readers get an
+// end of stream, new readers get 404, and Close returns once the Feed's
+// goroutine has ended. It is safe to call more than once.
+func (f *Feed) Close() {
+	f.closeOnce.Do(func() {
+		f.s.remove(f)
+		f.qmu.Lock()
+		f.stopped = true
+		pending := f.queue
+		f.queue = nil
+		f.qmu.Unlock()
+		for i := range pending {
+			releaseBuf(pending[i].frame.buf)
+		}
+		close(f.quit)
+		<-f.done
+	})
+}
+
+func (f *Feed) push(ev event) {
+	f.qmu.Lock()
+	if f.stopped {
+		f.qmu.Unlock()
+		return
+	}
+	f.queue = append(f.queue, ev)
+	f.qmu.Unlock()
+	f.signal()
+}
+
+func (f *Feed) signal() {
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run is the Feed's goroutine: it owns out, the ServerStream and the
+// encoder.
+func (f *Feed) run() {
+	defer close(f.done)
+	var batch []event
+	for {
+		select {
+		case <-f.quit:
+			f.closeStream("camera removed")
+			return
+		case <-f.wake:
+		}
+		f.qmu.Lock()
+		batch, f.queue = f.queue, batch[:0]
+		f.queued = 0
+		f.qmu.Unlock()
+		for i := range batch {
+			ev := &batch[i]
+			switch ev.kind {
+			case evInfo:
+				f.handleInfo(ev.info)
+			case evFrame:
+				f.handleFrame(&ev.frame)
+				releaseBuf(ev.frame.buf)
+			case evDisconnected:
+				f.out.needKey = true
+				f.out.newConn = true
+			}
+			*ev = event{}
+		}
+	}
+}
+
+// waitStream returns the camera's stream, waiting up to d for it to start;
+// nil if it did not (or the Feed or server closed meanwhile).
+func (f *Feed) waitStream(d time.Duration, serverDone <-chan struct{}) *gortsplib.ServerStream {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		f.pmu.Lock()
+		st, ready := f.cur, f.ready
+		f.pmu.Unlock()
+		if st != nil {
+			return st
+		}
+		select {
+		case <-ready:
+		case <-t.C:
+			return nil
+		case <-f.quit:
+			return nil
+		case <-serverDone:
+			return nil
+		}
+	}
+}
+
+func (f *Feed) stats() Stats {
+	f.pmu.Lock()
+	b, p := f.pastBytes, f.pastPackets
+	if f.cur != nil {
+		st := f.cur.Stats()
+		b += st.OutboundBytes
+		p += st.OutboundRTPPackets
+	}
+	f.pmu.Unlock()
+	return Stats{
+		Readers:        int(f.readers.Load()),
+		ReadersTotal:   f.readersTotal.Load(),
+		BytesSent:      b,
+		PacketsSent:    p,
+		ReadersDropped: f.dropped.Load(),
+	}
+}
+
+// output is the relaying state, owned by the Feed's goroutine.
+type output struct {
+	// The camera side.
+	codec      string // of the current connection; "" if unsupported
+	width      int
+	height     int
+	vps        []byte // parameter sets last seen (SDP or in band)
+	sps        []byte
+	pps        []byte
+	needKey    bool // drop frames until a keyframe
+	newConn    bool // the next frame sent starts a new camera timeline
+	lastPTS    int64
+	warnedCode string
+
+	// The relay side.
+	st      *gortsplib.ServerStream
+	media   *description.Media
+	enc     encoder
+	stCodec string
+	stW     int
+	stH     int
+	stVPS   []byte
+	stSPS   []byte
+	stPPS   []byte
+	started bool  // a frame was sent on st
+	offset  int64 // relay timestamp = camera PTS + offset
+	lastOut int64 // highest relay timestamp sent (not wrapped)
+	delta   int64 // frame interval estimate, for the join after a reconnect
+}
+
+func (f *Feed) handleInfo(i stream.Info) {
+	o := &f.out
+	o.codec = ""
+	var vps, sps, pps []byte
+	switch fm := i.Format.(type) {
+	case *format.H264:
+		o.codec = stream.CodecH264
+		sps, pps = fm.SPS, fm.PPS
+	case *format.H265:
+		o.codec = stream.CodecH265
+		vps, sps, pps = fm.VPS, fm.SPS, fm.PPS
+	case *format.MJPEG:
+		o.codec = stream.CodecMJPEG
+	default:
+		if i.Codec != o.warnedCode {
+			o.warnedCode = i.Codec
+			f.log.Warn("relay: codec not supported; camera not relayed", "codec", i.Codec)
+		}
+	}
+	// The SDP's parameter sets; in-band ones found later take precedence.
+	if len(sps) > 0 {
+		o.vps, o.sps, o.pps = vps, sps, pps
+	}
+	o.width, o.height = i.Width, i.Height
+	if o.st == nil {
+		return
+	}
+	switch {
+	case o.codec != o.stCodec:
+		f.closeStream("codec changed")
+	case o.width != 0 && o.stW == 0:
+		// The size is learnt from the first in-band SPS.
+		o.stW, o.stH = o.width, o.height
+	case o.width != 0 && (o.width != o.stW || o.height != o.stH):
+		f.closeStream("resolution changed")
+	}
+}
+
+func (f *Feed) handleFrame(fr *queuedFrame) {
+	o := &f.out
+	if o.codec == "" {
+		return
+	}
+	if fr.gap {
+		o.needKey = true
+	}
+	if o.needKey && !fr.key {
+		return
+	}
+	au := fr.buf.au
+	if len(au) == 0 {
+		return
+	}
+	if fr.key && o.codec != stream.CodecMJPEG {
+		au = f.keyParams(au)
+		if o.st != nil && (!bytes.Equal(o.sps, o.stSPS) || !bytes.Equal(o.pps, o.stPPS) || !bytes.Equal(o.vps, o.stVPS)) {
+			f.closeStream("parameter sets changed")
+		}
+	}
+	if o.st == nil {
+		if !fr.key {
+			return
+		}
+		if err := f.openStream(); err != nil {
+			f.log.Error("relay: cannot serve camera", "err", err)
+			return
+		}
+	}
+
+	pts := fr.pts
+	if fr.clockRate > 0 && fr.clockRate != videoClockRate {
+		pts = pts * videoClockRate / int64(fr.clockRate)
+	}
+	switch {
+	case !o.started:
+		o.offset = -pts
+		o.lastOut = 0
+		o.started = true
+	case o.newConn:
+		// Join the new connection's timeline just after the last frame
+		// sent, so that readers see no jump.
+		o.offset = o.lastOut + o.delta - pts
+	default:
+		if d := pts - o.lastPTS; d > 0 && d < videoClockRate {
+			o.delta = d
+		}
+		if out := pts + o.offset; out > o.lastOut+maxJump || out < o.lastOut-maxJump {
+			o.offset = o.lastOut + o.delta - pts
+		}
+	}
+	o.newConn = false
+	o.lastPTS = pts
+	out := pts + o.offset
+	if out > o.lastOut {
+		o.lastOut = out
+	}
+
+	pkts, err := o.enc.encode(au)
+	if err != nil {
+		// A frame the camera sent but that cannot be packetized again:
+		// skip to the next keyframe rather than send a broken picture.
+		f.log.Debug("relay: frame dropped", "err", err)
+		o.needKey = true
+		return
+	}
+	o.needKey = false
+	ts := uint32(out)
+	for _, pkt := range pkts {
+		pkt.Timestamp = ts
+		if err := o.st.WritePacketRTPWithNTP(o.media, pkt, fr.time); err != nil {
+			f.log.Debug("relay: write failed", "err", err)
+			return
+		}
+	}
+}
+
+// keyParams records the parameter sets carried by a keyframe and returns
+// the access unit with the missing ones prepended, so that every keyframe a
+// reader gets is decodable on its own.
+func (f *Feed) keyParams(au [][]byte) [][]byte {
+	o := &f.out
+	var vps, sps, pps []byte
+	for _, nalu := range au {
+		if o.codec == stream.CodecH264 {
+			switch h264.NALUType(nalu[0] & 0x1F) {
+			case h264.NALUTypeSPS:
+				sps = nalu
+			case h264.NALUTypePPS:
+				pps = nalu
+			}
+		} else {
+			switch h265.NALUType((nalu[0] >> 1) & 0b111111) {
+			case h265.NALUType_VPS_NUT:
+				vps = nalu
+			case h265.NALUType_SPS_NUT:
+				sps = nalu
+			case h265.NALUType_PPS_NUT:
+				pps = nalu
+			}
+		}
+	}
+	// The frame's buffer is recycled: keep copies.
+	if sps != nil && !bytes.Equal(sps, o.sps) {
+		o.sps = bytes.Clone(sps)
+	}
+	if pps != nil && !bytes.Equal(pps, o.pps) {
+		o.pps = bytes.Clone(pps)
+	}
+	if vps != nil && !bytes.Equal(vps, o.vps) {
+		o.vps = bytes.Clone(vps)
+	}
+	var pre [][]byte
+	if vps == nil && o.vps != nil && o.codec == stream.CodecH265 {
+		pre = append(pre, o.vps)
+	}
+	if sps == nil && o.sps != nil {
+		pre = append(pre, o.sps)
+	}
+	if pps == nil && o.pps != nil {
+		pre = append(pre, o.pps)
+	}
+	if pre == nil {
+		return au
+	}
+	return append(pre, au...)
+}
+
+// openStream starts serving the current parameters to readers.
+func (f *Feed) openStream() error {
+	o := &f.out
+	var forma format.Format
+	var enc encoder
+	switch o.codec {
+	case stream.CodecH264:
+		fm := &format.H264{PayloadTyp: payloadType, SPS: o.sps, PPS: o.pps, PacketizationMode: 1}
+		e, err := fm.CreateEncoder()
+		if err != nil {
+			return fmt.Errorf("create H.264 encoder: %w", err)
+		}
+		forma, enc = fm, h264Encoder{e}
+	case stream.CodecH265:
+		fm := &format.H265{PayloadTyp: payloadType, VPS: o.vps, SPS: o.sps, PPS: o.pps}
+		e, err := fm.CreateEncoder()
+		if err != nil {
+			return fmt.Errorf("create H.265 encoder: %w", err)
+		}
+		forma, enc = fm, h265Encoder{e}
+	case stream.CodecMJPEG:
+		fm := &format.MJPEG{}
+		e, err := fm.CreateEncoder()
+		if err != nil {
+			return fmt.Errorf("create MJPEG encoder: %w", err)
+		}
+		forma, enc = fm, mjpegEncoder{e}
+	default:
+		return fmt.Errorf("codec %q not supported", o.codec)
+	}
+	media := &description.Media{Type: description.MediaTypeVideo, Formats: []format.Format{forma}}
+	st := &gortsplib.ServerStream{
+		Server: f.s.rtsp,
+		Desc:   &description.Session{Title: f.name, Medias: []*description.Media{media}},
+	}
+	if err := st.Initialize(); err != nil {
+		return fmt.Errorf("start stream: %w", err)
+	}
+	o.st, o.media, o.enc = st, media, enc
+	o.stCodec, o.stW, o.stH = o.codec, o.width, o.height
+	o.stVPS, o.stSPS, o.stPPS = o.vps, o.sps, o.pps
+	o.started = false
+	f.pmu.Lock()
+	f.cur = st
+	close(f.ready)
+	f.pmu.Unlock()
+	f.log.Info("relay: stream started", "codec", o.codec, "width", o.width, "height", o.height)
+	return nil
+}
+
+// closeStream ends the current stream, if any: its readers get an end of
+// stream.
+func (f *Feed) closeStream(reason string) {
+	o := &f.out
+	st := o.st
+	if st == nil {
+		return
+	}
+	o.st, o.media, o.enc = nil, nil, nil
+	o.needKey = true
+	stats := st.Stats()
+	f.pmu.Lock()
+	f.cur = nil
+	f.ready = make(chan struct{})
+	f.pastBytes += stats.OutboundBytes
+	f.pastPackets += stats.OutboundRTPPackets
+	f.pmu.Unlock()
+	st.Close()
+	f.log.Info("relay: stream ended", "reason", reason)
+}
+
+// encoder packetizes one access unit.
+type encoder interface {
+	encode(au [][]byte) ([]*rtp.Packet, error)
+}
+
+// errEncodePanic reports input that made a packetizer panic (mediacommon's
+// encoders panic on malformed data).
+var errEncodePanic = errors.New("packetizer rejected the frame")
+
+func safeEncode(fn func() ([]*rtp.Packet, error)) (pkts []*rtp.Packet, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			pkts, err = nil, fmt.Errorf("%w: %v", errEncodePanic, r)
+		}
+	}()
+	return fn()
+}
+
+type h264Encoder struct{ e *rtph264.Encoder }
+
+func (e h264Encoder) encode(au [][]byte) ([]*rtp.Packet, error) {
+	return safeEncode(func() ([]*rtp.Packet, error) { return e.e.Encode(au) })
+}
+
+type h265Encoder struct{ e *rtph265.Encoder }
+
+func (e h265Encoder) encode(au [][]byte) ([]*rtp.Packet, error) {
+	return safeEncode(func() ([]*rtp.Packet, error) { return e.e.Encode(au) })
+}
+
+type mjpegEncoder struct{ e *rtpmjpeg.Encoder }
+
+func (e mjpegEncoder) encode(au [][]byte) ([]*rtp.Packet, error) {
+	return safeEncode(func() ([]*rtp.Packet, error) { return e.e.Encode(au[0]) })
+}

@@ -1,0 +1,451 @@
+package relay
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v5"
+	"github.com/bluenviron/gortsplib/v5/pkg/base"
+	"github.com/bluenviron/gortsplib/v5/pkg/description"
+	"github.com/bluenviron/gortsplib/v5/pkg/format"
+	"github.com/bluenviron/gortsplib/v5/pkg/liberrors"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/pion/rtp"
+
+	"github.com/camd/camd/stream"
+	"github.com/camd/camd/stream/sim"
+)
+
+// tap is device.Tap, restated so that these tests do not depend on package
+// device.
+type tap interface {
+	Info(stream.Info)
+	Frame(stream.Frame)
+	Disconnected()
+	Close()
+}
+
+var _ tap = (*Feed)(nil)
+
+// testLogger logs to the test at Info level when -v, else discards.
+func testLogger(t testing.TB) *slog.Logger {
+	if !testing.Verbose() {
+		return slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func newRelay(t testing.TB, cfg Config) *Server {
+	t.Helper()
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:0"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = testLogger(t)
+	}
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+func newSim(t testing.TB, cams int) *sim.Server {
+	t.Helper()
+	s, err := sim.New(sim.Config{Cameras: cams})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// supervise plays the camd supervisor: it reads url into f with stream.Read
+// and reconnects whenever the connection ends, until the test ends.
+func supervise(t testing.TB, url string, f tap) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			_ = stream.Read(ctx, stream.Options{
+				URL:         url,
+				ReadTimeout: 5 * time.Second,
+				OnInfo:      f.Info,
+				OnFrame:     f.Frame,
+			})
+			f.Disconnected()
+			select {
+			case <-ctx.Done():
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+}
+
+// needTool returns the path of a program the test needs; without it the
+// test fails in CI and is skipped elsewhere.
+func needTool(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is required in CI: %v", name, err)
+		}
+		t.Skipf("%s not installed: %v", name, err)
+	}
+	return p
+}
+
+// waitFor polls cond until it holds or d passes.
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// rtpReader is an independent RTSP reader (a gortsplib client) that checks
+// what it receives: frames (marker bits), RTP sequence gaps and timestamp
+// jumps.
+type rtpReader struct {
+	c       *gortsplib.Client
+	desc    *description.Session
+	done    chan struct{}
+	err     error
+	frames  atomic.Int64
+	packets atomic.Int64
+	seqGaps atomic.Int64
+	// tsBad counts frames whose timestamp went back or jumped by more than
+	// a second from the previous frame.
+	tsBad atomic.Int64
+	keys  atomic.Int64
+
+	mu      sync.Mutex
+	haveSeq bool
+	lastSeq uint16
+	haveTS  bool
+	lastTS  uint32
+	maxStep int64 // largest timestamp step between frames
+}
+
+// startReader connects, describes, sets up (TCP) and plays url.
+func startReader(t testing.TB, url string) (*rtpReader, error) {
+	t.Helper()
+	u, err := base.ParseURL(url)
+	if err != nil {
+		return nil, err
+	}
+	tcp := gortsplib.ProtocolTCP
+	r := &rtpReader{done: make(chan struct{})}
+	r.c = &gortsplib.Client{
+		Scheme:        u.Scheme,
+		Host:          u.Host,
+		Protocol:      &tcp,
+		ReadTimeout:   20 * time.Second,
+		OnDecodeError: func(error) {},
+	}
+	if err := r.c.Start(); err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*rtpReader, error) {
+		r.c.Close()
+		return nil, err
+	}
+	desc, _, err := r.c.Describe(u)
+	if err != nil {
+		return fail(fmt.Errorf("describe: %w", err))
+	}
+	r.desc = desc
+	if err := r.c.SetupAll(desc.BaseURL, desc.Medias); err != nil {
+		return fail(fmt.Errorf("setup: %w", err))
+	}
+	r.c.OnPacketRTPAny(func(_ *description.Media, _ format.Format, pkt *rtp.Packet) { r.packet(pkt) })
+	if _, err := r.c.Play(nil); err != nil {
+		return fail(fmt.Errorf("play: %w", err))
+	}
+	go func() {
+		r.err = r.c.Wait()
+		close(r.done)
+	}()
+	t.Cleanup(r.close)
+	return r, nil
+}
+
+func (r *rtpReader) close() {
+	r.c.Close()
+	<-r.done
+}
+
+func (r *rtpReader) packet(pkt *rtp.Packet) {
+	r.packets.Add(1)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.haveSeq && pkt.SequenceNumber != r.lastSeq+1 {
+		r.seqGaps.Add(1)
+	}
+	r.haveSeq, r.lastSeq = true, pkt.SequenceNumber
+	if len(pkt.Payload) > 0 {
+		typ := h264.NALUType(pkt.Payload[0] & 0x1f)
+		if typ == h264.NALUTypeSPS || typ == 24 { // SPS alone or in a STAP-A
+			r.keys.Add(1)
+		}
+	}
+	if !pkt.Marker {
+		return
+	}
+	r.frames.Add(1)
+	if r.haveTS {
+		step := int64(int32(pkt.Timestamp - r.lastTS))
+		if step < 0 || step > videoClockRate {
+			r.tsBad.Add(1)
+		}
+		r.maxStep = max(r.maxStep, step)
+	}
+	r.haveTS, r.lastTS = true, pkt.Timestamp
+}
+
+// ended reports whether the reader's session has ended.
+func (r *rtpReader) ended() bool {
+	select {
+	case <-r.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// statusCode returns the RTSP status of a failed request, or 0.
+func statusCode(err error) base.StatusCode {
+	var bad liberrors.ErrClientBadStatusCode
+	if errors.As(err, &bad) {
+		return bad.Code
+	}
+	return 0
+}
+
+// ffmpegProgress runs ffmpeg with -progress pipe:1 and reports its frame
+// count as it goes.
+type ffmpegProc struct {
+	cmd    *exec.Cmd
+	frames atomic.Int64
+	stderr bytes.Buffer
+	done   chan struct{}
+	err    error
+}
+
+// startFFmpeg starts ffmpeg reading url over TCP with the given output
+// arguments.
+func startFFmpeg(t testing.TB, url string, out ...string) *ffmpegProc {
+	t.Helper()
+	bin := needTool(t, "ffmpeg")
+	args := []string{"-hide_banner", "-nostdin", "-loglevel", "error", "-progress", "pipe:1",
+		"-rtsp_transport", "tcp", "-i", url}
+	args = append(args, out...)
+	p := &ffmpegProc{cmd: exec.Command(bin, args...), done: make(chan struct{})}
+	p.cmd.Stderr = &lockedWriter{w: &p.stderr}
+	stdout, err := p.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if v, ok := strings.CutPrefix(sc.Text(), "frame="); ok {
+				if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
+					p.frames.Store(n)
+				}
+			}
+		}
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	})
+	return p
+}
+
+// stop asks ffmpeg to finish (SIGINT: it writes the file's trailer) and
+// waits.
+func (p *ffmpegProc) stop(t testing.TB) {
+	t.Helper()
+	_ = p.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-p.done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("ffmpeg did not stop on SIGINT")
+	}
+}
+
+func (p *ffmpegProc) running() bool {
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// clip is an H.264 Annex B file split into access units.
+type clip struct {
+	sps, pps      []byte
+	width, height int
+	aus           [][][]byte
+	keys          []bool
+}
+
+// loadClip reads an Annex B H.264 file with one slice per picture.
+func loadClip(t testing.TB, path string) *clip {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &clip{}
+	var cur [][]byte
+	key := false
+	for _, nalu := range splitAnnexB(b) {
+		typ := h264.NALUType(nalu[0] & 0x1f)
+		switch typ {
+		case h264.NALUTypeSPS:
+			if c.sps == nil {
+				c.sps = nalu
+				var s h264.SPS
+				if err := s.Unmarshal(nalu); err != nil {
+					t.Fatal(err)
+				}
+				c.width, c.height = s.Width(), s.Height()
+			}
+		case h264.NALUTypePPS:
+			if c.pps == nil {
+				c.pps = nalu
+			}
+		case h264.NALUTypeIDR:
+			key = true
+		}
+		if typ == h264.NALUTypeSEI || typ == h264.NALUTypeAccessUnitDelimiter {
+			continue
+		}
+		cur = append(cur, nalu)
+		if typ == h264.NALUTypeIDR || typ == h264.NALUTypeNonIDR {
+			c.aus = append(c.aus, cur)
+			c.keys = append(c.keys, key)
+			cur, key = nil, false
+		}
+	}
+	if len(c.aus) == 0 || c.sps == nil {
+		t.Fatalf("%s: no access units", path)
+	}
+	return c
+}
+
+func splitAnnexB(b []byte) [][]byte {
+	var out [][]byte
+	start := -1
+	for i := 0; i+2 < len(b); i++ {
+		if b[i] == 0 && b[i+1] == 0 && b[i+2] == 1 {
+			if start >= 0 {
+				end := i
+				for end > start && b[end-1] == 0 {
+					end--
+				}
+				if end > start {
+					out = append(out, b[start:end])
+				}
+			}
+			start = i + 3
+			i += 2
+		}
+	}
+	if start >= 0 && start < len(b) {
+		out = append(out, b[start:])
+	}
+	return out
+}
+
+func (c *clip) info() stream.Info {
+	fm := &format.H264{PayloadTyp: 96, SPS: c.sps, PPS: c.pps, PacketizationMode: 1}
+	return stream.Info{
+		Codec: stream.CodecH264, Width: c.width, Height: c.height, Transport: "tcp",
+		Media:  &description.Media{Type: description.MediaTypeVideo, Formats: []format.Format{fm}},
+		Format: fm,
+	}
+}
+
+// play feeds the clip to f at 25 fps as one camera connection, from
+// frame first, with PTS starting at pts0, until ctx is done or n frames
+// were sent (n <= 0: loop forever). It returns the frames sent.
+func (c *clip) play(ctx context.Context, f tap, first int, pts0 int64, n int) int {
+	f.Info(c.info())
+	tick := time.NewTicker(40 * time.Millisecond)
+	defer tick.Stop()
+	sent := 0
+	for i := first; n <= 0 || sent < n; i++ {
+		select {
+		case <-ctx.Done():
+			return sent
+		case <-tick.C:
+		}
+		k := i % len(c.aus)
+		f.Frame(stream.Frame{
+			Time: time.Now(), PTS: pts0 + int64(sent)*3600, ClockRate: videoClockRate,
+			AU: c.aus[k], Size: auSize(c.aus[k]), Key: c.keys[k],
+		})
+		sent++
+	}
+	return sent
+}
+
+func auSize(au [][]byte) int {
+	n := 0
+	for _, nalu := range au {
+		n += len(nalu)
+	}
+	return n
+}
