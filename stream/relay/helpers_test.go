@@ -150,8 +150,12 @@ type rtpReader struct {
 	// a second from the previous frame.
 	tsBad atomic.Int64
 	keys  atomic.Int64
+	// resumes counts packets that arrived after a pause of more than half
+	// a second; resumesBad those of them that did not start a keyframe.
+	resumes, resumesBad atomic.Int64
 
-	mu      sync.Mutex
+	mu       sync.Mutex
+	lastRecv time.Time
 	haveSeq bool
 	lastSeq uint16
 	haveTS  bool
@@ -215,12 +219,23 @@ func (r *rtpReader) packet(pkt *rtp.Packet) {
 		r.seqGaps.Add(1)
 	}
 	r.haveSeq, r.lastSeq = true, pkt.SequenceNumber
+	key := false
 	if len(pkt.Payload) > 0 {
 		typ := h264.NALUType(pkt.Payload[0] & 0x1f)
-		if typ == h264.NALUTypeSPS || typ == 24 { // SPS alone or in a STAP-A
+		// The relay sends SPS and PPS before every IDR: alone or in a STAP-A.
+		key = typ == h264.NALUTypeSPS || typ == 24
+		if key {
 			r.keys.Add(1)
 		}
 	}
+	now := time.Now()
+	if !r.lastRecv.IsZero() && now.Sub(r.lastRecv) > 500*time.Millisecond {
+		r.resumes.Add(1)
+		if !key {
+			r.resumesBad.Add(1)
+		}
+	}
+	r.lastRecv = now
 	if !pkt.Marker {
 		return
 	}
@@ -233,6 +248,13 @@ func (r *rtpReader) packet(pkt *rtp.Packet) {
 		r.maxStep = max(r.maxStep, step)
 	}
 	r.haveTS, r.lastTS = true, pkt.Timestamp
+}
+
+// maxTSStep returns the largest timestamp step seen between frames.
+func (r *rtpReader) maxTSStep() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.maxStep
 }
 
 // ended reports whether the reader's session has ended.

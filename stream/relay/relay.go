@@ -46,9 +46,15 @@ const (
 
 // writeTimeout bounds each write to a reader's socket (and each RTSP
 // response). A TCP reader that stops reading first fills the kernel's socket
-// buffers, then its write blocks; after writeTimeout (or as soon as its queue
-// overflows, whichever comes first) it is dropped.
+// buffers (kept small, see unsentLimit), then the relay's writes to it
+// block; after writeTimeout, or as soon as its queue overflows, whichever
+// comes first, it is dropped.
 const writeTimeout = 5 * time.Second
+
+// unsentLimit is the most a reader's socket holds that the network has not
+// taken yet (TCP_NOTSENT_LOWAT, on Linux and macOS): about a second of a
+// 1 Mbit/s camera.
+const unsentLimit = 128 << 10
 
 // Config configures a Server.
 type Config struct {
@@ -163,6 +169,13 @@ func New(cfg Config) (*Server, error) {
 		UDPRTCPAddress: cfg.UDPRTCPAddress,
 		WriteQueueSize: cfg.QueueSize,
 		WriteTimeout:   writeTimeout,
+		Listen: func(network, address string) (net.Listener, error) {
+			ln, err := net.Listen(network, address)
+			if err != nil {
+				return nil, err
+			}
+			return readerListener{ln}, nil
+		},
 	}
 	if err := s.rtsp.Start(); err != nil {
 		return nil, fmt.Errorf("relay: listen on %s: %w", cfg.Listen, err)
@@ -254,6 +267,17 @@ func (s *Server) credentials(name string) (user, pass string) {
 		}
 	}
 	return s.cfg.User, s.cfg.Pass
+}
+
+// readerListener limits the unsent bytes of every reader connection.
+type readerListener struct{ net.Listener }
+
+func (l readerListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok && err == nil {
+		limitUnsent(tc, unsentLimit)
+	}
+	return c, err
 }
 
 // reader is one RTSP session reading a camera; it is the session's user

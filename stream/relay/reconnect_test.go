@@ -1,0 +1,359 @@
+package relay
+
+import (
+	"context"
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v5/pkg/format"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+
+	"github.com/camd/camd/stream/sim"
+)
+
+// fpsWithin is the order-of-magnitude check on a rate measured on a loaded
+// machine: 25 fps means anything from 15 to 35.
+func fpsWithin(fps float64) bool { return fps >= 15 && fps <= 35 }
+
+// TestTenReadersOneCameraSession: ten independent readers (seven gortsplib
+// clients, three ffmpeg) on one camera cost the camera one session, and each
+// gets about 25 fps.
+func TestTenReadersOneCameraSession(t *testing.T) {
+	sm := newSim(t, 1)
+	s := newRelay(t, Config{})
+	supervise(t, sm.URL(1), s.Feed("cam1"))
+	url := "rtsp://" + s.Addr() + "/cam1"
+
+	var readers []*rtpReader
+	for range 7 {
+		r, err := startReader(t, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		readers = append(readers, r)
+	}
+	var ffs []*ffmpegProc
+	for range 3 {
+		ffs = append(ffs, startFFmpeg(t, url, "-c", "copy", "-f", "null", "-"))
+	}
+	waitFor(t, 30*time.Second, "all readers playing", func() bool {
+		for _, r := range readers {
+			if r.frames.Load() < 10 {
+				return false
+			}
+		}
+		for _, p := range ffs {
+			if p.frames.Load() < 10 {
+				return false
+			}
+		}
+		return true
+	})
+	if got := s.Stats("cam1").Readers; got != 10 {
+		t.Errorf("Stats.Readers = %d, want 10", got)
+	}
+
+	const window = 4 * time.Second
+	r0 := make([]int64, len(readers))
+	f0 := make([]int64, len(ffs))
+	for i, r := range readers {
+		r0[i] = r.frames.Load()
+	}
+	for i, p := range ffs {
+		f0[i] = p.frames.Load()
+	}
+	start := time.Now()
+	time.Sleep(window)
+	el := time.Since(start).Seconds()
+	for i, r := range readers {
+		fps := float64(r.frames.Load()-r0[i]) / el
+		if !fpsWithin(fps) {
+			t.Errorf("gortsplib reader %d: %.1f fps", i, fps)
+		}
+		if g := r.seqGaps.Load(); g != 0 {
+			t.Errorf("gortsplib reader %d: %d sequence gaps", i, g)
+		}
+		t.Logf("gortsplib reader %d: %.1f fps", i, fps)
+	}
+	for i, p := range ffs {
+		// ffmpeg reports progress every 0.5 s: allow for that.
+		fps := float64(p.frames.Load()-f0[i]) / el
+		if fps < 10 || fps > 40 {
+			t.Errorf("ffmpeg reader %d: %.1f fps\n%s", i, fps, p.stderr.String())
+		}
+		t.Logf("ffmpeg reader %d: %.1f fps", i, fps)
+	}
+	if n := sm.Sessions(1); n != 1 {
+		t.Errorf("camera saw %d sessions, want 1", n)
+	}
+	st := s.Stats("cam1")
+	if st.ReadersTotal != 10 || st.PacketsSent == 0 || st.BytesSent < st.PacketsSent*100 || st.ReadersDropped != 0 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+// TestReadersSurviveCameraDrop: a gortsplib reader and a long-running
+// ffmpeg keep their sessions across a camera drop; the gortsplib reader sees
+// continuous sequence numbers and timestamps and resumes at a keyframe, and
+// ffmpeg's frame count keeps rising once the camera is back.
+func TestReadersSurviveCameraDrop(t *testing.T) {
+	sm := newSim(t, 1)
+	s := newRelay(t, Config{})
+	supervise(t, sm.URL(1), s.Feed("cam1"))
+	url := "rtsp://" + s.Addr() + "/cam1"
+
+	r, err := startReader(t, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := startFFmpeg(t, url, "-c", "copy", "-f", "null", "-")
+	waitFor(t, 30*time.Second, "frames before the drop", func() bool {
+		return r.frames.Load() >= 50 && p.frames.Load() >= 25
+	})
+
+	// Drop the camera; for 2 s it also hangs up on every new session.
+	if err := sm.SetFault(1, sim.FaultDrop, 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	dropped := time.Now()
+	waitFor(t, 10*time.Second, "the camera to be down", func() bool { return sm.Sessions(1) >= 2 })
+	waitFor(t, 30*time.Second, "the camera to be back", func() bool { return sm.ActiveSessions(1) == 1 && time.Since(dropped) > 2*time.Second })
+	rBack, pBack := r.frames.Load(), p.frames.Load()
+	waitFor(t, 30*time.Second, "frames after the camera is back", func() bool {
+		return r.frames.Load() >= rBack+50 && p.frames.Load() >= pBack+50
+	})
+
+	if r.ended() {
+		t.Fatalf("gortsplib reader's session ended: %v", r.err)
+	}
+	if !p.running() {
+		t.Fatalf("ffmpeg stopped: %v\n%s", p.err, p.stderr.String())
+	}
+	if g := r.seqGaps.Load(); g != 0 {
+		t.Errorf("%d RTP sequence gaps across the drop", g)
+	}
+	if b := r.tsBad.Load(); b != 0 {
+		t.Errorf("%d RTP timestamp jumps (max step %d)", b, r.maxTSStep())
+	}
+	if r.resumes.Load() == 0 {
+		t.Errorf("the reader saw no pause: was the camera really dropped? (sessions %d)", sm.Sessions(1))
+	}
+	if b := r.resumesBad.Load(); b != 0 {
+		t.Errorf("%d resumes did not start at a keyframe", b)
+	}
+	if st := s.Stats("cam1"); st.Readers != 2 || st.ReadersTotal != 2 {
+		t.Errorf("stats %+v, want the same 2 readers", st)
+	}
+	t.Logf("camera sessions %d; reader frames %d, ffmpeg frames %d; max timestamp step %d",
+		sm.Sessions(1), r.frames.Load(), p.frames.Load(), r.maxTSStep())
+}
+
+// TestMP4AcrossCameraDrop: ffmpeg writes the relay into an .mp4 with -c copy
+// across a camera drop; the file decodes end to end without an error and
+// its duration matches its frame count (no timestamp gap).
+func TestMP4AcrossCameraDrop(t *testing.T) {
+	ffprobe := needTool(t, "ffprobe")
+	ffmpeg := needTool(t, "ffmpeg")
+	sm := newSim(t, 1)
+	s := newRelay(t, Config{})
+	supervise(t, sm.URL(1), s.Feed("cam1"))
+	out := filepath.Join(t.TempDir(), "out.mp4")
+	p := startFFmpeg(t, "rtsp://"+s.Addr()+"/cam1", "-c", "copy", "-f", "mp4", "-y", out)
+	waitFor(t, 30*time.Second, "frames before the drop", func() bool { return p.frames.Load() >= 50 })
+	if err := sm.SetFault(1, sim.FaultDrop, 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the camera to be down", func() bool { return sm.Sessions(1) >= 2 })
+	back := p.frames.Load()
+	waitFor(t, 30*time.Second, "frames after the drop", func() bool { return p.frames.Load() >= back+75 })
+	p.stop(t)
+	if p.err != nil && !strings.Contains(p.err.Error(), "exit status 255") {
+		t.Fatalf("ffmpeg: %v\n%s", p.err, p.stderr.String())
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	dec, err := exec.CommandContext(ctx, ffmpeg, "-v", "error", "-i", out, "-f", "null", "-").CombinedOutput()
+	if err != nil || len(strings.TrimSpace(string(dec))) != 0 {
+		t.Errorf("decoding the mp4: %v\n%s", err, dec)
+	}
+	probe, err := exec.CommandContext(ctx, ffprobe, "-v", "error", "-count_frames", "-select_streams", "v:0",
+		"-show_entries", "stream=nb_read_frames,duration,width,height", "-of", "json", out).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffprobe: %v\n%s", err, probe)
+	}
+	var res struct {
+		Streams []struct {
+			Frames   string `json:"nb_read_frames"`
+			Duration string `json:"duration"`
+			Width    int    `json:"width"`
+		} `json:"streams"`
+	}
+	if err := json.Unmarshal(probe, &res); err != nil || len(res.Streams) != 1 {
+		t.Fatalf("ffprobe output %q: %v", probe, err)
+	}
+	frames, _ := strconv.Atoi(res.Streams[0].Frames)
+	dur, _ := strconv.ParseFloat(res.Streams[0].Duration, 64)
+	t.Logf("mp4: %d frames, %.2f s, ffmpeg counted %d", frames, dur, p.frames.Load())
+	if int64(frames) < back+75 {
+		t.Errorf("mp4 has %d frames, want at least %d", frames, back+75)
+	}
+	// The relay joins the reconnected camera's timeline just after the last
+	// frame: a 2 s outage leaves no 2 s hole.
+	if want := float64(frames) / 25; dur < want-1 || dur > want+1 {
+		t.Errorf("mp4 lasts %.2f s for %d frames (%.2f s at 25 fps): timestamps jumped", dur, frames, want)
+	}
+}
+
+// TestSameParametersKeepReaders feeds the relay directly: a second camera
+// connection with the same parameters, a different PTS origin and a start in
+// the middle of a GOP continues the readers' stream seamlessly.
+func TestSameParametersKeepReaders(t *testing.T) {
+	c := loadClip(t, "../sim/clip.h264")
+	s := newRelay(t, Config{})
+	f := s.Feed("cam1")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	started := make(chan struct{})
+	go func() {
+		defer wg.Done()
+		c.play(ctx, f, 0, 0, 1)
+		close(started)
+		c.play(ctx, f, 1, 3600, 49)
+		f.Disconnected()
+		time.Sleep(300 * time.Millisecond)
+		c.play(ctx, f, 13, 987654321, 75) // new connection, mid-GOP
+		f.Disconnected()
+	}()
+	defer wg.Wait()
+	<-started
+	r, err := startReader(t, "rtsp://"+s.Addr()+"/cam1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	waitFor(t, 10*time.Second, "the last frames", func() bool { return r.frames.Load() >= 60 })
+	time.Sleep(200 * time.Millisecond)
+	if r.ended() {
+		t.Fatalf("session ended: %v", r.err)
+	}
+	if g, b := r.seqGaps.Load(), r.tsBad.Load(); g != 0 || b != 0 {
+		t.Errorf("%d sequence gaps, %d timestamp jumps", g, b)
+	}
+	if m := r.maxTSStep(); m > 2*3600 {
+		t.Errorf("largest timestamp step %d, want about one frame (3600)", m)
+	}
+	// 50 frames less what was sent before PLAY, then the second connection
+	// from its first keyframe (frame 25 of the clip): 75-12 frames.
+	if n := r.frames.Load(); n < 60 || n > 113 {
+		t.Errorf("reader got %d frames", n)
+	}
+	if r.resumesBad.Load() != 0 {
+		t.Errorf("the second connection did not resume at a keyframe")
+	}
+}
+
+// TestParameterChangeEndsStream: when the camera comes back with another
+// resolution, readers get an end of stream, and a new reader gets the new
+// description.
+func TestParameterChangeEndsStream(t *testing.T) {
+	a := loadClip(t, "../sim/clip.h264")
+	b := loadClip(t, "../testdata/h264_640x480_25fps.h264")
+	if a.width == b.width && a.height == b.height {
+		t.Fatal("clips have the same size")
+	}
+	s := newRelay(t, Config{})
+	f := s.Feed("cam1")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Add(1)
+	switchNow := make(chan struct{})
+	go func() {
+		defer wg.Done()
+		pctx, pcancel := context.WithCancel(ctx)
+		go func() {
+			select {
+			case <-switchNow:
+			case <-ctx.Done():
+			}
+			pcancel()
+		}()
+		a.play(pctx, f, 0, 0, 0)
+		f.Disconnected()
+		b.play(ctx, f, 0, 0, 0)
+	}()
+	r, err := startReader(t, "rtsp://"+s.Addr()+"/cam1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w, h := descSize(t, r); w != a.width || h != a.height {
+		t.Fatalf("first description %dx%d, want %dx%d", w, h, a.width, a.height)
+	}
+	waitFor(t, 10*time.Second, "frames", func() bool { return r.frames.Load() >= 10 })
+	close(switchNow)
+	waitFor(t, 10*time.Second, "the reader's end of stream", r.ended)
+	t.Logf("first reader ended with: %v", r.err)
+
+	r2, err := startReader(t, "rtsp://"+s.Addr()+"/cam1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w, h := descSize(t, r2); w != b.width || h != b.height {
+		t.Fatalf("new description %dx%d, want %dx%d", w, h, b.width, b.height)
+	}
+	waitFor(t, 10*time.Second, "frames of the new stream", func() bool { return r2.frames.Load() >= 10 })
+	cancel()
+}
+
+func descSize(t *testing.T, r *rtpReader) (int, int) {
+	t.Helper()
+	var fm *format.H264
+	if r.desc.FindFormat(&fm) == nil || fm.SPS == nil {
+		t.Fatalf("no H.264 SPS in the description")
+	}
+	var sps h264.SPS
+	if err := sps.Unmarshal(fm.SPS); err != nil {
+		t.Fatal(err)
+	}
+	return sps.Width(), sps.Height()
+}
+
+// TestFeedCloseEndsReaders: removing the camera ends its readers and its
+// name is unknown afterwards.
+func TestFeedCloseEndsReaders(t *testing.T) {
+	c := loadClip(t, "../sim/clip.h264")
+	s := newRelay(t, Config{})
+	f := s.Feed("cam1")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); c.play(ctx, f, 0, 0, 0) }()
+	defer func() { cancel(); <-done }()
+	r, err := startReader(t, "rtsp://"+s.Addr()+"/cam1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "frames", func() bool { return r.frames.Load() >= 5 })
+	f.Close()
+	f.Close()
+	waitFor(t, 10*time.Second, "the reader's end", r.ended)
+	if _, err := startReader(t, "rtsp://"+s.Addr()+"/cam1"); statusCode(err) != 404 {
+		t.Errorf("after Close: %v, want 404", err)
+	}
+	if st := s.Stats("cam1"); st != (Stats{}) {
+		t.Errorf("stats of a removed camera: %+v", st)
+	}
+	// Methods of a closed Feed are no-ops.
+	f.Info(c.info())
+	f.Disconnected()
+	c.play(context.Background(), f, 0, 0, 2)
+}
