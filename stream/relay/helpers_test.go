@@ -82,8 +82,9 @@ func newSim(t testing.TB, cams int) *sim.Server {
 }
 
 // supervise plays the camd supervisor: it reads url into f with stream.Read
-// and reconnects whenever the connection ends, until the test ends.
-func supervise(t testing.TB, url string, f tap) {
+// and reconnects whenever the connection ends, until the test ends or the
+// returned stop is called.
+func supervise(t testing.TB, url string, f tap) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -103,10 +104,12 @@ func supervise(t testing.TB, url string, f tap) {
 			}
 		}
 	}()
-	t.Cleanup(func() {
+	stop = func() {
 		cancel()
 		<-done
-	})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 // needTool returns the path of a program the test needs; without it the
