@@ -164,9 +164,15 @@ func (f *Feed) Info(i stream.Info) {
 
 // Frame implements device.Tap. It copies the access unit and returns at
 // once; if the Feed's goroutine has fallen maxQueuedFrames behind, the frame
-// is dropped and the relay resumes at the next keyframe.
+// is dropped and the relay resumes at the next keyframe. While nobody reads
+// the camera only keyframes are copied (the relay needs them to start the
+// stream and to notice new parameters); the first reader starts at the next
+// keyframe.
 func (f *Feed) Frame(fr stream.Frame) {
-	buf := copyAU(fr.AU)
+	var buf *frameBuf
+	if fr.Key || f.readers.Load() > 0 {
+		buf = copyAU(fr.AU)
+	}
 	f.qmu.Lock()
 	if f.stopped || f.queued >= maxQueuedFrames {
 		f.gap = f.gap || !f.stopped
@@ -385,6 +391,12 @@ func (f *Feed) handleFrame(fr *queuedFrame) {
 	if o.needKey && !fr.key {
 		return
 	}
+	if fr.buf == nil {
+		// Not copied: nobody was reading. Whoever comes next starts at a
+		// keyframe.
+		o.needKey = true
+		return
+	}
 	au := fr.buf.au
 	if len(au) == 0 {
 		return
@@ -433,6 +445,11 @@ func (f *Feed) handleFrame(fr *queuedFrame) {
 		o.lastOut = out
 	}
 
+	if f.readers.Load() == 0 {
+		// Nobody to send to: spare the packetizing.
+		o.needKey = true
+		return
+	}
 	pkts, err := o.enc.encode(au)
 	if err != nil {
 		// A frame the camera sent but that cannot be packetized again:

@@ -24,7 +24,7 @@ type rawClient struct {
 // dialRaw connects with a small receive buffer, so that a client that stops
 // reading fills the kernel's buffers in well under a second instead of
 // after megabytes.
-func dialRaw(t *testing.T, addr string, rcvbuf int) *rawClient {
+func dialRaw(t testing.TB, addr string, rcvbuf int) *rawClient {
 	t.Helper()
 	d := net.Dialer{Timeout: 10 * time.Second}
 	if rcvbuf > 0 {
@@ -35,6 +35,10 @@ func dialRaw(t *testing.T, addr string, rcvbuf int) *rawClient {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
+	return newRawClient(conn)
+}
+
+func newRawClient(conn net.Conn) *rawClient {
 	br := bufio.NewReader(conn)
 	return &rawClient{conn: conn, br: br, tp: textproto.NewReader(br)}
 }
