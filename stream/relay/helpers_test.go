@@ -169,16 +169,21 @@ type rtpReader struct {
 // startReader connects, describes, sets up (TCP) and plays url.
 func startReader(t testing.TB, url string) (*rtpReader, error) {
 	t.Helper()
+	return startReaderWith(t, url, gortsplib.ProtocolTCP)
+}
+
+// startReaderWith is startReader over the given transport.
+func startReaderWith(t testing.TB, url string, proto gortsplib.Protocol) (*rtpReader, error) {
+	t.Helper()
 	u, err := base.ParseURL(url)
 	if err != nil {
 		return nil, err
 	}
-	tcp := gortsplib.ProtocolTCP
 	r := &rtpReader{done: make(chan struct{})}
 	r.c = &gortsplib.Client{
 		Scheme:        u.Scheme,
 		Host:          u.Host,
-		Protocol:      &tcp,
+		Protocol:      &proto,
 		ReadTimeout:   20 * time.Second,
 		OnDecodeError: func(error) {},
 	}
@@ -357,9 +362,10 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-// clip is an H.264 Annex B file split into access units.
+// clip is a video file split into access units.
 type clip struct {
-	sps, pps      []byte
+	codec         string // "" means H.264
+	vps, sps, pps []byte
 	width, height int
 	aus           [][][]byte
 	keys          []bool
@@ -435,9 +441,19 @@ func splitAnnexB(b []byte) [][]byte {
 }
 
 func (c *clip) info() stream.Info {
-	fm := &format.H264{PayloadTyp: 96, SPS: c.sps, PPS: c.pps, PacketizationMode: 1}
+	var fm format.Format
+	codec := c.codec
+	switch codec {
+	case "", stream.CodecH264:
+		codec = stream.CodecH264
+		fm = &format.H264{PayloadTyp: 96, SPS: c.sps, PPS: c.pps, PacketizationMode: 1}
+	case stream.CodecH265:
+		fm = &format.H265{PayloadTyp: 96, VPS: c.vps, SPS: c.sps, PPS: c.pps}
+	case stream.CodecMJPEG:
+		fm = &format.MJPEG{}
+	}
 	return stream.Info{
-		Codec: stream.CodecH264, Width: c.width, Height: c.height, Transport: "tcp",
+		Codec: codec, Width: c.width, Height: c.height, Transport: "tcp",
 		Media:  &description.Media{Type: description.MediaTypeVideo, Formats: []format.Format{fm}},
 		Format: fm,
 	}
