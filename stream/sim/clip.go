@@ -146,10 +146,10 @@ func makeGarbage() []rtpPayload {
 		return b
 	}
 
-	unsupported := append([]byte{0x1e}, random(200)...)          // NAL type 30
+	unsupported := append([]byte{0x1e}, random(200)...)            // NAL type 30
 	stapA := append([]byte{0x18, 0xff, 0xff, 0x65}, random(50)...) // STAP-A, length 65535
-	fuaMiddle := append([]byte{0x7c, 0x05}, random(800)...)       // FU-A, neither S nor E
-	slice := append([]byte{0x41}, random(1200)...)                // non-IDR slice, noise
+	fuaMiddle := append([]byte{0x7c, 0x05}, random(800)...)        // FU-A, neither S nor E
+	slice := append([]byte{0x41}, random(1200)...)                 // non-IDR slice, noise
 	// Avoid start codes inside the noise, which a decoder would take as a
 	// NALU boundary rather than as corrupt slice data.
 	for i := 1; i < len(slice); i++ {

@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bluenviron/gortsplib/v5"
@@ -124,6 +125,9 @@ type Server struct {
 	ctlSrv   *http.Server
 	cams     []*camera
 	period   time.Duration
+	// handlerCams is cams as gortsplib's callbacks see it: nil until New has
+	// built every camera, which it can only do after the server started.
+	handlerCams atomic.Pointer[[]*camera]
 
 	ctx       context.Context
 	ctxCancel context.CancelFunc
@@ -238,6 +242,8 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.cams = append(s.cams, cam)
 	}
+
+	s.handlerCams.Store(&s.cams)
 
 	if s.ctlLn != nil {
 		s.ctlSrv = &http.Server{
@@ -776,15 +782,19 @@ func (s *Server) writeVideo(c *camera, pkts []rtpPayload, ts uint32, ntpTime tim
 type handler struct{ s *Server }
 
 func (h *handler) cameraFor(path string) *camera {
+	cams := h.s.handlerCams.Load()
+	if cams == nil {
+		return nil // still starting
+	}
 	name := strings.Trim(path, "/")
 	if !strings.HasPrefix(name, "cam") {
 		return nil
 	}
 	n, err := strconv.Atoi(name[3:])
-	if err != nil || n < 1 || n > len(h.s.cams) || name != "cam"+strconv.Itoa(n) {
+	if err != nil || n < 1 || n > len(*cams) || name != "cam"+strconv.Itoa(n) {
 		return nil
 	}
-	return h.s.cams[n-1]
+	return (*cams)[n-1]
 }
 
 // authorize reports whether the request carries the configured credentials.

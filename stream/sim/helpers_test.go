@@ -1,0 +1,230 @@
+package sim
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v5"
+	"github.com/bluenviron/gortsplib/v5/pkg/base"
+	"github.com/bluenviron/gortsplib/v5/pkg/description"
+	"github.com/bluenviron/gortsplib/v5/pkg/format"
+	"github.com/bluenviron/gortsplib/v5/pkg/format/rtph264"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+)
+
+// waitTimeout bounds every wait in these tests. It is generous because the
+// tests share two cores with many other builds and tests.
+const waitTimeout = 20 * time.Second
+
+// needProgram returns the path of an external program. In CI (CI=true) a
+// missing program fails the test, since CI is meant to have installed it;
+// elsewhere the test is skipped.
+func needProgram(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is required in CI: %v", name, err)
+		}
+		t.Skipf("%s not installed: %v", name, err)
+	}
+	return p
+}
+
+func newSim(t testing.TB, cfg Config) *Server {
+	t.Helper()
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// eventually polls cond until it holds or waitTimeout passes.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// reader is a real gortsplib client that records what arrives.
+type reader struct {
+	c *gortsplib.Client
+
+	mu         sync.Mutex
+	packets    []time.Time // arrival of every RTP and RTCP packet
+	videoAUs   int
+	keyAUs     int
+	audioPkts  int
+	videoRTCP  int
+	decodeErrs []error
+	seqs       []uint16 // video RTP sequence numbers, in arrival order
+	tss        []uint32 // video RTP timestamps, in arrival order
+
+	waitErr chan error
+}
+
+type readerOpts struct {
+	udp       bool
+	videoOnly bool
+}
+
+// dial connects, describes and returns the client, for tests that stop
+// before playing. The caller closes it.
+func dial(rawURL string, udp bool) (*gortsplib.Client, *description.Session, error) {
+	u, err := base.ParseURL(rawURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	proto := gortsplib.ProtocolTCP
+	if udp {
+		proto = gortsplib.ProtocolUDP
+	}
+	c := &gortsplib.Client{
+		Scheme:      u.Scheme,
+		Host:        u.Host,
+		Protocol:    &proto,
+		ReadTimeout: waitTimeout,
+	}
+	if err := c.Start(); err != nil {
+		return nil, nil, err
+	}
+	desc, _, err := c.Describe(u)
+	if err != nil {
+		c.Close()
+		return nil, nil, err
+	}
+	return c, desc, nil
+}
+
+// startReader plays rawURL and records packets until the test ends.
+func startReader(t testing.TB, rawURL string, o readerOpts) *reader {
+	t.Helper()
+	c, desc, err := dial(rawURL, o.udp)
+	if err != nil {
+		t.Fatalf("connect %s: %v", rawURL, err)
+	}
+	r := &reader{c: c, waitErr: make(chan error, 1)}
+	t.Cleanup(func() {
+		c.Close()
+		<-r.waitErr
+	})
+
+	var h264f *format.H264
+	videoMedia := desc.FindFormat(&h264f)
+	if videoMedia == nil {
+		t.Fatal("no H.264 track in the description")
+	}
+	if h264f.SPS == nil || h264f.PPS == nil {
+		t.Fatal("SPS/PPS missing from the description")
+	}
+	dec, err := h264f.CreateDecoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	medias := desc.Medias
+	if o.videoOnly {
+		medias = []*description.Media{videoMedia}
+	}
+	if err := c.SetupAll(desc.BaseURL, medias); err != nil {
+		t.Fatalf("setup: %v", err)
+	}
+	c.OnPacketRTPAny(func(m *description.Media, _ format.Format, pkt *rtp.Packet) {
+		now := time.Now()
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.packets = append(r.packets, now)
+		if m != videoMedia {
+			r.audioPkts++
+			return
+		}
+		r.seqs = append(r.seqs, pkt.SequenceNumber)
+		r.tss = append(r.tss, pkt.Timestamp)
+		au, err := dec.Decode(pkt)
+		switch {
+		case errors.Is(err, rtph264.ErrMorePacketsNeeded), errors.Is(err, rtph264.ErrNonStartingPacketAndNoPrevious):
+		case err != nil:
+			r.decodeErrs = append(r.decodeErrs, err)
+		default:
+			r.videoAUs++
+			if h264.IsRandomAccess(au) {
+				r.keyAUs++
+			}
+		}
+	})
+	c.OnPacketRTCPAny(func(m *description.Media, pkt rtcp.Packet) {
+		now := time.Now()
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.packets = append(r.packets, now)
+		if _, ok := pkt.(*rtcp.SenderReport); ok && m == videoMedia {
+			r.videoRTCP++
+		}
+	})
+	if _, err := c.Play(nil); err != nil {
+		t.Fatalf("play: %v", err)
+	}
+	go func() { r.waitErr <- c.Wait() }()
+	return r
+}
+
+type readerStats struct {
+	packets, videoAUs, keyAUs, audioPkts, videoRTCP, decodeErrs int
+}
+
+func (r *reader) stats() readerStats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return readerStats{
+		packets:    len(r.packets),
+		videoAUs:   r.videoAUs,
+		keyAUs:     r.keyAUs,
+		audioPkts:  r.audioPkts,
+		videoRTCP:  r.videoRTCP,
+		decodeErrs: len(r.decodeErrs),
+	}
+}
+
+// packetsBetween counts packets that arrived in (from, to).
+func (r *reader) packetsBetween(from, to time.Time) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, at := range r.packets {
+		if at.After(from) && at.Before(to) {
+			n++
+		}
+	}
+	return n
+}
+
+// waitFrames waits until n more video access units than now have arrived.
+func (r *reader) waitFrames(t testing.TB, n int) {
+	t.Helper()
+	base := r.stats().videoAUs
+	eventually(t, "video frames", func() bool { return r.stats().videoAUs >= base+n })
+}
+
+// alive reports whether the client is still connected.
+func (r *reader) alive() bool {
+	select {
+	case err := <-r.waitErr:
+		r.waitErr <- err // leave it for Cleanup
+		return false
+	default:
+		return true
+	}
+}
