@@ -441,7 +441,7 @@ func TestFaultGarbageFFmpeg(t *testing.T) {
 	}
 	cancel()
 	_, _ = io.Copy(io.Discard, stderr) // let Wait finish
-	_ = cmd.Wait()                      // killed on purpose
+	_ = cmd.Wait()                     // killed on purpose
 	if found == "" {
 		t.Fatalf("ffmpeg reported no error on garbage:\n%s", strings.Join(lines, "\n"))
 	}
