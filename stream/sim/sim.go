@@ -103,7 +103,7 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// senderReportPeriod is how often, in frames, each track gets an RTCP sender
+// senderReportFrames is how often, in frames, each track gets an RTCP sender
 // report while it is not stalled. Cameras send one every few seconds; it also
 // keeps a UDP session that receives no video (FaultNoVideo) alive.
 const senderReportFrames = 50
@@ -750,12 +750,13 @@ func (s *Server) sendFrame(c *camera, p *camPlan, n int64, ntpTime time.Time) {
 	}
 
 	if n%senderReportFrames == 0 {
+		// As above, an error only means the stream is closing.
 		ntpv := ntp.Encode(ntpTime)
-		c.stream.WritePacketRTCP(c.video, &rtcp.SenderReport{ //nolint:errcheck // closing
+		_ = c.stream.WritePacketRTCP(c.video, &rtcp.SenderReport{
 			SSRC: c.videoSSRC, NTPTime: ntpv, RTPTime: videoTS,
 			PacketCount: c.videoCount, OctetCount: c.videoBytes,
 		})
-		c.stream.WritePacketRTCP(c.audio, &rtcp.SenderReport{ //nolint:errcheck // closing
+		_ = c.stream.WritePacketRTCP(c.audio, &rtcp.SenderReport{
 			SSRC: c.audioSSRC, NTPTime: ntpv, RTPTime: audioTS,
 			PacketCount: c.audioCount, OctetCount: c.audioBytes,
 		})

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -54,6 +56,62 @@ func TestClip(t *testing.T) {
 	if mbps < 0.8 || mbps > 2.2 {
 		t.Errorf("clip bitrate %.2f Mbit/s, want about 1-2", mbps)
 	}
+}
+
+// TestCloseLeaks checks that Close leaves no goroutine and no file
+// descriptor behind. It is not parallel, so nothing else runs meanwhile.
+func TestCloseLeaks(t *testing.T) {
+	fds := func() int {
+		es, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			return -1
+		}
+		return len(es)
+	}
+	g0, fd0 := runtime.NumGoroutine(), fds()
+
+	s, err := New(Config{Cameras: 3, ControlListen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := &http.Client{Timeout: waitTimeout}
+	res, err := hc.Get("http://" + s.ControlAddr() + "/cameras")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	func() {
+		tcp, desc, err := dial(s.URL(1), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tcp.Close()
+		udp, _, err := dial(s.URL(2), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer udp.Close()
+		if err := tcp.SetupAll(desc.BaseURL, desc.Medias); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tcp.Play(nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SetFault(3, FaultStall, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if runtime.NumGoroutine() <= g0 || fds() <= fd0 {
+			t.Fatal("the server's goroutines and FDs do not show in the counts")
+		}
+		// Close the server under its clients.
+		s.Close()
+		s.Close() // twice is harmless
+	}()
+	hc.CloseIdleConnections()
+
+	eventually(t, "goroutines and FDs back to their count before New", func() bool {
+		return runtime.NumGoroutine() <= g0 && fds() <= fd0
+	})
 }
 
 func TestParseFault(t *testing.T) {
@@ -254,7 +312,9 @@ func TestFaultStall(t *testing.T) {
 	t.Parallel()
 	s := newSim(t, Config{Cameras: 2})
 	r := startReader(t, s.URL(2), readerOpts{})
+	ru := startReader(t, s.URL(2), readerOpts{udp: true})
 	r.waitFrames(t, 5)
+	ru.waitFrames(t, 5)
 
 	const d = 3 * time.Second
 	set := time.Now()
@@ -267,14 +327,17 @@ func TestFaultStall(t *testing.T) {
 	// Packets already queued may still land just after SetFault; after
 	// that, nothing at all until the fault expires.
 	r.waitFrames(t, 5)
-	if n := r.packetsBetween(set.Add(500*time.Millisecond), set.Add(d)); n != 0 {
-		t.Fatalf("%d packets arrived during the stall", n)
+	ru.waitFrames(t, 5)
+	for _, r := range []*reader{r, ru} {
+		if n := r.packetsBetween(set.Add(500*time.Millisecond), set.Add(d)); n != 0 {
+			t.Fatalf("%d packets arrived during the stall", n)
+		}
+		if !r.alive() {
+			t.Fatal("the connection closed during the stall")
+		}
 	}
 	if time.Since(set) < d {
 		t.Fatalf("frames arrived %v after a %v stall began", time.Since(set), d)
-	}
-	if !r.alive() {
-		t.Fatal("the connection closed during the stall")
 	}
 	if f := s.Fault(2); f != FaultNone {
 		t.Fatalf("Fault = %q after expiry", f)
