@@ -156,10 +156,14 @@ type camera struct {
 	videoCount, audioCount uint32 // packets sent, for sender reports
 	videoBytes, audioBytes uint32
 	// phase is the frame index at which the clip (last) started from its
-	// first IDR, and wasPlaying whether anyone played on the previous tick.
-	// Restarting the clip when the first reader arrives gives that reader a
-	// keyframe at once instead of after up to a GOP; nobody sees the jump.
+	// first IDR; resync asks for the next video frame to start it again, and
+	// wasPlaying records whether anyone played on the previous tick.
+	// The clip restarts when the first reader arrives and when video resumes
+	// after a fault, so that the reader gets a keyframe at once rather than
+	// after up to a GOP, and never a frame whose references it missed.
+	// Sequence numbers and timestamps run on regardless.
 	phase      int64
+	resync     bool
 	wasPlaying bool
 
 	// Guarded by Server.mu.
@@ -714,16 +718,17 @@ func (s *Server) sendFrame(c *camera, p *camPlan, n int64, ntpTime time.Time) {
 	for _, ss := range p.drop {
 		ss.Close()
 	}
+	// When the first reader starts playing, skip this tick's video and
+	// start the clip on the next one: gortsplib marks a session as playing
+	// a moment before it delivers packets to it, and the keyframe must not
+	// fall in that gap.
 	restart := p.playing && !c.wasPlaying
 	c.wasPlaying = p.playing
 	if restart {
-		// Start the clip over on the next tick rather than this one:
-		// gortsplib marks a session as playing a moment before it starts
-		// delivering packets to it, and the keyframe must not fall in that
-		// gap.
-		c.phase = n + 1
+		c.resync = true
 	}
 	if !p.readers || p.fault == FaultStall || p.fault == FaultDrop {
+		c.resync = true
 		return
 	}
 	fps := int64(s.clip.fps)
@@ -732,9 +737,14 @@ func (s *Server) sendFrame(c *camera, p *camPlan, n int64, ntpTime time.Time) {
 
 	switch {
 	case p.fault == FaultNoVideo || restart:
+		c.resync = true
 	case p.fault == FaultGarbage:
 		s.writeVideo(c, s.clip.garbage, videoTS, ntpTime)
+		c.resync = true
 	default:
+		if c.resync {
+			c.phase, c.resync = n, false
+		}
 		l := int64(len(s.clip.frames))
 		s.writeVideo(c, s.clip.frames[((n-c.phase)%l+l)%l], videoTS, ntpTime)
 	}

@@ -326,8 +326,13 @@ func TestFaultStall(t *testing.T) {
 	}
 	// Packets already queued may still land just after SetFault; after
 	// that, nothing at all until the fault expires.
+	keys := r.stats().keyAUs
 	r.waitFrames(t, 5)
 	ru.waitFrames(t, 5)
+	// Video resumes with a keyframe.
+	if r.stats().keyAUs == keys {
+		t.Error("no keyframe in the first frames after the stall")
+	}
 	for _, r := range []*reader{r, ru} {
 		if n := r.packetsBetween(set.Add(500*time.Millisecond), set.Add(d)); n != 0 {
 			t.Fatalf("%d packets arrived during the stall", n)
