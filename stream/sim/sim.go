@@ -49,10 +49,11 @@ const (
 	// as a camera whose encoder froze would.
 	FaultStall Fault = "stall"
 	// FaultDrop closes every session of the camera (and its connections)
-	// at once. Without a duration that is all it does and the camera is
-	// healthy again; with one, every session that reaches the camera until
-	// the duration ends is closed as soon as it is set up, like a camera that
-	// accepts and then hangs up.
+	// at once. Without a duration that is all it does: it is an action, and
+	// the camera keeps whatever fault it had (none, or say FaultRefuse).
+	// With a duration it is a fault like the others: until it ends, every
+	// session that reaches the camera is closed as soon as it is set up,
+	// like a camera that accepts and then hangs up.
 	FaultDrop Fault = "drop"
 	// FaultRefuse answers DESCRIBE and SETUP of new sessions with 503
 	// Service Unavailable; sessions already playing keep playing.
@@ -529,12 +530,13 @@ func (s *Server) SetFault(cam int, f Fault, d time.Duration) error {
 	}
 
 	s.mu.Lock()
-	c.fault, c.until = f, time.Time{}
-	if f == FaultNone || (f == FaultDrop && d == 0) {
-		// A drop with no duration is a one-shot action, not a state.
-		c.fault = FaultNone
-	} else if d > 0 {
-		c.until = time.Now().Add(d)
+	// A drop with no duration is a one-shot action, not a state: it leaves
+	// the camera's fault (say, refuse) as it was.
+	if f != FaultDrop || d > 0 {
+		c.fault, c.until = f, time.Time{}
+		if f != FaultNone && d > 0 {
+			c.until = time.Now().Add(d)
+		}
 	}
 	var toClose []*gortsplib.ServerSession
 	if f == FaultDrop {

@@ -379,6 +379,22 @@ func TestFaultDrop(t *testing.T) {
 	if got := s.Sessions(1); got != 3 {
 		t.Fatalf("Sessions = %d, want 3", got)
 	}
+
+	// A one-shot drop keeps a standing fault: refuse, then drop, and the
+	// camera is both empty and refusing.
+	if err := s.SetFault(1, FaultRefuse, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetFault(1, FaultDrop, 0); err != nil {
+		t.Fatal(err)
+	}
+	if f := s.Fault(1); f != FaultRefuse {
+		t.Fatalf("Fault = %q after refuse and drop, want refuse", f)
+	}
+	eventually(t, "no active sessions", func() bool { return s.ActiveSessions(1) == 0 })
+	if _, _, err := dial(s.URL(1), false); err == nil || !strings.Contains(err.Error(), "503") {
+		t.Fatalf("Describe after refuse and drop: %v, want 503", err)
+	}
 }
 
 func TestFaultDropTimed(t *testing.T) {
