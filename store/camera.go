@@ -62,4 +62,8 @@ var (
 	ErrNotFound = errors.New("camera not found")
 	// ErrClosed is returned by every method after Close.
 	ErrClosed = errors.New("store is closed")
+	// ErrCorrupt is returned by the read methods and SetStatuses when a
+	// stored camera record cannot be decoded. The error names the camera's ID
+	// but never quotes the record, which holds the URL and its password.
+	ErrCorrupt = errors.New("camera record is malformed")
 )

@@ -82,7 +82,12 @@ func Open(path string, o Options) (*Store, error) {
 	}
 	s := &Store{path: path, pidPath: pidPath, db: db}
 	if err := s.checkSchema(fresh); err != nil {
-		db.Close()
+		_ = db.Close()
+		if fresh {
+			// A half-initialised new file (say the disk filled up) would
+			// otherwise be taken for a foreign file on the next start.
+			_ = os.Remove(path)
+		}
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	// The flock is the lock; the pid file only helps say who holds it.
@@ -135,6 +140,13 @@ func (s *Store) checkSchema(fresh bool) error {
 	if v := binary.BigEndian.Uint32(found); v != SchemaVersion {
 		return fmt.Errorf("%w: file has version %d, this camd reads version %d", ErrSchema, v, SchemaVersion)
 	}
+	// Every method assumes the cameras bucket; a file without one was not
+	// written by this schema, whatever its version key says.
+	missing := false
+	_ = s.db.View(func(tx *bolt.Tx) error { missing = tx.Bucket(bucketCameras) == nil; return nil })
+	if missing {
+		return fmt.Errorf("%w: version %d file has no cameras bucket", ErrSchema, SchemaVersion)
+	}
 	return nil
 }
 
@@ -158,9 +170,11 @@ func (s *Store) Close() error {
 	if s.db == nil {
 		return nil
 	}
+	// Remove the pid file while the flock is still held: once it is
+	// released the next camd may write its own, which must survive.
+	_ = os.Remove(s.pidPath)
 	err := s.db.Close()
 	s.db = nil
-	_ = os.Remove(s.pidPath)
 	if err != nil {
 		return fmt.Errorf("close %s: %w", s.path, err)
 	}
@@ -190,6 +204,9 @@ func (s *Store) update(what string, fn func(*bolt.Bucket) error) error {
 		wrote = true
 		return nil
 	})
+	if errors.Is(err, errNoChange) {
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("%s in %s: %w", what, s.path, err)
 	}
@@ -199,22 +216,29 @@ func (s *Store) update(what string, fn func(*bolt.Bucket) error) error {
 	return nil
 }
 
-// WriteCount returns how many write transactions committed since Open (the
-// schema write of a brand-new file not included).
+// errNoChange rolls back a write transaction that would change nothing, so
+// that it costs no disk write and is not counted.
+var errNoChange = errors.New("no change")
+
+// WriteCount returns how many write transactions committed since Open. The
+// schema write of a brand-new file is not counted, nor is a SetStatuses call
+// that changed nothing (it rolls back instead of committing).
 func (s *Store) WriteCount() uint64 { return s.writes.Load() }
 
 func decode(id string, v []byte) (Camera, error) {
 	var c Camera
 	if err := json.Unmarshal(v, &c); err != nil {
-		// json errors may quote the input, which holds the URL: say little.
-		return Camera{}, fmt.Errorf("camera %q: malformed record", id)
+		// json errors may quote parts of the input, which holds the URL and
+		// its password, so the json error itself is deliberately dropped.
+		return Camera{}, fmt.Errorf("camera %q: %w", id, ErrCorrupt)
 	}
 	return c, nil
 }
 
 // Cameras returns every camera, sorted by name.
 func (s *Store) Cameras() ([]Camera, error) {
-	var cams []Camera
+	// Non-nil so that an empty list encodes as [] rather than null.
+	cams := []Camera{}
 	err := s.view(func(b *bolt.Bucket) error {
 		return b.ForEach(func(k, v []byte) error {
 			c, err := decode(string(k), v)
@@ -226,7 +250,7 @@ func (s *Store) Cameras() ([]Camera, error) {
 		})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list cameras: %w", err)
+		return nil, fmt.Errorf("list cameras in %s: %w", s.path, err)
 	}
 	sort.Slice(cams, func(i, j int) bool { return cams[i].Name < cams[j].Name })
 	return cams, nil
@@ -245,7 +269,10 @@ func (s *Store) Camera(id string) (Camera, error) {
 		return err
 	})
 	if err != nil {
-		return Camera{}, fmt.Errorf("get camera %s: %w", id, err)
+		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrClosed) {
+			return Camera{}, fmt.Errorf("get camera %s: %w", id, err)
+		}
+		return Camera{}, fmt.Errorf("get camera %s in %s: %w", id, s.path, err)
 	}
 	return c, nil
 }
@@ -275,9 +302,11 @@ func (s *Store) DeleteCamera(id string) error {
 	})
 }
 
-// SetStatuses applies every update in one write transaction. Updates for
-// cameras that no longer exist are skipped. An invalid status fails the
-// whole call and writes nothing.
+// SetStatuses applies every update in one write transaction: it sets
+// Status, StatusUpdatedAt (to At) and LastError. Updates for cameras that no
+// longer exist are skipped, and so are updates that match what is stored;
+// when nothing is left to change, nothing is written. An invalid status
+// fails the whole call before anything is written.
 func (s *Store) SetStatuses(us []StatusUpdate) error {
 	for _, u := range us {
 		if !u.Status.Valid() {
@@ -288,6 +317,7 @@ func (s *Store) SetStatuses(us []StatusUpdate) error {
 		return nil
 	}
 	return s.update("set statuses", func(b *bolt.Bucket) error {
+		changed := 0
 		for _, u := range us {
 			v := b.Get([]byte(u.ID))
 			if v == nil {
@@ -297,14 +327,21 @@ func (s *Store) SetStatuses(us []StatusUpdate) error {
 			if err != nil {
 				return err
 			}
+			if c.Status == u.Status && c.StatusUpdatedAt.Equal(u.At) && c.LastError == u.LastError {
+				continue
+			}
 			c.Status, c.StatusUpdatedAt, c.LastError = u.Status, u.At, u.LastError
 			nv, err := json.Marshal(c)
 			if err != nil {
-				return err
+				return fmt.Errorf("encode camera %s: %w", u.ID, err)
 			}
 			if err := b.Put([]byte(u.ID), nv); err != nil {
-				return err
+				return fmt.Errorf("camera %s: %w", u.ID, err)
 			}
+			changed++
+		}
+		if changed == 0 {
+			return errNoChange
 		}
 		return nil
 	})

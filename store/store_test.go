@@ -292,3 +292,161 @@ func BenchmarkSetStatuses(b *testing.B) {
 		}
 	}
 }
+
+func TestMalformedRecordHidesPassword(t *testing.T) {
+	s, path := openTemp(t)
+	if err := s.PutCamera(cam("1", "a")); err != nil {
+		t.Fatal(err)
+	}
+	// A record whose status is the wrong type, and one that is cut short:
+	// both carry the password, and json errors can quote what they read.
+	for _, raw := range []string{
+		`{"id":"1","url":"rtsp://user:secret@h/x","status":{"secret":1}}`,
+		`{"id":"1","url":"rtsp://user:secret@h/x","status":"running`,
+		`rtsp://user:secret@h/x`,
+	} {
+		if err := s.db.Update(func(tx *boltTx) error {
+			return tx.Bucket(bucketCameras).Put([]byte("1"), []byte(raw))
+		}); err != nil {
+			t.Fatal(err)
+		}
+		_, err1 := s.Cameras()
+		_, err2 := s.Camera("1")
+		err3 := s.SetStatuses([]StatusUpdate{{ID: "1", Status: StatusCrashed}})
+		for _, err := range []error{err1, err2, err3} {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("%s: got %v, want ErrCorrupt", raw, err)
+			}
+			if strings.Contains(err.Error(), "secret") {
+				t.Fatalf("error shows the password: %v", err)
+			}
+			if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), `"1"`) {
+				t.Errorf("error does not name the file and the camera: %v", err)
+			}
+		}
+	}
+}
+
+func TestSetStatusesThatChangeNothingDoNotWrite(t *testing.T) {
+	s, _ := openTemp(t)
+	at := time.Unix(1700000000, 0)
+	if err := s.PutCamera(cam("1", "a")); err != nil {
+		t.Fatal(err)
+	}
+	u := []StatusUpdate{{ID: "1", Status: StatusCrashed, At: at, LastError: "refused"}}
+	if err := s.SetStatuses(u); err != nil {
+		t.Fatal(err)
+	}
+	before := s.WriteCount()
+	for _, batch := range [][]StatusUpdate{nil, u, {{ID: "gone", Status: StatusRunning}}} {
+		if err := s.SetStatuses(batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := s.WriteCount() - before; d != 0 {
+		t.Fatalf("%d write transactions for batches that change nothing", d)
+	}
+	// A new time alone is a change: the UI shows "down since".
+	u[0].At = at.Add(time.Second)
+	if err := s.SetStatuses(u); err != nil {
+		t.Fatal(err)
+	}
+	if d := s.WriteCount() - before; d != 1 {
+		t.Fatalf("%d write transactions, want 1", d)
+	}
+}
+
+func TestEmptyStoreListsNoCameras(t *testing.T) {
+	s, _ := openTemp(t)
+	cams, err := s.Cameras()
+	if err != nil || cams == nil || len(cams) != 0 {
+		t.Fatalf("got %#v, %v; want an empty non-nil list", cams, err)
+	}
+}
+
+func TestMethodsAfterCloseReturnErrClosed(t *testing.T) {
+	s, _ := openTemp(t)
+	if err := s.PutCamera(cam("1", "a")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, e1 := s.Cameras()
+	_, e2 := s.Camera("1")
+	e3 := s.PutCamera(cam("2", "b"))
+	e4 := s.DeleteCamera("1")
+	e5 := s.SetStatuses([]StatusUpdate{{ID: "1", Status: StatusStopped}})
+	for i, err := range []error{e1, e2, e3, e4, e5} {
+		if !errors.Is(err, ErrClosed) {
+			t.Errorf("method %d after Close: %v", i, err)
+		}
+	}
+}
+
+func TestPidFileFollowsTheLock(t *testing.T) {
+	s, path := openTemp(t)
+	b, err := os.ReadFile(path + ".pid")
+	if err != nil || strings.TrimSpace(string(b)) != strconv.Itoa(os.Getpid()) {
+		t.Fatalf("pid file %q, %v", b, err)
+	}
+	s.Close()
+	if _, err := os.Stat(path + ".pid"); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("pid file left after Close: %v", err)
+	}
+	// A stale pid file (a camd that was killed) names a dead process: it is
+	// neither reported nor in the way.
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	dead := cmd.Process.Pid
+	if err := os.WriteFile(path+".pid", []byte(strconv.Itoa(dead)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// (Only checkable while the pid has not been reused.)
+	if h := holder(path + ".pid"); h != "" && !processAlive(dead) {
+		t.Errorf("dead pid reported: %q", h)
+	}
+	s2, err := Open(path, Options{})
+	if err != nil {
+		t.Fatalf("stale pid file blocked Open: %v", err)
+	}
+	defer s2.Close()
+	if b, _ := os.ReadFile(path + ".pid"); strings.TrimSpace(string(b)) != strconv.Itoa(os.Getpid()) {
+		t.Errorf("pid file not rewritten: %q", b)
+	}
+}
+
+func TestExistingDirModeIsKept(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	if err := os.Mkdir(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o750); err != nil { // past the umask
+		t.Fatal(err)
+	}
+	s, err := Open(filepath.Join(dir, "camd.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if di, _ := os.Stat(dir); di.Mode().Perm() != 0o750 {
+		t.Errorf("dir mode %v, want the operator's 0750 kept", di.Mode().Perm())
+	}
+}
+
+func TestFileWithoutCamerasBucketIsRejected(t *testing.T) {
+	s, path := openTemp(t)
+	if err := s.db.Update(func(tx *boltTx) error { return tx.DeleteBucket(bucketCameras) }); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	before, _ := os.ReadFile(path)
+	if _, err := Open(path, Options{}); !errors.Is(err, ErrSchema) || !strings.Contains(err.Error(), path) {
+		t.Fatalf("got %v", err)
+	}
+	if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
+		t.Fatal("file changed")
+	}
+}
