@@ -62,6 +62,10 @@ var (
 	ErrNotFound = errors.New("camera not found")
 	// ErrClosed is returned by every method after Close.
 	ErrClosed = errors.New("store is closed")
+	// ErrDamaged is returned by Open when the file is not a bbolt file, or
+	// is one whose pages are damaged or cut short. The file is left as it
+	// is, for an operator to inspect or restore.
+	ErrDamaged = errors.New("data file is damaged or is not a camd data file")
 	// ErrCorrupt is returned by the read methods and SetStatuses when a
 	// stored camera record cannot be decoded. The error names the camera's ID
 	// but never quotes the record, which holds the URL and its password.

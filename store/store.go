@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
@@ -70,18 +72,29 @@ func Open(path string, o Options) (*Store, error) {
 		}
 	}
 	pidPath := path + ".pid"
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: o.LockTimeout})
+	db, err := boltOpen(path, bolt.Options{Timeout: o.LockTimeout})
 	if err != nil {
 		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("open %s: %w%s", path, ErrLocked, holder(pidPath))
 		}
 		if fresh {
+			// Leave nothing half-made (a full disk, say) to be taken for a
+			// foreign file on the next start.
 			_ = os.Remove(path)
+			return nil, fmt.Errorf("open %s: create data file: %w", path, err)
 		}
-		return nil, fmt.Errorf("open %s: not a readable camd data file: %w", path, err)
+		if errors.Is(err, bolterrors.ErrInvalid) || errors.Is(err, bolterrors.ErrChecksum) ||
+			errors.Is(err, bolterrors.ErrVersionMismatch) || errors.Is(err, bolterrors.ErrInvalidMapping) {
+			err = fmt.Errorf("%w: %w", ErrDamaged, err)
+		}
+		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	s := &Store{path: path, pidPath: pidPath, db: db}
-	if err := s.checkSchema(fresh); err != nil {
+	err = s.verify()
+	if err == nil {
+		err = s.checkSchema(fresh)
+	}
+	if err != nil {
 		_ = db.Close()
 		if fresh {
 			// A half-initialised new file (say the disk filled up) would
@@ -93,6 +106,80 @@ func Open(path string, o Options) (*Store, error) {
 	// The flock is the lock; the pid file only helps say who holds it.
 	_ = os.WriteFile(pidPath, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600)
 	return s, nil
+}
+
+// boltOpen is bolt.Open for files that may be damaged. bbolt trusts the
+// file's meta pages and panics (or faults, if the file is shorter than they
+// say) on what they point to; camd must instead refuse such a file with an
+// error. The fault becomes a panic for this goroutine only, and the panic an
+// error wrapping ErrDamaged. bbolt has no cleanup for a panic, so the file
+// it opened is closed here, which also drops the lock; its memory map of the
+// file (address space, not a descriptor) cannot be reached and stays.
+func boltOpen(path string, opts bolt.Options) (db *bolt.DB, err error) {
+	var f *os.File
+	opts.OpenFile = func(name string, flag int, perm os.FileMode) (*os.File, error) {
+		var err error
+		f, err = os.OpenFile(name, flag, perm)
+		return f, err
+	}
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			if f != nil {
+				_ = f.Close()
+			}
+			db, err = nil, fmt.Errorf("%w: %s", ErrDamaged, oneLine(r))
+		}
+	}()
+	return bolt.Open(path, 0o600, &opts)
+}
+
+// verify reads every page the file's buckets reach, so that damage found
+// now is an error from Open rather than a panic in the running daemon. The
+// file is small (camera records), so this costs little. bbolt's own
+// tx.Check is not used: it runs on a goroutine of its own, where a panic
+// cannot be recovered, and its messages print keys and values, which hold
+// passwords.
+func (s *Store) verify() (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %s", ErrDamaged, oneLine(r))
+		}
+	}()
+	fi, err := os.Stat(s.path)
+	if err != nil {
+		return err
+	}
+	return s.db.View(func(tx *bolt.Tx) error {
+		// A file cut short (a bad copy, a full disk under another tool) is
+		// shorter than its meta page says.
+		if fi.Size() < tx.Size() {
+			return fmt.Errorf("%w: file is %d bytes, its meta page says %d", ErrDamaged, fi.Size(), tx.Size())
+		}
+		return tx.ForEach(func(_ []byte, b *bolt.Bucket) error { return walk(b) })
+	})
+}
+
+// walk reads every key and value in b and its nested buckets. The values
+// are summed only so that their bytes (overflow pages included) are read.
+func walk(b *bolt.Bucket) error {
+	return b.ForEach(func(k, v []byte) error {
+		if v == nil {
+			if nb := b.Bucket(k); nb != nil {
+				return walk(nb)
+			}
+			return nil
+		}
+		_ = crc32.ChecksumIEEE(v)
+		return nil
+	})
+}
+
+// oneLine renders a recovered panic value as one line of text. bbolt's
+// panic messages name pages and page types, never keys or values.
+func oneLine(r any) string {
+	return strings.Join(strings.Fields(fmt.Sprint(r)), " ")
 }
 
 // holder describes the process named in the pid file, if it is alive.

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -167,21 +168,63 @@ func TestOtherSchemaIsRejectedUntouched(t *testing.T) {
 }
 
 func TestCorruptFileIsRejectedUntouched(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "camd.db")
-	junk := bytes.Repeat([]byte("not a database, rtsp://u:secret@x "), 500)
-	if err := os.WriteFile(path, junk, 0o600); err != nil {
+	// The front of a real data file, as a crash during its creation or a
+	// bad copy could leave it.
+	_, good := openTemp(t)
+	head, err := os.ReadFile(good)
+	if err != nil {
 		t.Fatal(err)
 	}
-	_, err := Open(path, Options{})
-	if err == nil || !strings.Contains(err.Error(), path) || strings.Contains(err.Error(), "secret") {
-		t.Fatalf("got %v", err)
+	// A bigger file, cut at places where bbolt finds its meta pages intact
+	// but what they point to missing.
+	big := filepath.Join(t.TempDir(), "big.db")
+	s, err := Open(big, Options{})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if strings.Count(err.Error(), "\n") != 0 {
-		t.Errorf("error is not one line: %q", err)
+	for i := 0; i < 300; i++ {
+		c := cam(strconv.Itoa(i), "n"+strconv.Itoa(i))
+		c.LastError = strings.Repeat("e", 500)
+		if err := s.PutCamera(c); err != nil {
+			t.Fatal(err)
+		}
 	}
-	after, _ := os.ReadFile(path)
-	if !bytes.Equal(junk, after) {
-		t.Fatal("file changed")
+	s.Close()
+	whole, err := os.ReadFile(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	random := make([]byte, 64<<10)
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range random {
+		random[i] = byte(r.Uint32())
+	}
+	for name, junk := range map[string][]byte{
+		"text":        bytes.Repeat([]byte("not a database, rtsp://u:secret@x "), 500),
+		"random":      random,
+		"tiny":        []byte("rtsp://u:secret@x"),
+		"zeros":       make([]byte, 16<<10),
+		"truncated":   head[:100],
+		"cut at 16k":  whole[:16<<10],
+		"cut at 32k":  whole[:32<<10],
+		"cut in half": whole[:len(whole)/2],
+	} {
+		path := filepath.Join(t.TempDir(), "camd.db")
+		if err := os.WriteFile(path, junk, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Open(path, Options{})
+		if !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), path) || strings.Contains(err.Error(), "secret") {
+			t.Fatalf("%s: got %v", name, err)
+		}
+		if strings.Count(err.Error(), "\n") != 0 {
+			t.Errorf("%s: error is not one line: %q", name, err)
+		}
+		t.Logf("%s: %v", name, err)
+		after, _ := os.ReadFile(path)
+		if !bytes.Equal(junk, after) {
+			t.Fatalf("%s: file changed", name)
+		}
 	}
 }
 
