@@ -72,22 +72,29 @@ func Open(path string, o Options) (*Store, error) {
 		}
 	}
 	pidPath := path + ".pid"
-	db, err := boltOpen(path, bolt.Options{Timeout: o.LockTimeout})
-	if err != nil {
-		if errors.Is(err, bolterrors.ErrTimeout) {
+	fail := func(err error) (*Store, error) {
+		switch {
+		case errors.Is(err, bolterrors.ErrTimeout):
 			return nil, fmt.Errorf("open %s: %w%s", path, ErrLocked, holder(pidPath))
-		}
-		if fresh {
+		case fresh:
 			// Leave nothing half-made (a full disk, say) to be taken for a
 			// foreign file on the next start.
 			_ = os.Remove(path)
 			return nil, fmt.Errorf("open %s: create data file: %w", path, err)
-		}
-		if errors.Is(err, bolterrors.ErrInvalid) || errors.Is(err, bolterrors.ErrChecksum) ||
-			errors.Is(err, bolterrors.ErrVersionMismatch) || errors.Is(err, bolterrors.ErrInvalidMapping) {
-			err = fmt.Errorf("%w: %w", ErrDamaged, err)
+		case errors.Is(err, bolterrors.ErrInvalid), errors.Is(err, bolterrors.ErrChecksum),
+			errors.Is(err, bolterrors.ErrVersionMismatch), errors.Is(err, bolterrors.ErrInvalidMapping):
+			return nil, fmt.Errorf("open %s: %w: %w", path, ErrDamaged, err)
 		}
 		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	if !fresh {
+		if err := precheck(path, o.LockTimeout); err != nil {
+			return fail(err)
+		}
+	}
+	db, err := boltOpen(path, bolt.Options{Timeout: o.LockTimeout})
+	if err != nil {
+		return fail(err)
 	}
 	s := &Store{path: path, pidPath: pidPath, db: db}
 	err = s.verify()
@@ -108,13 +115,15 @@ func Open(path string, o Options) (*Store, error) {
 	return s, nil
 }
 
-// boltOpen is bolt.Open for files that may be damaged. bbolt trusts the
-// file's meta pages and panics (or faults, if the file is shorter than they
-// say) on what they point to; camd must instead refuse such a file with an
-// error. The fault becomes a panic for this goroutine only, and the panic an
-// error wrapping ErrDamaged. bbolt has no cleanup for a panic, so the file
-// it opened is closed here, which also drops the lock; its memory map of the
-// file (address space, not a descriptor) cannot be reached and stays.
+// boltOpen is bolt.Open with a backstop for damaged files. bbolt trusts the
+// pages its meta page names and panics (or faults, on memory past the end of
+// a short file) where they are wrong. precheck catches the cases known to
+// do that before the read-write open; should another slip through, the
+// fault becomes a panic for this goroutine only and the panic an error
+// wrapping ErrDamaged, instead of a crash. bbolt has no cleanup for a panic:
+// the file it opened is closed here, but its memory map of the file cannot
+// be reached, and that map keeps the file (and its lock) until the process
+// exits, which camd does when Open fails.
 func boltOpen(path string, opts bolt.Options) (db *bolt.DB, err error) {
 	var f *os.File
 	opts.OpenFile = func(name string, flag int, perm os.FileMode) (*os.File, error) {

@@ -296,22 +296,83 @@ func TestSecondOpenFromAnotherProcessIsLocked(t *testing.T) {
 }
 
 func TestOpenCloseLeaksNoFDs(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "camd.db")
-	count := func() int { e, _ := os.ReadDir("/proc/self/fd"); return len(e) }
 	if _, err := os.Stat("/proc/self/fd"); err != nil {
-		t.Skip("no /proc")
+		t.Skip("no /proc/self/fd to count descriptors on this platform")
 	}
+	count := func() int {
+		e, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(e)
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "camd.db")
+
+	// The failure paths, each of which opens the file before failing:
+	// another schema, a damaged file, and a file held by another Open.
+	schema := filepath.Join(dir, "schema.db")
+	s, err := Open(schema, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.db.Update(func(tx *boltTx) error {
+		return tx.Bucket(bucketMeta).Put(keySchema, []byte{0, 0, 0, 9})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	damaged := filepath.Join(dir, "damaged.db")
+	s, err = Open(damaged, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 100; i++ {
+		c := cam(strconv.Itoa(i), strconv.Itoa(i))
+		c.LastError = strings.Repeat("e", 1000)
+		if err := s.PutCamera(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	if err := os.Truncate(damaged, 32<<10); err != nil {
+		t.Fatal(err)
+	}
+	held, err := Open(filepath.Join(dir, "held.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+
 	before := count()
 	for i := 0; i < 100; i++ {
 		s, err := Open(path, Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		_ = s.PutCamera(cam("1", "a"))
-		s.Close()
+		if err := s.PutCamera(cam("1", "a")); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if i%10 != 0 {
+			continue
+		}
+		// Each failure also proves the lock was let go: a leaked lock
+		// would turn the next one into ErrLocked.
+		if _, err := Open(schema, Options{}); !errors.Is(err, ErrSchema) {
+			t.Fatalf("schema: %v", err)
+		}
+		if _, err := Open(damaged, Options{}); !errors.Is(err, ErrDamaged) {
+			t.Fatalf("damaged: %v", err)
+		}
+		if _, err := Open(held.Path(), Options{LockTimeout: 10 * time.Millisecond}); !errors.Is(err, ErrLocked) {
+			t.Fatalf("held: %v", err)
+		}
 	}
 	if after := count(); after > before {
-		t.Errorf("FDs %d → %d", before, after)
+		t.Errorf("open descriptors %d before, %d after", before, after)
 	}
 }
 
