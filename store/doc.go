@@ -4,10 +4,33 @@
 // The file is opened once for the life of the process and closed once at
 // exit; it is also camd's single-instance lock. Writes happen only when
 // something changes (a camera is added, updated or removed, or a persisted
-// status changes), never as a heartbeat.
+// status changes), never as a heartbeat: read methods use read-only
+// transactions, and SetStatuses writes nothing when no record changes.
+// WriteCount counts committed write transactions so that tests can prove it.
 //
-// Caveats: bbolt holds an exclusive flock on the file while it is open, so a
-// second Open of the same file (from this or another process) waits for the
-// lock timeout and then fails with ErrLocked. The file is created 0600 and
-// its directory 0700 because camera URLs carry credentials.
+// Caveats:
+//
+//   - bbolt holds an exclusive flock on the file while it is open, so a
+//     second Open of the same file, from this process or another, waits for
+//     Options.LockTimeout and then fails with ErrLocked. The flock is the
+//     only lock. The pid file next to the data file ("camd.db.pid") only
+//     names the holder in that error; it is written after Open succeeds,
+//     removed by Close, and a stale one (its process gone) is ignored. A
+//     stale pid file whose pid has been reused by an unrelated process may
+//     name the wrong process.
+//   - The file is created 0600 and its directory 0700, because camera URLs
+//     carry passwords; an existing file that is looser is chmod'ed to 0600,
+//     an existing directory is left as it is. No error from this package
+//     contains a camera's URL or a stored record's bytes.
+//   - Open refuses, with ErrDamaged, a file that is not a bbolt file or
+//     whose pages are damaged or cut short, and with ErrSchema one written
+//     with another schema version. Either way the file is not modified. To
+//     check, Open opens the file twice: read-only under a shared lock to
+//     check what bbolt would otherwise trust, then read-write, reading every
+//     record once; the file holds only camera records, so this is cheap.
+//   - A failed write (a full disk, an I/O error) returns the error, and
+//     bbolt's atomic commit means everything committed before is intact;
+//     the same Store can write again once the cause is gone.
+//   - Store methods are safe for concurrent use. bbolt allows one write
+//     transaction at a time, so concurrent writers queue.
 package store

@@ -263,22 +263,39 @@ func TestSecondOpenFromAnotherProcessIsLocked(t *testing.T) {
 	s.Close()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
 	cmd.Env = append(os.Environ(), "CAMD_STORE_HOLD="+path)
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer func() { stdin.Close(); _ = cmd.Wait() }()
-	line, _ := bufio.NewReader(stdout).ReadString('\n')
-	if !strings.HasPrefix(line, "HOLDING") {
-		t.Fatalf("helper said %q", line)
+	// A loaded machine may take a while to start the helper, but a helper
+	// that never answers must not hang the test.
+	said := make(chan string, 1)
+	go func() { line, _ := bufio.NewReader(stdout).ReadString('\n'); said <- line }()
+	select {
+	case line := <-said:
+		if !strings.HasPrefix(line, "HOLDING") {
+			t.Fatalf("helper said %q", line)
+		}
+	case <-time.After(2 * time.Minute):
+		_ = cmd.Process.Kill()
+		t.Fatal("helper did not open the store within 2 minutes")
 	}
 	start := time.Now()
-	_, err := Open(path, Options{LockTimeout: 300 * time.Millisecond})
+	_, err = Open(path, Options{LockTimeout: 300 * time.Millisecond})
 	took := time.Since(start)
 	if !errors.Is(err, ErrLocked) {
 		t.Fatalf("got %v", err)
 	}
+	t.Logf("refused after %s: %v", took, err)
 	want := fmt.Sprintf("pid %d", cmd.Process.Pid)
 	if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), want) {
 		t.Errorf("error %q does not name the file and %s", err, want)
