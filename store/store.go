@@ -47,11 +47,13 @@ type Store struct {
 	db *bolt.DB
 }
 
-// Open opens (creating if needed) the data file at path. The directory is
-// created 0700 and the file 0600. It fails with an error wrapping ErrLocked
-// when another process holds the file for longer than o.LockTimeout, and
-// with ErrSchema when the file has another schema version; a file that is
-// not a camd data file is left untouched.
+// Open opens the data file at path, creating it (0600, with a schema
+// version) and its directory (0700) if they do not exist. It fails with an
+// error wrapping ErrLocked, naming the file and the holder's pid when camd
+// recorded it, when another Open holds the file for longer than
+// o.LockTimeout; with ErrSchema when the file has another schema version;
+// and with ErrDamaged when it is not a camd data file or is damaged. A file
+// it refuses is left as it was.
 func Open(path string, o Options) (*Store, error) {
 	if o.LockTimeout <= 0 {
 		o.LockTimeout = time.Second
