@@ -1,0 +1,247 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/camd/camd/device"
+)
+
+// CameraJSON is a camera as the API shows it.
+type CameraJSON struct {
+	Name string `json:"name"`
+	ID   string `json:"id"`
+	// URL has any password replaced by "xxxxx".
+	URL       string `json:"url"`
+	Transport string `json:"transport"`
+	// State is the live state: STOPPED, STARTING, RUNNING, RECONNECTING or
+	// CRASHED.
+	State string `json:"state"`
+	// PersistedStatus is what survives a restart: running, crashed or stopped.
+	PersistedStatus string `json:"persisted_status"`
+	// Since is when the persisted status last changed (status_updated_at).
+	Since time.Time `json:"since"`
+	// StateSince is when the live state last changed.
+	StateSince time.Time `json:"state_since"`
+
+	FPS         float64   `json:"fps"`
+	BitrateBPS  float64   `json:"bitrate_bps"`
+	Width       int       `json:"width,omitempty"`
+	Height      int       `json:"height,omitempty"`
+	Resolution  string    `json:"resolution,omitempty"`
+	Codec       string    `json:"codec,omitempty"`
+	Frames      uint64    `json:"frames"`
+	Keyframes   uint64    `json:"keyframes"`
+	Bytes       uint64    `json:"bytes"`
+	LastFrameAt time.Time `json:"last_frame_at,omitzero"`
+
+	ReconnectsLastHour int    `json:"reconnects_last_hour"`
+	StallsLastHour     int    `json:"stalls_last_hour"`
+	ReconnectsTotal    uint64 `json:"reconnects_total"`
+	StallsTotal        uint64 `json:"stalls_total"`
+	Restarts           uint64 `json:"restarts"`
+	Crashes            uint64 `json:"crashes"`
+	StatusWrites       uint64 `json:"status_writes"`
+
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+
+	// Relay is the relay's statistics for this camera, when camd relays.
+	Relay any `json:"relay,omitempty"`
+}
+
+// cameraJSON converts a Manager view.
+func cameraJSON(v device.View) CameraJSON {
+	c := CameraJSON{
+		Name:               v.Name,
+		ID:                 v.ID,
+		URL:                v.URL,
+		Transport:          v.Transport,
+		State:              v.State.String(),
+		PersistedStatus:    v.Persisted,
+		Since:              v.Since,
+		StateSince:         v.StateSince,
+		FPS:                v.FPS,
+		BitrateBPS:         v.BitrateBPS,
+		Width:              v.Width,
+		Height:             v.Height,
+		Codec:              v.Codec,
+		Frames:             v.Frames,
+		Keyframes:          v.Keyframes,
+		Bytes:              v.Bytes,
+		LastFrameAt:        v.LastFrameAt,
+		ReconnectsLastHour: v.ReconnectsLastHour,
+		StallsLastHour:     v.StallsLastHour,
+		ReconnectsTotal:    v.Reconnects,
+		StallsTotal:        v.Stalls,
+		Restarts:           v.Restarts,
+		Crashes:            v.Crashes,
+		StatusWrites:       v.StatusWrites,
+		LastError:          v.LastError,
+		LastErrorAt:        v.LastErrorAt,
+	}
+	if v.Width > 0 && v.Height > 0 {
+		c.Resolution = fmt.Sprintf("%dx%d", v.Width, v.Height)
+	}
+	return c
+}
+
+// AddRequest is the body of POST /api/v1/cameras.
+type AddRequest struct {
+	Name      string `json:"name"`
+	URL       string `json:"url"`
+	Transport string `json:"transport,omitempty"`
+	// Start defaults to true: a camera added is a camera meant to run.
+	Start *bool `json:"start,omitempty"`
+}
+
+// UpdateRequest is the body of PUT and PATCH /api/v1/cameras/{name}. For
+// PUT, Name defaults to the camera's current name and Transport to tcp; for
+// PATCH every field defaults to the camera's current value, except that URL
+// is required when the current URL holds a password (the API never has the
+// password to send back).
+type UpdateRequest struct {
+	Name      *string `json:"name,omitempty"`
+	URL       *string `json:"url,omitempty"`
+	Transport *string `json:"transport,omitempty"`
+}
+
+// CameraCounts counts cameras, by live state.
+type CameraCounts struct {
+	Total int `json:"total"`
+	// ByState holds every state name, zero counts included.
+	ByState map[string]int `json:"by_state"`
+}
+
+// FDCounts are the daemon's open file descriptors by kind.
+type FDCounts struct {
+	Total   int `json:"total"`
+	Sockets int `json:"sockets"`
+	Files   int `json:"files"`
+	Pipes   int `json:"pipes"`
+	Events  int `json:"events"`
+	Other   int `json:"other"`
+	// Error says why the counts are missing where they cannot be taken.
+	Error string `json:"error,omitempty"`
+}
+
+// Memory is the daemon's memory use.
+type Memory struct {
+	// RSSBytes is the resident set size, where the platform reports it
+	// (Linux /proc/self/statm); 0 elsewhere.
+	RSSBytes       uint64 `json:"rss_bytes,omitempty"`
+	HeapAllocBytes uint64 `json:"heap_alloc_bytes"`
+	HeapInuseBytes uint64 `json:"heap_inuse_bytes"`
+	GoSysBytes     uint64 `json:"go_sys_bytes"`
+}
+
+// SettingsJSON are the supervision settings in force, in seconds.
+type SettingsJSON struct {
+	StallTimeout      float64 `json:"stall_timeout"`
+	FlapDebounce      float64 `json:"flap_debounce"`
+	CrashedAfter      float64 `json:"crashed_after"`
+	ForceRestartAfter float64 `json:"force_restart_after"`
+	BackoffMin        float64 `json:"backoff_min"`
+	BackoffMax        float64 `json:"backoff_max"`
+	ReadTimeout       float64 `json:"read_timeout"`
+}
+
+func settingsJSON(s device.Settings) SettingsJSON {
+	return SettingsJSON{
+		StallTimeout:      s.StallTimeout.Seconds(),
+		FlapDebounce:      s.FlapDebounce.Seconds(),
+		CrashedAfter:      s.CrashedAfter.Seconds(),
+		ForceRestartAfter: s.ForceRestartAfter.Seconds(),
+		BackoffMin:        s.BackoffMin.Seconds(),
+		BackoffMax:        s.BackoffMax.Seconds(),
+		ReadTimeout:       s.ReadTimeout.Seconds(),
+	}
+}
+
+// Durations converts back to device.Settings.
+func (s SettingsJSON) Durations() device.Settings {
+	d := func(sec float64) time.Duration { return time.Duration(sec * float64(time.Second)) }
+	return device.Settings{
+		StallTimeout:      d(s.StallTimeout),
+		FlapDebounce:      d(s.FlapDebounce),
+		CrashedAfter:      d(s.CrashedAfter),
+		ForceRestartAfter: d(s.ForceRestartAfter),
+		BackoffMin:        d(s.BackoffMin),
+		BackoffMax:        d(s.BackoffMax),
+		ReadTimeout:       d(s.ReadTimeout),
+	}
+}
+
+// DaemonStatus is the body of GET /api/v1/status.
+type DaemonStatus struct {
+	Version       string       `json:"version"`
+	StartedAt     time.Time    `json:"started_at"`
+	UptimeSeconds float64      `json:"uptime_seconds"`
+	Cameras       CameraCounts `json:"cameras"`
+	OpenFDs       FDCounts     `json:"open_fds"`
+	Memory        Memory       `json:"memory"`
+	Goroutines    int          `json:"goroutines"`
+	// APIConnections is the number of open control API connections.
+	APIConnections int          `json:"api_connections"`
+	Settings       SettingsJSON `json:"settings"`
+	// Extra holds the fields that Config.StatusExtra added, at the top
+	// level of the JSON object.
+	Extra map[string]json.RawMessage `json:"-"`
+}
+
+// daemonStatusFields is DaemonStatus without its methods, for the default
+// encoding.
+type daemonStatusFields DaemonStatus
+
+// MarshalJSON puts Extra's fields next to the built-in ones; a built-in
+// field wins over an Extra field of the same name.
+func (d DaemonStatus) MarshalJSON() ([]byte, error) {
+	base, err := json.Marshal(daemonStatusFields(d))
+	if err != nil || len(d.Extra) == 0 {
+		return base, err
+	}
+	var all map[string]json.RawMessage
+	if err := json.Unmarshal(base, &all); err != nil {
+		return nil, err
+	}
+	for k, v := range d.Extra {
+		if _, builtin := all[k]; !builtin {
+			all[k] = v
+		}
+	}
+	return json.Marshal(all)
+}
+
+// UnmarshalJSON keeps fields it does not know in Extra.
+func (d *DaemonStatus) UnmarshalJSON(b []byte) error {
+	var f daemonStatusFields
+	if err := json.Unmarshal(b, &f); err != nil {
+		return err
+	}
+	var all map[string]json.RawMessage
+	if err := json.Unmarshal(b, &all); err != nil {
+		return err
+	}
+	known, err := json.Marshal(daemonStatusFields{})
+	if err != nil {
+		return err
+	}
+	var knownKeys map[string]json.RawMessage
+	if err := json.Unmarshal(known, &knownKeys); err != nil {
+		return err
+	}
+	for k := range knownKeys {
+		delete(all, k)
+	}
+	*d = DaemonStatus(f)
+	if len(all) > 0 {
+		d.Extra = all
+	}
+	return nil
+}
+
+// errorBody is every error response: {"error": "one line"}.
+type errorBody struct {
+	Error string `json:"error"`
+}
