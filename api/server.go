@@ -36,10 +36,6 @@ const DefaultListen = "127.0.0.1:7654"
 // DefaultMaxBodyBytes bounds a request body when Config.MaxBodyBytes is 0.
 const DefaultMaxBodyBytes = 64 << 10
 
-// shutdownTimeout bounds how long Run waits for in-flight requests once its
-// context is done, before it closes their connections.
-const shutdownTimeout = 5 * time.Second
-
 // Config configures a Server.
 type Config struct {
 	// Manager is the camera registry the API controls. Required.
@@ -69,6 +65,10 @@ type Config struct {
 	StatusExtra func() map[string]any
 	// MaxBodyBytes bounds request bodies. It defaults to 64 KiB.
 	MaxBodyBytes int64
+	// ShutdownTimeout bounds how long Run lets in-flight requests finish
+	// once its context is done; then their connections are closed and
+	// their contexts cancelled. It defaults to 5 seconds.
+	ShutdownTimeout time.Duration
 }
 
 // Server is the control API server.
@@ -108,6 +108,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 5 * time.Second
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -219,7 +222,7 @@ func (s *Server) Run(ctx context.Context) error {
 		err = fmt.Errorf("api: serve: %w", err)
 		_ = s.srv.Close()
 	case <-ctx.Done():
-		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 		if serr := s.srv.Shutdown(sctx); serr != nil {
 			s.log.Warn("control API: requests still running at shutdown; closing their connections", "err", serr)
 			_ = s.srv.Close()

@@ -1,0 +1,244 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/camd/camd/device"
+	"github.com/camd/camd/store"
+)
+
+// syncBuffer is a log sink that tests read while the server writes to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// fastSettings keep supervision quick so that tests run in seconds.
+func fastSettings() device.Settings {
+	return device.Settings{
+		StallTimeout:      5 * time.Second,
+		FlapDebounce:      4 * time.Second,
+		CrashedAfter:      4 * time.Second,
+		ForceRestartAfter: 8 * time.Second,
+		BackoffMin:        100 * time.Millisecond,
+		BackoffMax:        time.Second,
+		ReadTimeout:       5 * time.Second,
+	}
+}
+
+// env is a real api.Server on 127.0.0.1:0 over a real Manager and store.
+type env struct {
+	t    testing.TB
+	dir  string
+	st   *store.Store
+	m    *device.Manager
+	srv  *Server
+	logs *syncBuffer
+	base string
+	hc   *http.Client
+	done chan error
+	stop context.CancelFunc
+}
+
+func newEnv(t testing.TB, mod ...func(*Config)) *env {
+	t.Helper()
+	e := &env{t: t, dir: t.TempDir(), logs: &syncBuffer{}}
+	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	st, err := store.Open(filepath.Join(e.dir, "camd.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.st = st
+	m, err := device.NewManager(device.Config{Store: st, Settings: fastSettings(), Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.m = m
+	cfg := Config{Manager: m, Listen: "127.0.0.1:0", Version: "test", Logger: log}
+	for _, f := range mod {
+		f(&cfg)
+	}
+	srv, err := New(cfg)
+	if err != nil {
+		_ = m.Close()
+		_ = st.Close()
+		t.Fatal(err)
+	}
+	e.srv = srv
+	e.base = "http://" + srv.Addr()
+	e.hc = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	e.stop = cancel
+	e.done = make(chan error, 1)
+	go func() { e.done <- srv.Run(ctx) }()
+	t.Cleanup(e.close)
+	return e
+}
+
+func (e *env) close() {
+	if e.stop == nil {
+		return
+	}
+	e.hc.CloseIdleConnections()
+	e.stop()
+	select {
+	case err := <-e.done:
+		if err != nil {
+			e.t.Errorf("Run: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		e.t.Errorf("Run did not return 30 s after its context was cancelled")
+	}
+	e.stop = nil
+	if err := e.m.Close(); err != nil {
+		e.t.Errorf("manager close: %v", err)
+	}
+	if err := e.st.Close(); err != nil {
+		e.t.Errorf("store close: %v", err)
+	}
+}
+
+// response is a decoded answer.
+type response struct {
+	code int
+	hdr  http.Header
+	body []byte
+}
+
+func (r response) errMsg() string {
+	var eb errorBody
+	_ = json.Unmarshal(r.body, &eb)
+	return eb.Error
+}
+
+func (r response) camera(t testing.TB) CameraJSON {
+	t.Helper()
+	var c CameraJSON
+	if err := json.Unmarshal(r.body, &c); err != nil {
+		t.Fatalf("decode camera %s: %v", r.body, err)
+	}
+	return c
+}
+
+// do sends a raw request; body is sent as is with content type ct when
+// body is not nil.
+func (e *env) do(method, path, ct string, body []byte, hdr ...string) response {
+	e.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, e.base+path, rd)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if ct != "" {
+		req.Header.Set("Content-Type", ct)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := e.hc.Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if resp.StatusCode >= 300 && resp.StatusCode != http.StatusNoContent {
+		if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+			e.t.Errorf("%s %s: %d with content type %q, want JSON", method, path, resp.StatusCode, ct)
+		}
+		var eb errorBody
+		if err := json.Unmarshal(b, &eb); err != nil || eb.Error == "" || strings.Contains(eb.Error, "\n") {
+			e.t.Errorf("%s %s: %d error body %q is not {\"error\": one line}", method, path, resp.StatusCode, b)
+		}
+	}
+	return response{code: resp.StatusCode, hdr: resp.Header, body: b}
+}
+
+func (e *env) json(method, path string, v any) response {
+	e.t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return e.do(method, path, "application/json", b)
+}
+
+func (e *env) add(name, url string, start bool) CameraJSON {
+	e.t.Helper()
+	r := e.json("POST", "/api/v1/cameras", map[string]any{"name": name, "url": url, "start": start})
+	if r.code != http.StatusCreated {
+		e.t.Fatalf("add %s: %d %s", name, r.code, r.body)
+	}
+	return r.camera(e.t)
+}
+
+// snapshot is what the store and the Manager hold, for "nothing changed"
+// checks.
+func (e *env) snapshot() string {
+	e.t.Helper()
+	recs, err := e.st.Cameras()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var lines []string
+	for _, r := range recs {
+		lines = append(lines, r.ID+" "+r.Name+" "+r.URL+" "+r.Transport+" "+string(r.Status))
+	}
+	for _, v := range e.m.List() {
+		lines = append(lines, "live "+v.ID+" "+v.Name+" "+v.URL+" "+v.Transport)
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}
+
+// poll calls cond every 20 ms until it is true or d has passed.
+func poll(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func goroutinesSettle(want int, d time.Duration) (int, bool) {
+	n := 0
+	ok := poll(d, func() bool { n = runtime.NumGoroutine(); return n <= want })
+	return n, ok
+}
