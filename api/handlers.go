@@ -247,6 +247,13 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 		writeError(w, http.StatusUnsupportedMediaType, "request body must be JSON (Content-Type: application/json)")
 		return false
 	}
+	if r.ContentLength > s.cfg.MaxBodyBytes {
+		// Refusing before reading lets net/http drain a moderately large
+		// body and keep the connection, so the client reads the 413
+		// instead of a reset in the middle of its upload.
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", s.cfg.MaxBodyBytes))
+		return false
+	}
 	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
 	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
