@@ -113,7 +113,9 @@ func (e *UnreachableError) Unwrap() error { return e.Err }
 func reason(err error) string {
 	var ne net.Error
 	switch {
-	case errors.Is(err, syscall.ECONNREFUSED):
+	case errors.Is(err, syscall.ECONNREFUSED),
+		// Windows reports WSAECONNREFUSED, which is not syscall.ECONNREFUSED.
+		strings.Contains(err.Error(), "actively refused"):
 		return "connection refused"
 	case errors.Is(err, syscall.ECONNRESET):
 		return "connection reset"
@@ -158,9 +160,11 @@ func (c *Client) Do(ctx context.Context, method, path string, body any) ([]byte,
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		if ctx.Err() != nil {
+		if errors.Is(ctx.Err(), context.Canceled) {
 			return nil, ctx.Err()
 		}
+		// A deadline that passed is the daemon not answering: report it
+		// like any other unreachable daemon, with the address.
 		return nil, &UnreachableError{URL: c.Base(), Reason: reason(err), Err: err}
 	}
 	defer resp.Body.Close()

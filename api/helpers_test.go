@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -235,10 +234,4 @@ func poll(d time.Duration, cond func() bool) bool {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-func goroutinesSettle(want int, d time.Duration) (int, bool) {
-	n := 0
-	ok := poll(d, func() bool { n = runtime.NumGoroutine(); return n <= want })
-	return n, ok
 }

@@ -54,8 +54,18 @@ func cliFlags(name, usage string, c *cliConn, stderr io.Writer) *flag.FlagSet {
 
 // cliParse parses flags that may come before, between or after the
 // positional arguments ("camd camera add cam1 URL --stopped"), which the
-// flag package alone does not allow. A "--" ends the flags.
-func cliParse(fs *flag.FlagSet, args []string) ([]string, error) {
+// flag package alone does not allow. A "--" ends the flags. Help that was
+// asked for goes to stdout, so that it can be paged; usage printed because
+// of a mistake goes to stderr.
+func cliParse(fs *flag.FlagSet, args []string, stdout io.Writer) ([]string, error) {
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "-h" || a == "-help" || a == "--help" {
+			fs.SetOutput(stdout)
+		}
+	}
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
@@ -174,7 +184,7 @@ func cameraAdd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := cliFlags("camd camera add", "camd camera add NAME URL [--transport tcp|udp|auto] [--stopped] [flags]", &c, stderr)
 	transport := fs.String("transport", "tcp", "RTSP transport: tcp, udp or auto")
 	stopped := fs.Bool("stopped", false, "add the camera without starting it")
-	pos, err := cliParse(fs, args)
+	pos, err := cliParse(fs, args, stdout)
 	if err != nil {
 		return err
 	}
@@ -210,7 +220,7 @@ func cameraAdd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 func cameraList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c cliConn
 	fs := cliFlags("camd camera ls", "camd camera ls [flags]", &c, stderr)
-	pos, err := cliParse(fs, args)
+	pos, err := cliParse(fs, args, stdout)
 	if err != nil {
 		return err
 	}
@@ -264,7 +274,7 @@ func writeCameraTable(w io.Writer, cams []api.CameraJSON, now time.Time) {
 func cameraOne(ctx context.Context, sub string, args []string, stdout, stderr io.Writer) error {
 	var c cliConn
 	fs := cliFlags("camd camera "+sub, "camd camera "+sub+" NAME [flags]", &c, stderr)
-	pos, err := cliParse(fs, args)
+	pos, err := cliParse(fs, args, stdout)
 	if err != nil {
 		return err
 	}
@@ -358,7 +368,7 @@ const statusUsage = "camd status [flags]"
 func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c cliConn
 	fs := cliFlags("camd status", statusUsage, &c, stderr)
-	pos, err := cliParse(fs, args)
+	pos, err := cliParse(fs, args, stdout)
 	if err != nil {
 		return err
 	}

@@ -285,9 +285,9 @@ func TestCLIUsage(t *testing.T) {
 		}
 	}
 	for _, args := range [][]string{{"camera", "ls", "--help"}, {"camera", "add", "-h"}, {"camera", "show", "--help"}, {"status", "--help"}, {"camera", "rm", "x", "--help"}} {
-		_, errOut, err := camCLI(args...)
-		if !errors.Is(err, flag.ErrHelp) || !strings.Contains(errOut, "Usage: camd") || !strings.Contains(errOut, "-json") {
-			t.Errorf("%v: %v %q", args, err, errOut)
+		out, errOut, err := camCLI(args...)
+		if !errors.Is(err, flag.ErrHelp) || !strings.Contains(out, "Usage: camd") || !strings.Contains(out, "-json") || errOut != "" {
+			t.Errorf("%v: %v %q %q", args, err, out, errOut)
 		}
 	}
 	for _, args := range [][]string{
@@ -297,8 +297,8 @@ func TestCLIUsage(t *testing.T) {
 	} {
 		_, errOut, err := camCLI(append(args, "--api", addr)...)
 		var ee exitError
-		if !errors.As(err, &ee) || ee.code != 2 {
-			t.Errorf("%v: %v, want exit status 2", args, err)
+		if !errors.As(err, &ee) || ee.code != 2 || !strings.Contains(errOut, "Usage: camd") {
+			t.Errorf("%v: %v %q, want usage and exit status 2", args, err, errOut)
 		}
 		if strings.Contains(errOut, "secret") || strings.Contains(errOut, "rtsp://") {
 			t.Errorf("%v: usage error echoes the URL: %q", args, errOut)
