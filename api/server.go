@@ -87,7 +87,12 @@ type Server struct {
 	baseCtx    context.Context
 	cancelBase context.CancelFunc
 
-	conns    atomic.Int64
+	conns atomic.Int64
+	// handlers counts running handlers; hmu and stopping make every Add
+	// happen before Run's Wait, even for a request that a connection
+	// goroutine dispatches after a forced Close.
+	hmu      sync.Mutex
+	stopping bool
 	handlers sync.WaitGroup
 
 	runMu  sync.Mutex
@@ -231,6 +236,9 @@ func (s *Server) Run(ctx context.Context) error {
 		<-serveErr
 	}
 	s.cancelBase()
+	s.hmu.Lock()
+	s.stopping = true
+	s.hmu.Unlock()
 	s.handlers.Wait()
 	s.log.Info("control API stopped")
 	return err
@@ -323,7 +331,15 @@ func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter 
 // could carry anything.
 func (s *Server) logged(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.hmu.Lock()
+		if s.stopping {
+			s.hmu.Unlock()
+			w.Header().Set("Connection", "close")
+			writeError(w, http.StatusServiceUnavailable, "camd is shutting down")
+			return
+		}
 		s.handlers.Add(1)
+		s.hmu.Unlock()
 		defer s.handlers.Done()
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
