@@ -62,7 +62,7 @@ func HealthHandlers(m *device.Manager, loopInterval time.Duration, fd *FDWatch) 
 				code = http.StatusServiceUnavailable
 				body.Status = "unhealthy"
 				body.Reason = fmt.Sprintf("the supervision loop has not run for %s (limit %s)",
-					age.Round(100*time.Millisecond), limit)
+					age.Round(time.Millisecond), limit)
 			}
 		}
 		writeHealth(w, r, code, body)

@@ -55,8 +55,10 @@ var (
 		"Unix time of the last video frame; absent before the first.", cameraLabels, nil)
 	descFPS = prometheus.NewDesc("camd_camera_fps",
 		"Video frames per second, recent average.", cameraLabels, nil)
-	descBitrate = prometheus.NewDesc("camd_camera_bitrate_bits_per_second",
-		"Video bitrate, recent average.", cameraLabels, nil)
+	// Bytes, not bits: Prometheus base units (promtool says so); ×8 for
+	// the bitrate in bits per second.
+	descBitrate = prometheus.NewDesc("camd_camera_bitrate_bytes_per_second",
+		"Video bitrate, recent average, in bytes per second (multiply by 8 for bits).", cameraLabels, nil)
 	descReaders = prometheus.NewDesc("camd_camera_relay_readers",
 		"Clients reading the camera through camd's relay.", cameraLabels, nil)
 	descCameras = prometheus.NewDesc("camd_cameras",
@@ -158,7 +160,7 @@ func (c *collector) collectCamera(ch chan<- prometheus.Metric, v device.View) {
 		gauge(descLastFrame, float64(v.LastFrameAt.UnixNano())/1e9)
 	}
 	gauge(descFPS, v.FPS)
-	gauge(descBitrate, v.BitrateBPS)
+	gauge(descBitrate, v.BitrateBPS/8)
 	if c.cfg.RelayReaders != nil {
 		gauge(descReaders, float64(c.cfg.RelayReaders(name)))
 	}
