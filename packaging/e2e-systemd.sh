@@ -147,6 +147,40 @@ if [ ! -f "$ROOTFS/.camd-e2e-ready" ]; then
 	say "root file system built in $(secs $(($(now_ms) - t0)))"
 fi
 
+# --- L. lintian: no errors ---------------------------------------------------
+if command -v lintian >/dev/null 2>&1; then
+	if out=$(lintian --fail-on error "$DEB" 2>&1); then
+		pass "L lintian: no errors ($(echo "$out" | grep -c '^W:') warnings)"
+	else
+		fail "L lintian: $(echo "$out" | grep '^E:' | tr '\n' ' ')"
+	fi
+else
+	fail "L lintian is missing (apt-get install lintian)"
+fi
+
+# --- 0. no running systemd (chroot-like container): install does no harm -----
+check0() {
+	local out t0
+	t0=$(now_ms)
+	out=$(systemd-nspawn -q -D "$ROOTFS" --ephemeral --register=no --keep-unit --private-network \
+		--bind-ro="$DIST":/mnt/dist sh -c '
+		set -e
+		[ ! -d /run/systemd/system ] || { echo "systemd is running?"; exit 1; }
+		dpkg -i /mnt/dist/'"$(basename "$DEB")"' >/dev/null
+		getent passwd camd >/dev/null || { echo "no camd user"; exit 1; }
+		[ -L /etc/systemd/system/multi-user.target.wants/camd.service ] || { echo "not enabled for boot"; exit 1; }
+		if pgrep -x camd >/dev/null; then echo "camd was started"; exit 1; fi
+		dpkg -P camd >/dev/null
+		[ ! -e /etc/systemd/system/multi-user.target.wants/camd.service ] || { echo "still enabled after purge"; exit 1; }
+		echo ok' 2>>"$LOG")
+	if [ "$out" = ok ]; then
+		pass "0 without a running systemd (plain container): dpkg -i exits 0, creates the user, enables for boot, starts nothing; dpkg -P cleans up ($(secs $(($(now_ms) - t0))))"
+	else
+		fail "0 without a running systemd: $out"
+	fi
+}
+check0
+
 t0=$(now_ms)
 systemd-nspawn -D "$ROOTFS" --ephemeral --register=no --keep-unit --private-network \
 	--console=passive --bind-ro="$DIST":/mnt/dist -b >"$LOG" 2>&1 &
@@ -166,9 +200,9 @@ booted() {
 	s=$(c systemctl is-system-running 2>/dev/null)
 	[ "$s" = running ] || [ "$s" = degraded ]
 }
-if ! wait_for 60 booted; then
+if ! wait_for 120 booted; then
 	tail -20 "$LOG"
-	die "the container's systemd did not finish booting within 60 s ($(c systemctl is-system-running 2>&1))"
+	die "the container's systemd did not finish booting within 120 s ($(c systemctl is-system-running 2>&1))"
 fi
 say "container booted in $(secs $(($(now_ms) - t0))) (systemd PID $LEADER on the host, $(c systemctl --version | head -1))"
 

@@ -238,6 +238,11 @@ func cmdInstall(_ context.Context, args []string, stdout, stderr io.Writer) erro
 		fs.Usage()
 		return exitError{2}
 	}
+	if !*dryRun {
+		if err := needRoot("install"); err != nil {
+			return err
+		}
+	}
 	exe, err := thisExecutable()
 	if err != nil {
 		return err
@@ -248,9 +253,6 @@ func cmdInstall(_ context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if *dryRun {
 		return printPlan(stdout, p)
-	}
-	if err := needRoot("install"); err != nil {
-		return err
 	}
 	s, err := newService(p)
 	if err != nil {
