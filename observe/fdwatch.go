@@ -297,3 +297,16 @@ func ConnectedCameras(m *device.Manager) func() (tcp, udp int) {
 		return tcp, udp
 	}
 }
+
+// StatusExtra returns the watch's fields for the API's daemon status
+// (api.Config.StatusExtra): expected_fds, fds_degraded and, while degraded,
+// fds_degraded_reason. The status page shows them next to the open FDs.
+func (w *FDWatch) StatusExtra() map[string]any {
+	_, expected := w.Counts()
+	deg, why := w.Degraded()
+	m := map[string]any{"expected_fds": expected, "fds_degraded": deg}
+	if why != "" {
+		m["fds_degraded_reason"] = why
+	}
+	return m
+}

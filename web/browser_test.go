@@ -1,0 +1,416 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+
+	"github.com/camd/camd/api"
+	"github.com/camd/camd/device"
+	"github.com/camd/camd/observe"
+	"github.com/camd/camd/store"
+	"github.com/camd/camd/stream/sim"
+)
+
+// chromium finds the system Chromium. In CI (CI=true) it must be there.
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{os.Getenv("CAMD_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser"} {
+		if p == "" {
+			continue
+		}
+		if _, err := exec.LookPath(p); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("chromium is missing (Debian package chromium); CI must install it")
+	}
+	t.Skip("chromium is missing (apt-get install chromium)")
+	return ""
+}
+
+// artifactDir is where screenshots go: $CAMD_ARTIFACTS, else a test dir.
+func artifactDir(t *testing.T) string {
+	t.Helper()
+	if d := os.Getenv("CAMD_ARTIFACTS"); d != "" {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	return t.TempDir()
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// daemon is what camd run puts together for the status page: a real store,
+// Manager, FD watch and api.Server with the page mounted at "/".
+type daemon struct {
+	base string
+	m    *device.Manager
+	logs *syncBuffer
+}
+
+func startDaemon(t *testing.T, s *sim.Server, cams int, requireToken bool, token string) *daemon {
+	t.Helper()
+	d := &daemon{logs: &syncBuffer{}}
+	log := slog.New(slog.NewTextHandler(d.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	st, err := store.Open(filepath.Join(t.TempDir(), "camd.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := device.NewManager(device.Config{Store: st, Logger: log, Settings: device.Settings{
+		StallTimeout: 5 * time.Second, FlapDebounce: 4 * time.Second, CrashedAfter: 4 * time.Second,
+		ForceRestartAfter: 8 * time.Second, BackoffMin: 100 * time.Millisecond, BackoffMax: time.Second,
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	d.m = m
+	for i := 1; i <= cams; i++ {
+		url := s.URL(i)
+		if i == 2 {
+			url = strings.Replace(url, "rtsp://", "rtsp://admin:hunter2@", 1) // shown redacted
+		}
+		if _, err := m.Add(context.Background(), device.Spec{Name: fmt.Sprintf("cam%d", i), URL: url}, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A camera that cannot connect, so that the page shows a failing one.
+	if _, err := m.Add(context.Background(), device.Spec{Name: "dead", URL: "rtsp://127.0.0.1:1/nothing"}, true); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var srv *api.Server
+	fd := observe.NewFDWatch(observe.FDWatchConfig{
+		Interval:         time.Second,
+		Logger:           log,
+		CamerasConnected: observe.ConnectedCameras(m),
+		APIConns:         func() int { return srv.OpenConns() },
+	})
+	healthz, readyz := observe.HealthHandlers(m, time.Second, fd)
+	srv, err = api.New(api.Config{
+		Manager:      m,
+		Listen:       "127.0.0.1:0",
+		Token:        token,
+		RequireToken: &requireToken,
+		Version:      "test-1.0",
+		Logger:       log,
+		StatusExtra:  fd.StatusExtra,
+		Mount:        map[string]http.Handler{"/metrics": observe.MetricsHandler(observe.MetricsConfig{Manager: m, FD: fd, Logger: log})},
+		PublicMount:  map[string]http.Handler{"/": Handler(), "/healthz": healthz, "/readyz": readyz},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.base = "http://" + srv.Addr()
+	wg.Add(2)
+	go func() { defer wg.Done(); _ = fd.Run(ctx) }()
+	go func() {
+		defer wg.Done()
+		if err := srv.Run(ctx); err != nil {
+			t.Errorf("api: %v", err)
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+		if err := m.Close(); err != nil {
+			t.Errorf("manager close: %v", err)
+		}
+		if err := st.Close(); err != nil {
+			t.Errorf("store close: %v", err)
+		}
+	})
+	return d
+}
+
+// browser starts headless Chromium with a fresh profile. It records every
+// request the page makes and every script error.
+type browser struct {
+	ctx      context.Context
+	mu       sync.Mutex
+	requests []string
+	errs     []string
+}
+
+func newBrowser(t *testing.T) *browser {
+	t.Helper()
+	exe := chromium(t)
+	// Not t.TempDir: Chromium's helper processes can still be writing to
+	// the profile for a moment after the browser exits, and TempDir's
+	// cleanup fails the test on the first "directory not empty".
+	profile, err := os.MkdirTemp("", "camd-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(exe),
+		chromedp.Flag("headless", true),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.NoFirstRun,
+		chromedp.UserDataDir(profile),
+		chromedp.WindowSize(1280, 800),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
+	// Under load (2 cores, the race detector, a simulator) Chromium can be
+	// slow; bound the whole browser session generously.
+	ctx, cancelTimeout := context.WithTimeout(ctx, 4*time.Minute)
+	t.Cleanup(func() {
+		cancelTimeout()
+		cancelCtx()
+		cancelAlloc() // waits for Chromium to exit
+		var err error
+		deadline := time.Now().Add(30 * time.Second)
+		for err = os.RemoveAll(profile); err != nil && time.Now().Before(deadline); err = os.RemoveAll(profile) {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if err != nil {
+			t.Errorf("remove the Chromium profile: %v", err)
+		}
+	})
+	b := &browser{ctx: ctx}
+	chromedp.ListenTarget(ctx, func(ev any) {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		switch e := ev.(type) {
+		case *network.EventRequestWillBeSent:
+			b.requests = append(b.requests, e.Request.URL)
+		case *runtime.EventExceptionThrown:
+			b.errs = append(b.errs, "exception: "+e.ExceptionDetails.Error())
+		case *runtime.EventConsoleAPICalled:
+			if e.Type == runtime.APITypeError {
+				var parts []string
+				for _, a := range e.Args {
+					parts = append(parts, string(a.Value))
+				}
+				b.errs = append(b.errs, "console.error: "+strings.Join(parts, " "))
+			}
+		}
+	})
+	if err := chromedp.Run(ctx, network.Enable()); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return b
+}
+
+func (b *browser) run(t *testing.T, what string, actions ...chromedp.Action) {
+	t.Helper()
+	if err := chromedp.Run(b.ctx, actions...); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// check fails on script errors and on requests to anywhere but base.
+func (b *browser) check(t *testing.T, base string) {
+	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, e := range b.errs {
+		t.Errorf("page error: %s", e)
+	}
+	for _, u := range b.requests {
+		if !strings.HasPrefix(u, base+"/") && !strings.HasPrefix(u, "data:") {
+			t.Errorf("page requested %s", u)
+		}
+	}
+}
+
+// waitJS polls a JavaScript predicate.
+func waitJS(expr string, d time.Duration) chromedp.Action {
+	return chromedp.Poll(expr, nil, chromedp.WithPollingTimeout(d), chromedp.WithPollingInterval(100*time.Millisecond))
+}
+
+func stateOf(name string) string {
+	return fmt.Sprintf(`(document.querySelector('tr[data-camera=%q] .state-badge') || {}).textContent`, name)
+}
+
+func TestBrowserStatusPage(t *testing.T) {
+	const cams = 4
+	s, err := sim.New(sim.Config{Cameras: cams})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	d := startDaemon(t, s, cams, false, "")
+	b := newBrowser(t)
+
+	// Every camera's row appears with its state; the simulator's are RUNNING.
+	b.run(t, "load the page", chromedp.Navigate(d.base+"/"))
+	var allRunning string
+	for i := 1; i <= cams; i++ {
+		allRunning += fmt.Sprintf(` && %s === "RUNNING"`, stateOf(fmt.Sprintf("cam%d", i)))
+	}
+	b.run(t, "see every camera RUNNING", waitJS(`document.querySelectorAll("#rows tr").length === `+fmt.Sprint(cams+1)+allRunning, 90*time.Second))
+	b.run(t, "see the dead camera failing", waitJS(`["RECONNECTING","CRASHED","STARTING"].includes(`+stateOf("dead")+`)`, 30*time.Second))
+
+	var names []string
+	var page string
+	b.run(t, "read the rows",
+		chromedp.Evaluate(`[...document.querySelectorAll("#rows tr")].map(r => r.dataset.camera)`, &names),
+		chromedp.Text("body", &page, chromedp.ByQuery))
+	if want := []string{"cam1", "cam2", "cam3", "cam4", "dead"}; fmt.Sprint(names) != fmt.Sprint(want) {
+		t.Errorf("rows %v, want %v", names, want)
+	}
+	for _, want := range []string{"test-1.0", "up for", "good", "bit/s", "open fds", "down", "640x360"} {
+		if !strings.Contains(strings.ToLower(page), strings.ToLower(want)) {
+			t.Errorf("page text lacks %q", want)
+		}
+	}
+	if strings.Contains(page, "hunter2") {
+		t.Error("page shows a camera password")
+	}
+	var fds string
+	b.run(t, "FDs observed / expected", waitJS(`/^\d+ \/ \d+$/.test(document.getElementById("st-fds").textContent)`, 30*time.Second),
+		chromedp.Text("#st-fds", &fds, chromedp.ByID))
+	t.Logf("FDs shown: %s", fds)
+
+	// Stop cam3 with its button.
+	b.run(t, "click Stop on cam3",
+		chromedp.Click(`tr[data-camera="cam3"] button[data-action="stop"]`, chromedp.ByQuery, chromedp.NodeEnabled),
+		waitJS(stateOf("cam3")+` === "STOPPED"`, 30*time.Second))
+	if v, err := d.m.Get("cam3"); err != nil || v.State != device.StateStopped {
+		t.Errorf("the Manager says cam3 is %v (%v)", v.State, err)
+	}
+	var stoppedText string
+	b.run(t, "stopped row", chromedp.Text(`tr[data-camera="cam3"]`, &stoppedText, chromedp.ByQuery))
+	if !strings.Contains(stoppedText, "stopped for") {
+		t.Errorf("cam3 row: %q", stoppedText)
+	}
+
+	dir := artifactDir(t)
+	var shot []byte
+	b.run(t, "desktop screenshot", chromedp.FullScreenshot(&shot, 100))
+	path := filepath.Join(dir, "status-page.png")
+	if err := os.WriteFile(path, shot, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", path)
+
+	// Start it again, add and remove a camera.
+	b.run(t, "click Start on cam3",
+		chromedp.Click(`tr[data-camera="cam3"] button[data-action="start"]`, chromedp.ByQuery, chromedp.NodeEnabled),
+		waitJS(stateOf("cam3")+` === "RUNNING"`, 60*time.Second))
+	b.run(t, "add a camera",
+		chromedp.SendKeys(`#add-form input[name="name"]`, "porch", chromedp.ByQuery),
+		chromedp.SendKeys(`#add-form input[name="url"]`, s.URL(1), chromedp.ByQuery),
+		chromedp.Click(`#add-form button`, chromedp.ByQuery),
+		waitJS(stateOf("porch")+` === "RUNNING"`, 60*time.Second))
+	b.run(t, "add an invalid camera",
+		chromedp.SendKeys(`#add-form input[name="name"]`, "bad name!", chromedp.ByQuery),
+		chromedp.SendKeys(`#add-form input[name="url"]`, "http://example.com/", chromedp.ByQuery),
+		chromedp.Click(`#add-form button`, chromedp.ByQuery),
+		waitJS(`document.getElementById("msg").className === "err" && document.getElementById("msg").textContent.includes("Add failed")`, 30*time.Second))
+	b.run(t, "remove the camera (two clicks)",
+		chromedp.Click(`tr[data-camera="porch"] button[data-action="remove"]`, chromedp.ByQuery),
+		waitJS(`document.querySelector('tr[data-camera="porch"] button[data-action="remove"]').textContent === "Remove?"`, 10*time.Second),
+		chromedp.Click(`tr[data-camera="porch"] button[data-action="remove"]`, chromedp.ByQuery),
+		waitJS(`!document.querySelector('tr[data-camera="porch"]')`, 30*time.Second))
+	if _, err := d.m.Get("porch"); !errors.Is(err, device.ErrNotFound) {
+		t.Errorf("porch still in the Manager: %v", err)
+	}
+
+	// A phone.
+	b.run(t, "phone screenshot",
+		chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile),
+		chromedp.Sleep(300*time.Millisecond),
+		chromedp.FullScreenshot(&shot, 100))
+	phone := filepath.Join(dir, "status-page-phone.png")
+	if err := os.WriteFile(phone, shot, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("phone screenshot: %s", phone)
+	var overflow bool
+	b.run(t, "no sideways scrolling on a phone", chromedp.Evaluate(`document.documentElement.scrollWidth > window.innerWidth + 1`, &overflow))
+	if overflow {
+		t.Error("the page is wider than a phone's screen")
+	}
+	b.check(t, d.base)
+}
+
+func TestBrowserAsksForTheToken(t *testing.T) {
+	s, err := sim.New(sim.Config{Cameras: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	const token = "s3cret-token"
+	d := startDaemon(t, s, 1, true, token)
+	b := newBrowser(t)
+	b.run(t, "load the page", chromedp.Navigate(d.base+"/"),
+		chromedp.WaitVisible("#token-panel", chromedp.ByID))
+	var rows int
+	b.run(t, "no rows without a token", chromedp.Evaluate(`document.querySelectorAll("#rows tr").length`, &rows))
+	if rows != 0 {
+		t.Errorf("%d rows without a token", rows)
+	}
+	b.run(t, "a wrong token is refused",
+		chromedp.SendKeys("#token-input", "wrong", chromedp.ByID),
+		chromedp.Click("#token-form button", chromedp.ByQuery),
+		chromedp.WaitVisible("#token-panel", chromedp.ByID),
+		waitJS(`document.getElementById("token-why").textContent.includes("refused")`, 30*time.Second))
+	var stored string
+	b.run(t, "enter the token",
+		chromedp.SendKeys("#token-input", token, chromedp.ByID),
+		chromedp.Click("#token-form button", chromedp.ByQuery),
+		waitJS(stateOf("cam1")+` === "RUNNING"`, 60*time.Second),
+		chromedp.Evaluate(`localStorage.getItem("camd.token")`, &stored))
+	if stored != token {
+		t.Errorf("token kept as %q", stored)
+	}
+	// A reload does not ask again.
+	b.run(t, "reload", chromedp.Reload(), waitJS(stateOf("cam1")+` === "RUNNING"`, 60*time.Second))
+	var asked bool
+	b.run(t, "not asked again", chromedp.Evaluate(`document.getElementById("token-panel").classList.contains("show")`, &asked))
+	if asked {
+		t.Error("asked for the token again after a reload")
+	}
+	b.run(t, "stop with the token",
+		chromedp.Click(`tr[data-camera="cam1"] button[data-action="stop"]`, chromedp.ByQuery, chromedp.NodeEnabled),
+		waitJS(stateOf("cam1")+` === "STOPPED"`, 30*time.Second))
+	b.mu.Lock()
+	b.errs = nil // 401s are logged by Chromium as failed resources, expected here
+	b.mu.Unlock()
+	b.check(t, d.base)
+}
