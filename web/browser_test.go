@@ -319,6 +319,12 @@ func TestBrowserStatusPage(t *testing.T) {
 		t.Errorf("cam3 row: %q", stoppedText)
 	}
 
+	var wide bool
+	b.run(t, "no sideways scrolling on a laptop", chromedp.Evaluate(`document.documentElement.scrollWidth > window.innerWidth + 1`, &wide))
+	if wide {
+		t.Error("the page is wider than a 1280-pixel window")
+	}
+
 	dir := artifactDir(t)
 	var shot []byte
 	b.run(t, "desktop screenshot", chromedp.FullScreenshot(&shot, 100))
