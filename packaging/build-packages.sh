@@ -43,6 +43,8 @@ case "$VERSION" in
 *) echo "build-packages: version \"$VERSION\" must start with a digit" >&2; exit 1 ;;
 esac
 mkdir -p dist
+# Only this build's packages in dist/ afterwards.
+rm -f dist/camd_*.deb dist/camd-*.rpm
 
 # The default config (packaging/camd.yaml) is a conffile.
 CAMD_YAML=packaging/camd.yaml

@@ -306,6 +306,24 @@ check3() {
 	fi
 }
 
+# --- 3c. systemctl reload (SIGHUP) does not kill camd ------------------------
+check3c() {
+	local pid n0
+	pid=$(mainpid)
+	n0=$(prop NRestarts)
+	if ! out=$(c systemctl reload camd.service 2>&1); then
+		fail "3c systemctl reload: $out"
+		return
+	fi
+	sleep 2
+	if is_active && [ "$(mainpid)" = "$pid" ] && [ "$(prop NRestarts)" = "$n0" ] && camera_running; then
+		pass "3c systemctl reload (SIGHUP): same MainPID $pid 2 s later, no restart, cam1 RUNNING"
+	else
+		fail "3c systemctl reload: MainPID $pid -> $(mainpid), NRestarts $n0 -> $(prop NRestarts), $(prop ActiveState), cam1 $(camera_state)"
+		journal_tail
+	fi
+}
+
 # --- 4. watchdog: SIGSTOP with WatchdogSec=3 -> killed and restarted --------
 check4() {
 	local pid t0
@@ -457,6 +475,7 @@ check7() {
 check1
 check2
 check3
+check3c
 check4
 check5
 check6
