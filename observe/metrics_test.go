@@ -9,12 +9,14 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/camd/camd/device"
+	"github.com/camd/camd/internal/procfd"
 	"github.com/camd/camd/stream/sim"
 )
 
@@ -196,4 +198,61 @@ func TestCheckNOFILE(t *testing.T) {
 		t.Errorf("1024 for 64 cameras warned: %q", w)
 	}
 	CheckNOFILE(64, log) // the real limit: must not panic
+}
+
+// Scrapes and health checks leave no descriptor or goroutine behind.
+func TestScrapesLeakNothing(t *testing.T) {
+	e, _, h := metricsEnv(t)
+	e.waitAll(device.StateRunning, 60*time.Second)
+	healthz, readyz := HealthHandlers(e.m, 100*time.Millisecond, nil)
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", h)
+	mux.Handle("/healthz", healthz)
+	mux.Handle("/readyz", readyz)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	hit := func(n int) {
+		for i := range n {
+			path := []string{"/metrics", "/healthz", "/readyz"}[i%3]
+			resp, err := client.Get(srv.URL + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("%s: %d", path, resp.StatusCode)
+			}
+		}
+	}
+	hit(30) // warm up: lazily opened things open now
+	settle := func() (int, int) {
+		var fds, gs int
+		prev, same := -1, 0
+		poll(20*time.Second, func() bool {
+			c, err := procfd.Count()
+			if err != nil {
+				t.Fatal(err)
+			}
+			fds, gs = c.Total, runtime.NumGoroutine()
+			if fds+gs*1000 == prev {
+				same++
+			} else {
+				prev, same = fds+gs*1000, 0
+			}
+			return same >= 25
+		})
+		return fds, gs
+	}
+	fd0, g0 := settle()
+	hit(600)
+	fd1, g1 := settle()
+	t.Logf("600 requests: FDs %d → %d, goroutines %d → %d", fd0, fd1, g0, g1)
+	if fd1 > fd0+5 {
+		t.Errorf("FDs %d → %d after 600 requests", fd0, fd1)
+	}
+	if g1 > g0+10 {
+		t.Errorf("goroutines %d → %d after 600 requests", g0, g1)
+	}
 }
