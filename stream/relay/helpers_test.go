@@ -159,11 +159,11 @@ type rtpReader struct {
 
 	mu       sync.Mutex
 	lastRecv time.Time
-	haveSeq bool
-	lastSeq uint16
-	haveTS  bool
-	lastTS  uint32
-	maxStep int64 // largest timestamp step between frames
+	haveSeq  bool
+	lastSeq  uint16
+	haveTS   bool
+	lastTS   uint32
+	maxStep  int64 // largest timestamp step between frames
 }
 
 // startReader connects, describes, sets up (TCP) and plays url.
