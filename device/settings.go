@@ -30,6 +30,9 @@ type Settings struct {
 // DefaultSettings returns the settings with every default filled in.
 func DefaultSettings() Settings { return Settings{}.withDefaults() }
 
+// WithDefaults returns s with every zero field set to its default.
+func (s Settings) WithDefaults() Settings { return s.withDefaults() }
+
 func (s Settings) withDefaults() Settings {
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {

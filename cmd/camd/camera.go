@@ -11,11 +11,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/camd/camd/daemon"
 	"io"
 	iofs "io/fs"
 	"os"
-	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -520,24 +519,4 @@ func clip(s string, n int) string {
 
 // cliDefaultDataDir is where "camd run" keeps its data when not told
 // otherwise, so that the CLI finds the token file without flags.
-// TODO: use daemon.DefaultDataDir once package daemon has landed; this is a
-// private copy of the same rules.
-func cliDefaultDataDir() string {
-	if runtime.GOOS == "linux" && os.Geteuid() == 0 {
-		return "/var/lib/camd"
-	}
-	home, _ := os.UserHomeDir()
-	switch runtime.GOOS {
-	case "linux":
-		if x := os.Getenv("XDG_STATE_HOME"); x != "" {
-			return filepath.Join(x, "camd")
-		}
-		return filepath.Join(home, ".local", "state", "camd")
-	case "darwin":
-		return filepath.Join(home, "Library", "Application Support", "camd")
-	}
-	if d, err := os.UserConfigDir(); err == nil {
-		return filepath.Join(d, "camd")
-	}
-	return filepath.Join(home, ".camd")
-}
+func cliDefaultDataDir() string { return daemon.DefaultDataDir() }

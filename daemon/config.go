@@ -1,0 +1,332 @@
+package daemon
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/camd/camd/device"
+)
+
+// Config is camd run's configuration: the YAML file, then flags on top.
+// The zero value of every field means its default, so camd runs with no
+// config file at all. packaging/camd.yaml documents every field with its
+// default and must stay in step with this struct (a test checks it).
+type Config struct {
+	// DataDir holds the store (camd.db) and the API token. It defaults to
+	// DefaultDataDir().
+	DataDir string            `yaml:"data_dir"`
+	Log     LogConfig         `yaml:"log"`
+	API     APIConfig         `yaml:"api"`
+	Relay   RelayConfig       `yaml:"relay"`
+	Super   SupervisionConfig `yaml:"supervision"`
+	FD      FDConfig          `yaml:"fd"`
+	// ShutdownDeadline bounds shutdown: once it has begun, the process
+	// exits within this long whatever hangs, non-zero if it had to cut
+	// shutdown short. It defaults to 10 seconds.
+	ShutdownDeadline Duration `yaml:"shutdown_deadline"`
+}
+
+// LogConfig is the logging section.
+type LogConfig struct {
+	// Level is debug, info, warn or error. It defaults to info.
+	Level string `yaml:"level"`
+	// Format is text or json. It defaults to text.
+	Format string `yaml:"format"`
+}
+
+// APIConfig is the control API section.
+type APIConfig struct {
+	// Listen is the control API's TCP address. It defaults to
+	// 127.0.0.1:7654.
+	Listen string `yaml:"listen"`
+	// RequireToken forces (true) or waives (false) the bearer token. Unset,
+	// it is required exactly when Listen is not a loopback address.
+	RequireToken *bool `yaml:"require_token"`
+}
+
+// RelayConfig is the RTSP relay section.
+type RelayConfig struct {
+	// Listen is the relay's RTSP (TCP) address. It defaults to
+	// 127.0.0.1:8554. "off" disables the relay.
+	Listen string `yaml:"listen"`
+	// UDPRTPAddress, when set (e.g. 127.0.0.1:8000), also serves readers
+	// over UDP (RTP on it, RTCP on the next port). It defaults to "" (TCP
+	// only).
+	UDPRTPAddress string `yaml:"udp_rtp_address"`
+	// User and Pass, when User is set, are required of every reader.
+	User string `yaml:"user"`
+	Pass string `yaml:"pass"`
+	// Cameras overrides User and Pass per camera name.
+	Cameras map[string]Credentials `yaml:"cameras"`
+	// DescribeWait is how long a reader of a camera that is not streaming
+	// yet waits for its first keyframe. It defaults to 5 seconds.
+	DescribeWait Duration `yaml:"describe_wait"`
+}
+
+// Credentials are a reader's user and password for one camera.
+type Credentials struct {
+	User string `yaml:"user"`
+	Pass string `yaml:"pass"`
+}
+
+// SupervisionConfig holds the thresholds of DESIGN.md's failure table.
+// SIGHUP applies changes to running cameras without dropping them.
+type SupervisionConfig struct {
+	// StallTimeout defaults to 60 seconds.
+	StallTimeout Duration `yaml:"stall_timeout"`
+	// FlapDebounce defaults to 30 seconds.
+	FlapDebounce Duration `yaml:"flap_debounce"`
+	// CrashedAfter defaults to 30 seconds.
+	CrashedAfter Duration `yaml:"crashed_after"`
+	// ForceRestartAfter defaults to 60 seconds.
+	ForceRestartAfter Duration `yaml:"force_restart_after"`
+	// BackoffMin defaults to 1 second.
+	BackoffMin Duration `yaml:"backoff_min"`
+	// BackoffMax defaults to 30 seconds.
+	BackoffMax Duration `yaml:"backoff_max"`
+	// ReadTimeout defaults to 10 seconds.
+	ReadTimeout Duration `yaml:"read_timeout"`
+}
+
+// FDConfig is the file-descriptor watchdog section.
+type FDConfig struct {
+	// Interval is how often descriptors are counted. It defaults to 5
+	// seconds.
+	Interval Duration `yaml:"interval"`
+	// Ceiling, when above 0, shuts camd down (non-zero exit, so its
+	// supervisor restarts it) once it has this many descriptors open. It
+	// defaults to 0 (off).
+	Ceiling int `yaml:"ceiling"`
+}
+
+// Duration is a time.Duration written as a Go duration string ("90s",
+// "1m30s") in YAML.
+type Duration time.Duration
+
+// UnmarshalYAML accepts a duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return fmt.Errorf("line %d: want a duration like \"30s\"", n.Line)
+	}
+	v, err := time.ParseDuration(strings.TrimSpace(s))
+	if err != nil || v < 0 {
+		return fmt.Errorf("line %d: %q is not a duration like \"30s\"", n.Line, s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes a duration string.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// D returns the time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Defaults used where a field is zero.
+const (
+	DefaultAPIListen        = "127.0.0.1:7654"
+	DefaultRelayListen      = "127.0.0.1:8554"
+	DefaultShutdownDeadline = 10 * time.Second
+	DefaultFDInterval       = 5 * time.Second
+	DefaultDescribeWait     = 5 * time.Second
+)
+
+// ErrConfig is returned (wrapped, with the file and the reason) by
+// LoadConfig and Config.Validate for a config that cannot be used.
+var ErrConfig = errors.New("bad config")
+
+// maxConfigBytes bounds the config file: anything larger is a mistake.
+const maxConfigBytes = 1 << 20
+
+// LoadConfig reads a YAML config file. Unknown keys are errors, so a typo
+// never silently leaves a default in force.
+func LoadConfig(path string) (Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("read config: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxConfigBytes+1))
+	if err != nil {
+		return Config{}, fmt.Errorf("read config %s: %w", path, err)
+	}
+	if len(b) > maxConfigBytes {
+		return Config{}, fmt.Errorf("%w: %s is larger than %d bytes", ErrConfig, path, maxConfigBytes)
+	}
+	c, err := ParseConfig(b)
+	if err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// ParseConfig decodes and validates a YAML config. An empty document is
+// the all-defaults config.
+func ParseConfig(b []byte) (Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return Config{}, fmt.Errorf("%w: %s", ErrConfig, oneLine(err.Error()))
+	}
+	// A second document is almost certainly a mistake.
+	var extra any
+	if err := dec.Decode(&extra); err == nil {
+		return Config{}, fmt.Errorf("%w: more than one YAML document", ErrConfig)
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+func oneLine(s string) string {
+	s = strings.TrimPrefix(s, "yaml: ")
+	s = strings.ReplaceAll(s, "\n", "; ")
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// Validate checks the values that have a fixed vocabulary or form.
+func (c Config) Validate() error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, a...))
+	}
+	if _, err := parseLevel(c.Log.Level); err != nil {
+		return bad("log.level: %v", err)
+	}
+	switch c.Log.Format {
+	case "", "text", "json":
+	default:
+		return bad("log.format: %q is not text or json", c.Log.Format)
+	}
+	if c.API.Listen != "" {
+		if err := checkHostPort(c.API.Listen); err != nil {
+			return bad("api.listen: %v", err)
+		}
+	}
+	if c.Relay.Listen != "" && c.Relay.Listen != "off" {
+		if err := checkHostPort(c.Relay.Listen); err != nil {
+			return bad("relay.listen: %v", err)
+		}
+	}
+	if c.Relay.UDPRTPAddress != "" {
+		if err := checkHostPort(c.Relay.UDPRTPAddress); err != nil {
+			return bad("relay.udp_rtp_address: %v", err)
+		}
+	}
+	if c.FD.Ceiling < 0 {
+		return bad("fd.ceiling: %d is negative", c.FD.Ceiling)
+	}
+	s := c.Super
+	if s.BackoffMax != 0 && s.BackoffMin != 0 && s.BackoffMax < s.BackoffMin {
+		return bad("supervision.backoff_max (%s) is below backoff_min (%s)", s.BackoffMax.D(), s.BackoffMin.D())
+	}
+	return nil
+}
+
+func checkHostPort(a string) error {
+	_, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return fmt.Errorf("%q is not HOST:PORT", a)
+	}
+	if port == "" {
+		return fmt.Errorf("%q has no port", a)
+	}
+	return nil
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if s == "" {
+		return slog.LevelInfo, nil
+	}
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("%q is not debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+// withDefaults fills every zero field with its default.
+func (c Config) withDefaults() Config {
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir()
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "text"
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.API.Listen == "" {
+		c.API.Listen = DefaultAPIListen
+	}
+	if c.Relay.Listen == "" {
+		c.Relay.Listen = DefaultRelayListen
+	}
+	if c.Relay.DescribeWait == 0 {
+		c.Relay.DescribeWait = Duration(DefaultDescribeWait)
+	}
+	if c.ShutdownDeadline == 0 {
+		c.ShutdownDeadline = Duration(DefaultShutdownDeadline)
+	}
+	if c.FD.Interval == 0 {
+		c.FD.Interval = Duration(DefaultFDInterval)
+	}
+	return c
+}
+
+// Settings returns the supervision settings, defaults filled in.
+func (c Config) Settings() device.Settings {
+	s := c.Super
+	return device.Settings{
+		StallTimeout:      s.StallTimeout.D(),
+		FlapDebounce:      s.FlapDebounce.D(),
+		CrashedAfter:      s.CrashedAfter.D(),
+		ForceRestartAfter: s.ForceRestartAfter.D(),
+		BackoffMin:        s.BackoffMin.D(),
+		BackoffMax:        s.BackoffMax.D(),
+		ReadTimeout:       s.ReadTimeout.D(),
+	}.WithDefaults()
+}
+
+// DefaultDataDir is where camd keeps its data when not told: /var/lib/camd
+// for root on Linux; otherwise the per-user state dir
+// ($XDG_STATE_HOME/camd or ~/.local/state/camd on Linux and other Unixes,
+// ~/Library/Application Support/camd on macOS, %LocalAppData%\camd on
+// Windows). The installed services pass --data-dir explicitly.
+func DefaultDataDir() string {
+	switch runtime.GOOS {
+	case "windows":
+		if d, err := os.UserCacheDir(); err == nil { // %LocalAppData%
+			return filepath.Join(d, "camd")
+		}
+		return filepath.Join(os.TempDir(), "camd")
+	case "darwin":
+		if h, err := os.UserHomeDir(); err == nil {
+			return filepath.Join(h, "Library", "Application Support", "camd")
+		}
+	default:
+		if os.Geteuid() == 0 && runtime.GOOS == "linux" {
+			return "/var/lib/camd"
+		}
+		if d := os.Getenv("XDG_STATE_HOME"); filepath.IsAbs(d) {
+			return filepath.Join(d, "camd")
+		}
+		if h, err := os.UserHomeDir(); err == nil {
+			return filepath.Join(h, ".local", "state", "camd")
+		}
+	}
+	return filepath.Join(os.TempDir(), "camd")
+}

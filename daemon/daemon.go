@@ -1,0 +1,459 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/camd/camd/api"
+	"github.com/camd/camd/device"
+	"github.com/camd/camd/internal/sdnotify"
+	"github.com/camd/camd/observe"
+	"github.com/camd/camd/store"
+	"github.com/camd/camd/stream/relay"
+	"github.com/camd/camd/web"
+)
+
+// StoreFile is the name of the store inside the data dir.
+const StoreFile = "camd.db"
+
+// loopInterval is the period of the supervision loop that /healthz and the
+// systemd watchdog follow.
+const loopInterval = time.Second
+
+// ErrFDCeiling is returned by Run when it shut down because the open
+// descriptors crossed Config.FD.Ceiling.
+var ErrFDCeiling = errors.New("open file descriptors crossed the configured ceiling")
+
+// Options configure a Daemon beyond its Config.
+type Options struct {
+	// Config is the configuration; zero fields take their defaults.
+	Config Config
+	// Version is reported by the API, metrics and logs.
+	Version string
+	// Stderr receives the log. It defaults to os.Stderr.
+	Stderr io.Writer
+	// Exit ends the process when the shutdown deadline passes (the
+	// backstop) or on a second signal. It defaults to os.Exit.
+	Exit func(code int)
+	// OnStateChange, if set, is called on every camera state change; it
+	// must not block (see device.Config.OnStateChange).
+	OnStateChange func(name string, from, to device.State)
+	// Hooks are test hooks; see HooksFromEnv.
+	Hooks Hooks
+}
+
+// Daemon is a running camd: store, cameras, relay, API, watchdogs.
+type Daemon struct {
+	cfg     Config
+	opts    Options
+	hooks   Hooks
+	log     *slog.Logger
+	level   *slog.LevelVar
+	started time.Time
+
+	st  *store.Store
+	m   *device.Manager
+	rl  *relay.Server // nil when the relay is off
+	srv *api.Server
+	fd  *observe.FDWatch
+
+	mu       sync.Mutex // guards cfg's reloadable parts
+	stopOnce sync.Once
+	stopErr  error
+	stopCh   chan struct{}
+	step     atomic.Pointer[string]
+	leaked   []*os.File
+}
+
+// New opens the store and binds the listeners, then starts the cameras
+// that were running (start-up recovery). Any failure is one line that
+// names what failed, and leaves nothing open or running.
+func New(ctx context.Context, opts Options) (d *Daemon, err error) {
+	if err := opts.Config.Validate(); err != nil {
+		return nil, err
+	}
+	cfg := opts.Config.withDefaults()
+	if opts.Stderr == nil {
+		opts.Stderr = os.Stderr
+	}
+	if opts.Exit == nil {
+		opts.Exit = os.Exit
+	}
+	d = &Daemon{cfg: cfg, opts: opts, hooks: opts.Hooks, started: time.Now(), stopCh: make(chan struct{})}
+	d.level = new(slog.LevelVar)
+	lvl, _ := parseLevel(cfg.Log.Level)
+	d.level.Set(lvl)
+	hopts := &slog.HandlerOptions{Level: d.level}
+	if cfg.Log.Format == "json" {
+		d.log = slog.New(slog.NewJSONHandler(opts.Stderr, hopts))
+	} else {
+		d.log = slog.New(slog.NewTextHandler(opts.Stderr, hopts))
+	}
+	idle := ""
+	d.step.Store(&idle)
+
+	var closers []func()
+	defer func() {
+		if err != nil {
+			for i := len(closers) - 1; i >= 0; i-- {
+				closers[i]()
+			}
+		}
+	}()
+
+	dbPath := filepath.Join(cfg.DataDir, StoreFile)
+	d.st, err = store.Open(dbPath, store.Options{LockTimeout: time.Second})
+	if err != nil {
+		return nil, err // store errors name the file (and the holder's pid)
+	}
+	closers = append(closers, func() { _ = d.st.Close() })
+	token, err := api.EnsureToken(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("api token: %w", err)
+	}
+
+	if cfg.Relay.Listen != "off" {
+		d.rl, err = relay.New(relay.Config{
+			Listen:        cfg.Relay.Listen,
+			UDPRTPAddress: cfg.Relay.UDPRTPAddress,
+			User:          cfg.Relay.User,
+			Pass:          cfg.Relay.Pass,
+			Credentials:   cfg.relayCredentials(),
+			DescribeWait:  cfg.Relay.DescribeWait.D(),
+			Logger:        d.log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("relay: %w", err)
+		}
+		closers = append(closers, d.rl.Close)
+	}
+
+	// Cameras get a third of the shutdown deadline to stop, so that the
+	// store is closed well before the backstop fires.
+	stopTimeout := cfg.ShutdownDeadline.D() / 3
+	mcfg := device.Config{
+		Store:         d.st,
+		Settings:      cfg.Settings(),
+		Logger:        d.log,
+		StopTimeout:   stopTimeout,
+		LoopInterval:  loopInterval,
+		OnStateChange: opts.OnStateChange,
+		LoopHook:      d.hooks.loopHook(),
+	}
+	if d.rl != nil {
+		mcfg.NewTap = func(name string) device.Tap { return d.rl.Feed(name) }
+	}
+	d.m, err = device.NewManager(mcfg)
+	if err != nil {
+		return nil, err
+	}
+	closers = append(closers, func() { _ = d.m.Close() })
+
+	relayReaders := func(name string) int {
+		if d.rl == nil {
+			return 0
+		}
+		return d.rl.Stats(name).Readers
+	}
+	d.fd = observe.NewFDWatch(observe.FDWatchConfig{
+		Interval:         cfg.FD.Interval.D(),
+		Ceiling:          cfg.FD.Ceiling,
+		OnCeiling:        func() { d.Stop(ErrFDCeiling) },
+		CamerasConnected: observe.ConnectedCameras(d.m),
+		RelayReaders: func() int {
+			n := 0
+			for _, v := range d.m.List() {
+				n += relayReaders(v.Name)
+			}
+			return n
+		},
+		APIConns: func() int { return d.srv.OpenConns() },
+		Logger:   d.log,
+	})
+	healthz, readyz := observe.HealthHandlers(d.m, loopInterval, d.fd)
+	acfg := api.Config{
+		Manager:         d.m,
+		Listen:          cfg.API.Listen,
+		Token:           token,
+		RequireToken:    cfg.API.RequireToken,
+		Version:         opts.Version,
+		Logger:          d.log,
+		StatusExtra:     d.statusExtra,
+		ShutdownTimeout: time.Second,
+		Mount: map[string]http.Handler{"/metrics": observe.MetricsHandler(observe.MetricsConfig{
+			Manager: d.m, FD: d.fd, StoreWrites: d.st.WriteCount, RelayReaders: relayReaders,
+			Version: opts.Version, Logger: d.log,
+		})},
+		PublicMount: map[string]http.Handler{"/": web.Handler(), "/healthz": healthz, "/readyz": readyz},
+	}
+	if d.rl != nil {
+		acfg.RelayStats = func(name string) any { return d.rl.Stats(name) }
+	}
+	d.srv, err = api.New(acfg)
+	if err != nil {
+		return nil, err // "api: listen ADDR: address already in use"
+	}
+	closers = append(closers, func() { _ = d.srv.Close() })
+
+	if err := d.m.Start(ctx); err != nil {
+		return nil, fmt.Errorf("start cameras: %w", err)
+	}
+	observe.CheckNOFILE(len(d.m.List()), d.log)
+	args := []any{"data_dir", cfg.DataDir, "api", "http://" + d.srv.Addr(), "token_required", d.srv.TokenRequired(),
+		"version", opts.Version, "pid", os.Getpid()}
+	if d.rl != nil {
+		args = append(args, "relay", "rtsp://"+d.rl.Addr())
+	}
+	d.log.Info("camd started", args...)
+	return d, nil
+}
+
+// relayCredentials returns the per-camera override, or nil.
+func (c Config) relayCredentials() func(string) (string, string, bool) {
+	if len(c.Relay.Cameras) == 0 {
+		return nil
+	}
+	creds := c.Relay.Cameras
+	return func(name string) (string, string, bool) {
+		cr, ok := creds[name]
+		return cr.User, cr.Pass, ok
+	}
+}
+
+// APIAddr is the control API's bound address.
+func (d *Daemon) APIAddr() string { return d.srv.Addr() }
+
+// RelayAddr is the relay's bound address, "" when the relay is off.
+func (d *Daemon) RelayAddr() string {
+	if d.rl == nil {
+		return ""
+	}
+	return d.rl.Addr()
+}
+
+// Manager returns the camera registry.
+func (d *Daemon) Manager() *device.Manager { return d.m }
+
+// Logger returns the daemon's logger.
+func (d *Daemon) Logger() *slog.Logger { return d.log }
+
+// Stop begins shutdown; Run then returns cause (nil for a clean stop). Only
+// the first call counts.
+func (d *Daemon) Stop(cause error) {
+	d.stopOnce.Do(func() {
+		d.stopErr = cause
+		close(d.stopCh)
+	})
+}
+
+// Step names the shutdown step in progress ("" before shutdown).
+func (d *Daemon) Step() string { return *d.step.Load() }
+
+func (d *Daemon) setStep(s string) {
+	d.step.Store(&s)
+	if s == d.hooks.HangShutdown {
+		d.log.Warn("test hook: shutdown step hangs", "step", s)
+		select {}
+	}
+}
+
+// Reload applies what can change without dropping cameras: the
+// supervision thresholds and the log level. Other changes are logged as
+// needing a restart.
+func (d *Daemon) Reload(next Config) error {
+	if err := next.Validate(); err != nil {
+		return err
+	}
+	next = next.withDefaults()
+	d.mu.Lock()
+	prev := d.cfg
+	d.cfg.Super = next.Super
+	d.cfg.Log.Level = next.Log.Level
+	d.mu.Unlock()
+
+	lvl, _ := parseLevel(next.Log.Level)
+	d.level.Set(lvl)
+	d.m.SetSettings(next.Settings())
+	var ignored []string
+	if next.DataDir != prev.DataDir {
+		ignored = append(ignored, "data_dir")
+	}
+	if next.Log.Format != prev.Log.Format {
+		ignored = append(ignored, "log.format")
+	}
+	if next.API.Listen != prev.API.Listen || !sameBool(next.API.RequireToken, prev.API.RequireToken) {
+		ignored = append(ignored, "api")
+	}
+	if !sameRelay(next.Relay, prev.Relay) {
+		ignored = append(ignored, "relay")
+	}
+	if next.FD != prev.FD {
+		ignored = append(ignored, "fd")
+	}
+	if next.ShutdownDeadline != prev.ShutdownDeadline {
+		ignored = append(ignored, "shutdown_deadline")
+	}
+	if len(ignored) > 0 {
+		d.log.Warn("config reloaded; these settings take effect at the next restart", "settings", strings.Join(ignored, ","))
+	} else {
+		d.log.Info("config reloaded", "log_level", lvl.String())
+	}
+	return nil
+}
+
+func sameBool(a, b *bool) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }
+
+func sameRelay(a, b RelayConfig) bool {
+	if a.Listen != b.Listen || a.UDPRTPAddress != b.UDPRTPAddress || a.User != b.User || a.Pass != b.Pass ||
+		a.DescribeWait != b.DescribeWait || len(a.Cameras) != len(b.Cameras) {
+		return false
+	}
+	for k, v := range a.Cameras {
+		if b.Cameras[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// statusExtra adds the daemon's own fields to GET /api/v1/status.
+func (d *Daemon) statusExtra() map[string]any {
+	x := d.fd.StatusExtra()
+	d.mu.Lock()
+	x["shutdown_deadline"] = d.cfg.ShutdownDeadline.D().Seconds()
+	d.mu.Unlock()
+	x["data_dir"] = d.cfg.DataDir
+	if d.rl != nil {
+		x["relay"] = "rtsp://" + d.rl.Addr()
+	}
+	return x
+}
+
+// summary is the one-line state of the cameras for systemd's STATUS=.
+func (d *Daemon) summary() string {
+	c := d.m.Counts()
+	total := 0
+	for _, n := range c {
+		total += n
+	}
+	parts := []string{}
+	for _, s := range []device.State{device.StateRunning, device.StateStarting, device.StateReconnecting, device.StateCrashed, device.StateStopped} {
+		if c[s] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", c[s], strings.ToLower(s.String())))
+		}
+	}
+	noun := "cameras"
+	if total == 1 {
+		noun = "camera"
+	}
+	if total == 0 {
+		return "0 cameras"
+	}
+	return fmt.Sprintf("%d %s: %s", total, noun, strings.Join(parts, ", "))
+}
+
+// Run serves until ctx is cancelled or Stop is called, then shuts down:
+// API, cameras (statuses persisted), relay, store. Once shutdown begins,
+// the backstop ends the process within Config.ShutdownDeadline whatever
+// hangs. Run returns nil after a clean stop, or the cause given to Stop.
+func (d *Daemon) Run(ctx context.Context) error {
+	apiCtx, apiCancel := context.WithCancel(context.Background())
+	bgCtx, bgCancel := context.WithCancel(context.Background())
+	apiDone := make(chan struct{})
+	var bg sync.WaitGroup
+	go func() {
+		defer close(apiDone)
+		if err := d.srv.Run(apiCtx); err != nil {
+			d.log.Error("api server stopped", "err", err)
+			d.Stop(fmt.Errorf("api server: %w", err))
+		}
+	}()
+	bg.Add(2)
+	go func() { defer bg.Done(); _ = d.fd.Run(bgCtx) }()
+	go func() { defer bg.Done(); d.notifyLoop(bgCtx) }()
+
+	if ok, err := sdnotify.Ready(); err != nil {
+		d.log.Warn("sd_notify READY failed", "err", err)
+	} else if ok {
+		d.log.Info("told systemd we are ready")
+	}
+
+	select {
+	case <-ctx.Done():
+	case <-d.stopCh:
+	}
+	d.Stop(nil)
+	began := time.Now()
+	deadline := d.cfg.ShutdownDeadline.D()
+	backstop := time.AfterFunc(deadline, func() {
+		d.log.Error("shutdown deadline passed; exiting without finishing", "deadline", deadline, "unfinished", d.Step())
+		d.opts.Exit(1)
+	})
+	defer backstop.Stop()
+	_, _ = sdnotify.Stopping()
+	if d.stopErr != nil {
+		d.log.Error("shutting down", "cause", d.stopErr, "deadline", deadline)
+	} else {
+		d.log.Info("shutting down", "deadline", deadline)
+	}
+
+	d.setStep("api")
+	apiCancel()
+	<-apiDone
+	d.setStep("cameras")
+	if err := d.m.Close(); err != nil {
+		d.log.Error("stopping cameras", "err", err)
+	}
+	d.setStep("relay")
+	if d.rl != nil {
+		d.rl.Close()
+	}
+	d.setStep("watchdogs")
+	bgCancel()
+	bg.Wait()
+	d.setStep("store")
+	if err := d.st.Close(); err != nil {
+		d.log.Error("closing the store", "err", err)
+	}
+	for _, f := range d.leaked {
+		_ = f.Close()
+	}
+	d.setStep("done")
+	d.log.Info("stopped", "took", time.Since(began).Round(time.Millisecond))
+	return d.stopErr
+}
+
+// notifyLoop keeps systemd informed: STATUS= when the summary changes, and
+// WATCHDOG=1 only while the supervision loop is alive, so that a hung camd
+// is killed and restarted by systemd.
+func (d *Daemon) notifyLoop(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	wd := sdnotify.WatchdogInterval()
+	last := ""
+	for {
+		d.leakFDs()
+		if s := d.summary(); s != last {
+			last = s
+			_, _ = sdnotify.Status(s)
+		}
+		if wd > 0 && time.Since(d.m.LastLoop()) < 3*loopInterval {
+			_, _ = sdnotify.Watchdog()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
