@@ -11,7 +11,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/camd/camd/daemon"
 	"io"
 	iofs "io/fs"
 	"os"
@@ -21,6 +20,7 @@ import (
 	"time"
 
 	"github.com/camd/camd/api"
+	"github.com/camd/camd/daemon"
 	"github.com/camd/camd/device"
 )
 
