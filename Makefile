@@ -36,6 +36,16 @@ cross:
 demo: build
 	./camd demo
 
+# Measures camd against ffmpeg-per-camera at N = 16, 64, 256 and writes
+# bench/RESULTS.md (takes a while; BENCHFLAGS=-quick for a short run).
+bench: build
+	$(GO) run ./bench/cmd/camdbench -camd ./camd -out bench/RESULTS.md $(BENCHFLAGS)
+
+# 64 simulated cameras under random faults for SOAK (default 2m).
+SOAK ?= 2m
+soak:
+	CAMD_SOAK=$(SOAK) $(GO) test -count=1 -v -timeout 0 -run TestSoak ./test/soak/
+
 # .deb and .rpm for amd64, arm64 and armhf into dist/ (nfpm through go run).
 packages:
 	./packaging/build-packages.sh
