@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/camd/camd/api"
@@ -78,7 +79,7 @@ type Daemon struct {
 // New opens the store and binds the listeners, then starts the cameras
 // that were running (start-up recovery). Any failure is one line that
 // names what failed, and leaves nothing open or running.
-func New(ctx context.Context, opts Options) (d *Daemon, err error) {
+func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 	if err := opts.Config.Validate(); err != nil {
 		return nil, err
 	}
@@ -89,7 +90,7 @@ func New(ctx context.Context, opts Options) (d *Daemon, err error) {
 	if opts.Exit == nil {
 		opts.Exit = os.Exit
 	}
-	d = &Daemon{cfg: cfg, opts: opts, hooks: opts.Hooks, started: time.Now(), stopCh: make(chan struct{})}
+	d := &Daemon{cfg: cfg, opts: opts, hooks: opts.Hooks, started: time.Now(), stopCh: make(chan struct{})}
 	d.level = new(slog.LevelVar)
 	lvl, _ := parseLevel(cfg.Log.Level)
 	d.level.Set(lvl)
@@ -122,22 +123,6 @@ func New(ctx context.Context, opts Options) (d *Daemon, err error) {
 		return nil, fmt.Errorf("api token: %w", err)
 	}
 
-	if cfg.Relay.Listen != "off" {
-		d.rl, err = relay.New(relay.Config{
-			Listen:        cfg.Relay.Listen,
-			UDPRTPAddress: cfg.Relay.UDPRTPAddress,
-			User:          cfg.Relay.User,
-			Pass:          cfg.Relay.Pass,
-			Credentials:   cfg.relayCredentials(),
-			DescribeWait:  cfg.Relay.DescribeWait.D(),
-			Logger:        d.log,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("relay: %w", err)
-		}
-		closers = append(closers, d.rl.Close)
-	}
-
 	// Cameras get a third of the shutdown deadline to stop, so that the
 	// store is closed well before the backstop fires.
 	stopTimeout := cfg.ShutdownDeadline.D() / 3
@@ -150,7 +135,8 @@ func New(ctx context.Context, opts Options) (d *Daemon, err error) {
 		OnStateChange: opts.OnStateChange,
 		LoopHook:      d.hooks.loopHook(),
 	}
-	if d.rl != nil {
+	if cfg.Relay.Listen != "off" {
+		// d.rl is set before the Manager starts any camera.
 		mcfg.NewTap = func(name string) device.Tap { return d.rl.Feed(name) }
 	}
 	d.m, err = device.NewManager(mcfg)
@@ -196,7 +182,7 @@ func New(ctx context.Context, opts Options) (d *Daemon, err error) {
 		})},
 		PublicMount: map[string]http.Handler{"/": web.Handler(), "/healthz": healthz, "/readyz": readyz},
 	}
-	if d.rl != nil {
+	if cfg.Relay.Listen != "off" {
 		acfg.RelayStats = func(name string) any { return d.rl.Stats(name) }
 	}
 	d.srv, err = api.New(acfg)
@@ -205,7 +191,28 @@ func New(ctx context.Context, opts Options) (d *Daemon, err error) {
 	}
 	closers = append(closers, func() { _ = d.srv.Close() })
 
-	if err := d.m.Start(ctx); err != nil {
+	// The relay binds after the API so that a busy port is the only line
+	// printed (the relay logs once it serves).
+	if cfg.Relay.Listen != "off" {
+		d.rl, err = relay.New(relay.Config{
+			Listen:        cfg.Relay.Listen,
+			UDPRTPAddress: cfg.Relay.UDPRTPAddress,
+			User:          cfg.Relay.User,
+			Pass:          cfg.Relay.Pass,
+			Credentials:   cfg.relayCredentials(),
+			DescribeWait:  cfg.Relay.DescribeWait.D(),
+			Logger:        d.log,
+		})
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return nil, fmt.Errorf("relay: listen %s: %w", cfg.Relay.Listen, syscall.EADDRINUSE)
+		}
+		if err != nil {
+			return nil, err // the relay's errors say "relay: …"
+		}
+		closers = append(closers, d.rl.Close)
+	}
+
+	if err = d.m.Start(ctx); err != nil {
 		return nil, fmt.Errorf("start cameras: %w", err)
 	}
 	observe.CheckNOFILE(len(d.m.List()), d.log)
