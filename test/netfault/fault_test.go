@@ -78,6 +78,7 @@ func TestBlackhole(t *testing.T) {
 		{"stall-watchdog", device.Settings{StallTimeout: 3 * time.Second, ReadTimeout: 30 * time.Second}, 2 * time.Second, true},
 		{"read-timeout", device.Settings{StallTimeout: 3 * time.Second, ReadTimeout: 2 * time.Second}, 500 * time.Millisecond, false},
 	}
+	requireLab(t)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			l := newLab(t)
