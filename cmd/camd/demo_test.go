@@ -1,0 +1,65 @@
+package main
+
+import (
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The demo, run as "make demo" would, shows both injected faults detected
+// and recovered, and exits cleanly when its time is up.
+func TestDemoShowsFaultsDetectedAndRecovered(t *testing.T) {
+	needLinux(t)
+	p := startProc(t, nil, "demo", "--duration", "45s")
+	code, took, ok := p.wait(90 * time.Second)
+	if !ok {
+		t.Fatal("demo did not end within 90 s")
+	}
+	out := p.stdout.String()
+	t.Logf("demo exit %d after %v; last lines:\n%s", code, took, tail(out, 6))
+	if code != 0 {
+		t.Fatalf("demo exit %d\n%s\n%s", code, out, p.stderr.String())
+	}
+	for _, re := range []string{
+		`yard +RUNNING -> (RECONNECTING|STARTING) +\(fault detected [0-9.]+ s after injection\)`,
+		`demo: stall of yard: detected after [4-9]\.[0-9] s, recovered after [0-9.]+ s`,
+		`demo: drop of garage: detected after [0-2]\.[0-9] s, recovered after [0-9.]+ s`,
+		`(?m)^demo: stopped cleanly$`,
+	} {
+		if !regexp.MustCompile(re).MatchString(out) {
+			t.Errorf("demo output lacks %s:\n%s", re, out)
+		}
+	}
+	for _, name := range demoCameras {
+		if !strings.Contains(out, name) {
+			t.Errorf("demo output lacks camera %s", name)
+		}
+	}
+}
+
+// Ctrl-C ends the demo cleanly.
+func TestDemoInterrupt(t *testing.T) {
+	needLinux(t)
+	p := startProc(t, nil, "demo")
+	waitUntil(t, 30*time.Second, "cameras running", func() bool {
+		return strings.Count(p.stdout.String(), "-> RUNNING") >= len(demoCameras)
+	})
+	p.signal(syscall.SIGINT)
+	code, took, ok := p.wait(15 * time.Second)
+	if !ok || code != 0 || !strings.Contains(p.stdout.String(), "demo: stopped cleanly") {
+		t.Fatalf("after Ctrl-C: exit %d ok %v after %v\n%s\n%s", code, ok, took, p.stdout.String(), p.stderr.String())
+	}
+	if !strings.Contains(p.stdout.String(), "demo: ended before the faults were injected") {
+		t.Fatalf("summary missing:\n%s", p.stdout.String())
+	}
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
