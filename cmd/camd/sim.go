@@ -19,7 +19,7 @@ func cmdSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.SetOutput(stderr)
 	cameras := fs.Int("cameras", 4, "number of cameras, served as /cam1 … /camN")
 	listen := fs.String("listen", "127.0.0.1:8555", "RTSP address (port 0 picks a free one)")
-	control := fs.String("control", "127.0.0.1:8556", `HTTP control address ("" disables it)`)
+	control := fs.String("control", "127.0.0.1:8556", `HTTP control address ("" or off disables it)`)
 	udp := fs.String("udp", "", "UDP RTP address, even port; RTCP uses the next one (default: a free pair on the --listen host)")
 	noUDP := fs.Bool("no-udp", false, "offer only the TCP transport")
 	user := fs.String("user", "", "user every request must authenticate as (default: no authentication)")
@@ -44,6 +44,9 @@ func cmdSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("sim: unexpected argument %q", fs.Arg(0))
 	}
 
+	if *control == "off" {
+		*control = ""
+	}
 	level := slog.LevelInfo
 	if *verbose {
 		level = slog.LevelDebug
