@@ -5,11 +5,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -89,7 +91,24 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "Run \"camd COMMAND --help\" for a command's flags.")
 }
 
-func cmdVersion(_ context.Context, _ []string, stdout, _ io.Writer) error {
+func cmdVersion(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("camd version", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	asJSON := fs.Bool("json", false, "print JSON")
+	fs.Usage = func() {
+		fmt.Fprintln(stdout, "Usage: camd version [--json]")
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		fs.SetOutput(stderr)
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(map[string]string{
+			"version": version, "go": runtime.Version(), "os": runtime.GOOS, "arch": runtime.GOARCH,
+		})
+	}
 	fmt.Fprintln(stdout, "camd", version)
 	return nil
 }

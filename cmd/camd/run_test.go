@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -504,5 +505,38 @@ func TestRunSecretNeverShown(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// promtool finds nothing wrong with a live camd's /metrics, with cameras
+// and relay readers counted.
+func TestRunMetricsPromtool(t *testing.T) {
+	needLinux(t)
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("promtool (Debian package prometheus) is missing")
+		}
+		t.Skip("promtool (Debian package prometheus) is not installed")
+	}
+	s := newSim(t, 2)
+	p := startCamd(t, t.TempDir(), nil)
+	addCameras(t, p, s, 2)
+	waitRunning(t, p, 2, 30*time.Second)
+	resp, err := http.Get("http://" + p.api + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`camd_camera_state{camera="cam1",state="RUNNING"} 1`, "camd_open_fds", "go_goroutines", "process_open_fds"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = strings.NewReader(string(body))
+	if out, err := cmd.CombinedOutput(); err != nil || len(strings.TrimSpace(string(out))) > 0 {
+		t.Fatalf("promtool check metrics: %v\n%s", err, out)
 	}
 }
