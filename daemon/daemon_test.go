@@ -1,46 +1,17 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/camd/camd/device"
 	"github.com/camd/camd/internal/procfd"
+	"github.com/camd/camd/internal/testutil"
 	"github.com/camd/camd/stream/sim"
 )
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuf) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
-func poll(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 func testConfig(dir string) Config {
 	return Config{
@@ -66,7 +37,7 @@ func TestDaemonLifecycle(t *testing.T) {
 	baseFD, _ := procfd.Count()
 
 	for round := 0; round < 3; round++ {
-		logs := &syncBuf{}
+		logs := &testutil.LogBuffer{}
 		exited := make(chan int, 1)
 		d, err := New(context.Background(), Options{Config: testConfig(dir), Stderr: logs, Version: "test",
 			Exit: func(code int) { exited <- code }})
@@ -82,7 +53,7 @@ func TestDaemonLifecycle(t *testing.T) {
 			}
 		}
 		// Round 0 adds the camera; later rounds get it back from the store.
-		poll(t, 20*time.Second, "cam1 RUNNING", func() bool {
+		testutil.WaitFor(t, 20*time.Second, "cam1 RUNNING", func() bool {
 			v, err := d.Manager().Get("cam1")
 			return err == nil && v.State == device.StateRunning
 		})
@@ -120,7 +91,7 @@ func TestDaemonLifecycle(t *testing.T) {
 			t.Fatalf("step %q after Run", d.Step())
 		}
 	}
-	poll(t, 10*time.Second, "goroutines back to baseline", func() bool { return runtime.NumGoroutine() <= baseG+2 })
+	testutil.WaitFor(t, 10*time.Second, "goroutines back to baseline", func() bool { return runtime.NumGoroutine() <= baseG+2 })
 	fd, _ := procfd.Count()
 	if fd.Total > baseFD.Total+2 {
 		t.Fatalf("descriptors %s, baseline %s", fd, baseFD)
@@ -130,7 +101,7 @@ func TestDaemonLifecycle(t *testing.T) {
 // The backstop calls Exit(1) at the deadline when a shutdown step hangs,
 // and logs the step.
 func TestDaemonBackstop(t *testing.T) {
-	logs := &syncBuf{}
+	logs := &testutil.LogBuffer{}
 	exited := make(chan int, 1)
 	cfg := testConfig(t.TempDir())
 	cfg.ShutdownDeadline = Duration(300 * time.Millisecond)
@@ -156,7 +127,7 @@ func TestDaemonBackstop(t *testing.T) {
 
 // Stop with a cause makes Run return it (the FD ceiling path).
 func TestDaemonStopCause(t *testing.T) {
-	d, err := New(context.Background(), Options{Config: testConfig(t.TempDir()), Stderr: &syncBuf{}})
+	d, err := New(context.Background(), Options{Config: testConfig(t.TempDir()), Stderr: &testutil.LogBuffer{}})
 	if err != nil {
 		t.Fatal(err)
 	}

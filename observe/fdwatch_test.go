@@ -13,6 +13,7 @@ import (
 
 	"github.com/camd/camd/device"
 	"github.com/camd/camd/internal/procfd"
+	"github.com/camd/camd/internal/testutil"
 	"github.com/camd/camd/stream/sim"
 )
 
@@ -55,7 +56,7 @@ func waitFirstCount(t testing.TB, w *FDWatch) (procfd.Counts, int) {
 	t.Helper()
 	var c procfd.Counts
 	var exp int
-	if !poll(10*time.Second, func() bool { c, exp = w.Counts(); return c.Total > 0 }) {
+	if !testutil.Poll(10*time.Second, func() bool { c, exp = w.Counts(); return c.Total > 0 }) {
 		t.Fatal("no descriptor count after 10 s")
 	}
 	return c, exp
@@ -64,8 +65,8 @@ func waitFirstCount(t testing.TB, w *FDWatch) (procfd.Counts, int) {
 const warnMsg = "open file descriptors far above expectation"
 
 func TestFDWatchLeakWarnsWithBreakdownAndClears(t *testing.T) {
-	logs := &syncBuffer{}
-	w := NewFDWatch(FDWatchConfig{Interval: 50 * time.Millisecond, Logger: newLogger(logs)})
+	logs := &testutil.LogBuffer{}
+	w := NewFDWatch(FDWatchConfig{Interval: 50 * time.Millisecond, Logger: testutil.Logger(logs)})
 	runWatch(t, w)
 	c0, exp0 := waitFirstCount(t, w)
 	if deg, why := w.Degraded(); deg {
@@ -76,13 +77,13 @@ func TestFDWatchLeakWarnsWithBreakdownAndClears(t *testing.T) {
 	t.Logf("first count %s, expected %d, limit %d; leaking %d files", c0, exp0, limit, n)
 
 	release := leakFDs(t, n)
-	if !poll(10*time.Second, func() bool { d, _ := w.Degraded(); return d }) {
+	if !testutil.Poll(10*time.Second, func() bool { d, _ := w.Degraded(); return d }) {
 		t.Fatalf("not degraded 10 s after leaking %d descriptors; counts %v", n, func() procfd.Counts { c, _ := w.Counts(); return c }())
 	}
 	if _, why := w.Degraded(); why == "" {
 		t.Error("degraded without a reason")
 	}
-	warns := logs.lines("level=WARN", warnMsg)
+	warns := logs.Lines("level=WARN", warnMsg)
 	if len(warns) != 1 {
 		t.Fatalf("want one WARN line, got %d:\n%s", len(warns), logs)
 	}
@@ -105,15 +106,15 @@ func TestFDWatchLeakWarnsWithBreakdownAndClears(t *testing.T) {
 
 	// It stays degraded without repeating the warning (RepeatEvery is a minute).
 	time.Sleep(500 * time.Millisecond)
-	if n := len(logs.lines(warnMsg)); n != 1 {
+	if n := len(logs.Lines(warnMsg)); n != 1 {
 		t.Errorf("%d warnings within half a second, want 1", n)
 	}
 
 	release()
-	if !poll(10*time.Second, func() bool { d, _ := w.Degraded(); return !d }) {
+	if !testutil.Poll(10*time.Second, func() bool { d, _ := w.Degraded(); return !d }) {
 		t.Fatal("still degraded 10 s after the leaked files were closed")
 	}
-	if got := logs.lines("level=INFO", "open file descriptors back within expectation"); len(got) != 1 {
+	if got := logs.Lines("level=INFO", "open file descriptors back within expectation"); len(got) != 1 {
 		t.Errorf("want one INFO line when it clears, got %d:\n%s", len(got), logs)
 	}
 }
@@ -135,20 +136,20 @@ func (f *fakeCount) count() (procfd.Counts, error) {
 }
 
 func TestFDWatchRepeatsAtMostOncePerRepeatEvery(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &testutil.LogBuffer{}
 	fc := &fakeCount{}
 	fc.total.Store(10)
 	const every = 300 * time.Millisecond
-	w := NewFDWatch(FDWatchConfig{Interval: 10 * time.Millisecond, RepeatEvery: every, Logger: newLogger(logs), Count: fc.count})
+	w := NewFDWatch(FDWatchConfig{Interval: 10 * time.Millisecond, RepeatEvery: every, Logger: testutil.Logger(logs), Count: fc.count})
 	runWatch(t, w)
 	waitFirstCount(t, w)
 	fc.total.Store(1000)
 	start := time.Now()
-	if !poll(20*time.Second, func() bool { return len(logs.lines(warnMsg)) >= 3 }) {
+	if !testutil.Poll(20*time.Second, func() bool { return len(logs.Lines(warnMsg)) >= 3 }) {
 		t.Fatalf("the warning was not repeated while it lasted:\n%s", logs)
 	}
 	elapsed := time.Since(start)
-	got := len(logs.lines(warnMsg))
+	got := len(logs.Lines(warnMsg))
 	if max := int(elapsed/every) + 1; got > max {
 		t.Errorf("%d warnings in %s, want at most %d (one per %s)", got, elapsed, max, every)
 	}
@@ -167,7 +168,7 @@ func TestFDWatchExpectation(t *testing.T) {
 	api.Store(2)
 	w := NewFDWatch(FDWatchConfig{
 		Interval:         10 * time.Millisecond,
-		Logger:           newLogger(&syncBuffer{}),
+		Logger:           testutil.Logger(&testutil.LogBuffer{}),
 		Count:            fc.count,
 		CamerasConnected: func() (int, int) { return int(tcp.Load()), int(udp.Load()) },
 		RelayReaders:     func() int { return int(readers.Load()) },
@@ -183,7 +184,7 @@ func TestFDWatchExpectation(t *testing.T) {
 	readers.Store(0)
 	api.Store(7)
 	want := 20 + 20*FDsPerTCPCamera + 10*FDsPerUDPCamera + 7*FDsPerAPIConn
-	if !poll(10*time.Second, func() bool { _, exp := w.Counts(); return exp == want }) {
+	if !testutil.Poll(10*time.Second, func() bool { _, exp := w.Counts(); return exp == want }) {
 		_, exp := w.Counts()
 		t.Fatalf("expectation %d, want %d", exp, want)
 	}
@@ -194,13 +195,13 @@ func TestFDWatchExpectation(t *testing.T) {
 		t.Error("degraded at exactly the limit")
 	}
 	fc.total.Store(int64(2*want + 17))
-	if !poll(10*time.Second, func() bool { d, _ := w.Degraded(); return d }) {
+	if !testutil.Poll(10*time.Second, func() bool { d, _ := w.Degraded(); return d }) {
 		t.Error("not degraded one above the limit")
 	}
 }
 
 func TestFDWatchCeilingCallsOnCeilingOnce(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &testutil.LogBuffer{}
 	now, err := procfd.Count()
 	if err != nil {
 		t.Fatal(err)
@@ -210,7 +211,7 @@ func TestFDWatchCeilingCallsOnCeilingOnce(t *testing.T) {
 		Interval:  20 * time.Millisecond,
 		Ceiling:   now.Total + 30,
 		OnCeiling: func() { calls.Add(1) },
-		Logger:    newLogger(logs),
+		Logger:    testutil.Logger(logs),
 	})
 	runWatch(t, w)
 	waitFirstCount(t, w)
@@ -218,30 +219,30 @@ func TestFDWatchCeilingCallsOnCeilingOnce(t *testing.T) {
 		t.Fatal("OnCeiling called before the ceiling was crossed")
 	}
 	leakFDs(t, 60)
-	if !poll(10*time.Second, func() bool { return calls.Load() > 0 }) {
+	if !testutil.Poll(10*time.Second, func() bool { return calls.Load() > 0 }) {
 		t.Fatalf("OnCeiling not called 10 s after crossing the ceiling:\n%s", logs)
 	}
 	time.Sleep(300 * time.Millisecond) // many more counts above the ceiling
 	if n := calls.Load(); n != 1 {
 		t.Errorf("OnCeiling called %d times, want once", n)
 	}
-	if n := len(logs.lines("level=ERROR", "ceiling crossed")); n != 1 {
+	if n := len(logs.Lines("level=ERROR", "ceiling crossed")); n != 1 {
 		t.Errorf("%d ERROR lines about the ceiling, want 1:\n%s", n, logs)
 	}
 }
 
 func TestFDWatchOutOfDescriptors(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &testutil.LogBuffer{}
 	fc := &fakeCount{}
 	fc.total.Store(10)
 	var calls atomic.Int64
 	w := NewFDWatch(FDWatchConfig{Interval: 10 * time.Millisecond, Ceiling: 1000, OnCeiling: func() { calls.Add(1) },
-		Logger: newLogger(logs), Count: fc.count})
+		Logger: testutil.Logger(logs), Count: fc.count})
 	runWatch(t, w)
 	waitFirstCount(t, w)
 	emfile := fmt.Errorf("count open file descriptors: %w", &os.PathError{Op: "open", Path: "/proc/self/fd", Err: syscall.EMFILE})
 	fc.err.Store(&emfile)
-	if !poll(10*time.Second, func() bool { return calls.Load() > 0 }) {
+	if !testutil.Poll(10*time.Second, func() bool { return calls.Load() > 0 }) {
 		t.Fatal("running out of descriptors did not trigger the ceiling")
 	}
 	if d, why := w.Degraded(); !d || why != "out of file descriptors" {
@@ -251,22 +252,22 @@ func TestFDWatchOutOfDescriptors(t *testing.T) {
 	if n := calls.Load(); n != 1 {
 		t.Errorf("OnCeiling called %d times, want once", n)
 	}
-	if n := len(logs.lines("level=ERROR", `msg="out of file descriptors"`)); n != 1 {
+	if n := len(logs.Lines("level=ERROR", `msg="out of file descriptors"`)); n != 1 {
 		t.Errorf("%d ERROR lines, want 1", n)
 	}
 }
 
 func TestFDWatchCountErrorLoggedOnce(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &testutil.LogBuffer{}
 	fc := &fakeCount{}
 	boom := errors.New("count open file descriptors: not supported")
 	fc.err.Store(&boom)
-	w := NewFDWatch(FDWatchConfig{Interval: 10 * time.Millisecond, Logger: newLogger(logs), Count: fc.count})
+	w := NewFDWatch(FDWatchConfig{Interval: 10 * time.Millisecond, Logger: testutil.Logger(logs), Count: fc.count})
 	runWatch(t, w)
-	if !poll(10*time.Second, func() bool { return fc.calls.Load() >= 10 }) {
+	if !testutil.Poll(10*time.Second, func() bool { return fc.calls.Load() >= 10 }) {
 		t.Fatal("the watch does not count")
 	}
-	if n := len(logs.lines("level=WARN", "blind")); n != 1 {
+	if n := len(logs.Lines("level=WARN", "blind")); n != 1 {
 		t.Errorf("%d warnings about counting, want 1:\n%s", n, logs)
 	}
 	if d, _ := w.Degraded(); d {
@@ -274,13 +275,13 @@ func TestFDWatchCountErrorLoggedOnce(t *testing.T) {
 	}
 	fc.err.Store(nil)
 	fc.total.Store(10)
-	if !poll(10*time.Second, func() bool { c, _ := w.Counts(); return c.Total == 10 }) {
+	if !testutil.Poll(10*time.Second, func() bool { c, _ := w.Counts(); return c.Total == 10 }) {
 		t.Fatal("no count after the error went away")
 	}
 }
 
 func TestFDWatchRunTwice(t *testing.T) {
-	w := NewFDWatch(FDWatchConfig{Logger: newLogger(&syncBuffer{})})
+	w := NewFDWatch(FDWatchConfig{Logger: testutil.Logger(&testutil.LogBuffer{})})
 	runWatch(t, w)
 	waitFirstCount(t, w)
 	if err := w.Run(t.Context()); err == nil {
@@ -304,7 +305,7 @@ func socketsSettle(t testing.TB) int {
 	t.Helper()
 	last, same := -1, 0
 	var n int
-	ok := poll(30*time.Second, func() bool {
+	ok := testutil.Poll(30*time.Second, func() bool {
 		c, err := procfd.Count()
 		if err != nil {
 			t.Fatal(err)
@@ -370,11 +371,11 @@ func TestFDWatch64CamerasFlappingNeverWarns(t *testing.T) {
 	const cams = 64
 	s := newSim(t, cams)
 	e := newEnv(t)
-	logs := &syncBuffer{}
+	logs := &testutil.LogBuffer{}
 	connected := ConnectedCameras(e.m)
 	w := NewFDWatch(FDWatchConfig{
 		Interval: 100 * time.Millisecond,
-		Logger:   newLogger(logs),
+		Logger:   testutil.Logger(logs),
 		// The simulator is in this process and holds the server's end of
 		// every camera's RTSP connection: one more TCP socket per camera.
 		CamerasConnected: func() (int, int) { tcp, udp := connected(); return 2*tcp + udp, udp },
@@ -426,7 +427,7 @@ func TestFDWatch64CamerasFlappingNeverWarns(t *testing.T) {
 	if reconnects < cams {
 		t.Errorf("only %d reconnects: the cameras did not flap", reconnects)
 	}
-	if warns := logs.lines(warnMsg); len(warns) > 0 {
+	if warns := logs.Lines(warnMsg); len(warns) > 0 {
 		t.Errorf("the watch warned %d times during an honest run:\n%s", len(warns), warns[0])
 	}
 	if d, why := w.Degraded(); d {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/camd/camd/device"
+	"github.com/camd/camd/internal/testutil"
 	"github.com/camd/camd/store"
 )
 
@@ -68,7 +69,7 @@ func TestHealthzFollowsTheSupervisionLoop(t *testing.T) {
 	s := newSim(t, 1)
 	e.add("secretcam", "rtsp://admin:hunter2@"+strings.TrimPrefix(s.URL(1), "rtsp://"), "")
 
-	fd := NewFDWatch(FDWatchConfig{Interval: 20 * time.Millisecond, Logger: newLogger(&syncBuffer{})})
+	fd := NewFDWatch(FDWatchConfig{Interval: 20 * time.Millisecond, Logger: testutil.Logger(&testutil.LogBuffer{})})
 	runWatch(t, fd)
 	healthz, readyz := HealthHandlers(e.m, loop, fd)
 
@@ -83,7 +84,7 @@ func TestHealthzFollowsTheSupervisionLoop(t *testing.T) {
 	ch := make(chan struct{})
 	hang.Store(&ch)
 	hungAt := time.Now()
-	if !poll(20*time.Second, func() bool { r = get(t, healthz, http.MethodGet); return r.code == http.StatusServiceUnavailable }) {
+	if !testutil.Poll(20*time.Second, func() bool { r = get(t, healthz, http.MethodGet); return r.code == http.StatusServiceUnavailable }) {
 		t.Fatalf("healthz still %d 20 s after the loop hung: %s", r.code, r.raw)
 	}
 	t.Logf("503 after %s: %s", time.Since(hungAt).Round(time.Millisecond), r.raw)
@@ -98,7 +99,7 @@ func TestHealthzFollowsTheSupervisionLoop(t *testing.T) {
 	}
 
 	release()
-	if !poll(20*time.Second, func() bool { r = get(t, healthz, http.MethodGet); return r.code == http.StatusOK }) {
+	if !testutil.Poll(20*time.Second, func() bool { r = get(t, healthz, http.MethodGet); return r.code == http.StatusOK }) {
 		t.Fatalf("healthz still %d 20 s after the loop was released: %s", r.code, r.raw)
 	}
 	for _, body := range []string{r.raw, get(t, readyz, http.MethodGet).raw} {
@@ -112,11 +113,11 @@ func TestHealthzDegradedIsStillLive(t *testing.T) {
 	e := newEnv(t)
 	fc := &fakeCount{}
 	fc.total.Store(10)
-	fd := NewFDWatch(FDWatchConfig{Interval: 10 * time.Millisecond, Logger: newLogger(&syncBuffer{}), Count: fc.count})
+	fd := NewFDWatch(FDWatchConfig{Interval: 10 * time.Millisecond, Logger: testutil.Logger(&testutil.LogBuffer{}), Count: fc.count})
 	runWatch(t, fd)
 	waitFirstCount(t, fd)
 	fc.total.Store(500)
-	if !poll(10*time.Second, func() bool { d, _ := fd.Degraded(); return d }) {
+	if !testutil.Poll(10*time.Second, func() bool { d, _ := fd.Degraded(); return d }) {
 		t.Fatal("not degraded")
 	}
 	healthz, _ := HealthHandlers(e.m, 0, fd)
@@ -137,7 +138,7 @@ func TestReadyzBeforeStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	m, err := device.NewManager(device.Config{Store: st, Logger: newLogger(&syncBuffer{})})
+	m, err := device.NewManager(device.Config{Store: st, Logger: testutil.Logger(&testutil.LogBuffer{})})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,56 +1,16 @@
 package observe
 
 import (
-	"bytes"
 	"context"
-	"log/slog"
 	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/camd/camd/device"
+	"github.com/camd/camd/internal/testutil"
 	"github.com/camd/camd/store"
 	"github.com/camd/camd/stream/sim"
 )
-
-// syncBuffer is a log sink that tests read while others write to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
-// lines returns the log lines that contain every one of subs.
-func (b *syncBuffer) lines(subs ...string) []string {
-	var out []string
-	for _, l := range strings.Split(b.String(), "\n") {
-		ok := l != ""
-		for _, s := range subs {
-			ok = ok && strings.Contains(l, s)
-		}
-		if ok {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
-func newLogger(b *syncBuffer) *slog.Logger {
-	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
 
 // fastSettings are short thresholds so that tests run in seconds.
 func fastSettings() device.Settings {
@@ -70,12 +30,12 @@ type env struct {
 	t    testing.TB
 	st   *store.Store
 	m    *device.Manager
-	logs *syncBuffer
+	logs *testutil.LogBuffer
 }
 
 func newEnv(t testing.TB, mod ...func(*device.Config)) *env {
 	t.Helper()
-	e := &env{t: t, logs: &syncBuffer{}}
+	e := &env{t: t, logs: &testutil.LogBuffer{}}
 	st, err := store.Open(filepath.Join(t.TempDir(), "camd.db"), store.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +44,7 @@ func newEnv(t testing.TB, mod ...func(*device.Config)) *env {
 	cfg := device.Config{
 		Store:        st,
 		Settings:     fastSettings(),
-		Logger:       newLogger(e.logs),
+		Logger:       testutil.Logger(e.logs),
 		LoopInterval: 100 * time.Millisecond,
 	}
 	for _, f := range mod {
@@ -120,7 +80,7 @@ func (e *env) add(name, url, transport string) {
 func (e *env) waitAll(want device.State, d time.Duration) {
 	e.t.Helper()
 	var bad []string
-	ok := poll(d, func() bool {
+	ok := testutil.Poll(d, func() bool {
 		bad = bad[:0]
 		for _, v := range e.m.List() {
 			if v.State != want {
@@ -140,7 +100,7 @@ func (e *env) waitAll(want device.State, d time.Duration) {
 // waitState waits until camera name is in state want.
 func (e *env) waitState(name string, want device.State, d time.Duration) {
 	e.t.Helper()
-	if !poll(d, func() bool { return e.state(name) == want }) {
+	if !testutil.Poll(d, func() bool { return e.state(name) == want }) {
 		e.t.Fatalf("camera %s: %s after %s, want %s", name, e.state(name), d, want)
 	}
 }
@@ -162,20 +122,6 @@ func newSim(t testing.TB, cams int) *sim.Server {
 	}
 	t.Cleanup(s.Close)
 	return s
-}
-
-// poll calls cond every 20 ms until it is true or d has passed.
-func poll(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // runWatch starts w.Run and stops it (waiting for it) at cleanup.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/camd/camd/device"
 	"github.com/camd/camd/internal/procfd"
+	"github.com/camd/camd/internal/testutil"
 	"github.com/camd/camd/stream/sim"
 )
 
@@ -63,7 +64,7 @@ func metricsEnv(t *testing.T) (*env, *sim.Server, http.Handler) {
 	e := newEnv(t)
 	e.add("cam1", s.URL(1), "")
 	e.add("cam2", strings.Replace(s.URL(2), "rtsp://", "rtsp://admin:hunter2@", 1), "udp")
-	fd := NewFDWatch(FDWatchConfig{Interval: 50 * time.Millisecond, Logger: newLogger(&syncBuffer{}), CamerasConnected: ConnectedCameras(e.m)})
+	fd := NewFDWatch(FDWatchConfig{Interval: 50 * time.Millisecond, Logger: testutil.Logger(&testutil.LogBuffer{}), CamerasConnected: ConnectedCameras(e.m)})
 	runWatch(t, fd)
 	waitFirstCount(t, fd)
 	h := MetricsHandler(MetricsConfig{
@@ -157,7 +158,7 @@ func TestMetricsStateSeriesFollowAStall(t *testing.T) {
 	}
 	var text string
 	// StallTimeout is 2 s.
-	if !poll(30*time.Second, func() bool { text = scrape(t, h); v, _ := sample(text, running); return v == 0 }) {
+	if !testutil.Poll(30*time.Second, func() bool { text = scrape(t, h); v, _ := sample(text, running); return v == 0 }) {
 		t.Fatalf("%s still 1 30 s after the camera stalled", running)
 	}
 	other := ""
@@ -173,7 +174,7 @@ func TestMetricsStateSeriesFollowAStall(t *testing.T) {
 	if err := s.SetFault(1, sim.FaultNone, 0); err != nil {
 		t.Fatal(err)
 	}
-	if !poll(60*time.Second, func() bool { text = scrape(t, h); v, _ := sample(text, running); return v == 1 }) {
+	if !testutil.Poll(60*time.Second, func() bool { text = scrape(t, h); v, _ := sample(text, running); return v == 1 }) {
 		t.Fatalf("%s not back to 1 60 s after the stall cleared", running)
 	}
 	if v, _ := sample(text, `camd_camera_stalls_total{camera="cam1"}`); v < 1 {
@@ -185,16 +186,16 @@ func TestMetricsStateSeriesFollowAStall(t *testing.T) {
 }
 
 func TestCheckNOFILE(t *testing.T) {
-	logs := &syncBuffer{}
-	log := newLogger(logs)
+	logs := &testutil.LogBuffer{}
+	log := testutil.Logger(logs)
 	checkNOFILE(256, 4096, 64, log)
-	warns := logs.lines("level=WARN", "limit on open files")
+	warns := logs.Lines("level=WARN", "limit on open files")
 	if len(warns) != 1 || !strings.Contains(warns[0], "need=576") || !strings.Contains(warns[0], "soft_limit=256") {
 		t.Errorf("256 for 64 cameras: %q", logs)
 	}
-	logs2 := &syncBuffer{}
-	checkNOFILE(1024, 4096, 64, newLogger(logs2))
-	if w := logs2.lines("level=WARN"); len(w) != 0 {
+	logs2 := &testutil.LogBuffer{}
+	checkNOFILE(1024, 4096, 64, testutil.Logger(logs2))
+	if w := logs2.Lines("level=WARN"); len(w) != 0 {
 		t.Errorf("1024 for 64 cameras warned: %q", w)
 	}
 	CheckNOFILE(64, log) // the real limit: must not panic
@@ -230,7 +231,7 @@ func TestScrapesLeakNothing(t *testing.T) {
 	settle := func() (int, int) {
 		var fds, gs int
 		prev, same := -1, 0
-		poll(20*time.Second, func() bool {
+		testutil.Poll(20*time.Second, func() bool {
 			c, err := procfd.Count()
 			if err != nil {
 				t.Fatal(err)

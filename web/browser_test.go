@@ -1,12 +1,9 @@
-package web
+package web_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,9 +18,9 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/camd/camd/api"
+	"github.com/camd/camd/daemon"
 	"github.com/camd/camd/device"
-	"github.com/camd/camd/observe"
-	"github.com/camd/camd/store"
+	"github.com/camd/camd/internal/testutil"
 	"github.com/camd/camd/stream/sim"
 )
 
@@ -57,108 +54,67 @@ func artifactDir(t *testing.T) string {
 	return t.TempDir()
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
-// daemon is what camd run puts together for the status page: a real store,
-// Manager, FD watch and api.Server with the page mounted at "/".
-type daemon struct {
+// camd is a real daemon (package daemon, what camd run runs) with the
+// status page at "/", in this process.
+type camd struct {
 	base string
 	m    *device.Manager
-	logs *syncBuffer
+	logs *testutil.LogBuffer
 }
 
-func startDaemon(t *testing.T, s *sim.Server, cams int, requireToken bool, token string) *daemon {
+func startDaemon(t *testing.T, s *sim.Server, cams int, requireToken bool, token string) *camd {
 	t.Helper()
-	d := &daemon{logs: &syncBuffer{}}
-	log := slog.New(slog.NewTextHandler(d.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	st, err := store.Open(filepath.Join(t.TempDir(), "camd.db"), store.Options{})
+	dir := t.TempDir()
+	if token != "" {
+		if err := os.WriteFile(api.TokenPath(dir), []byte(token+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := &camd{logs: &testutil.LogBuffer{}}
+	sec := func(d time.Duration) daemon.Duration { return daemon.Duration(d) }
+	d, err := daemon.New(context.Background(), daemon.Options{
+		Config: daemon.Config{
+			DataDir: dir,
+			Log:     daemon.LogConfig{Level: "info"},
+			API:     daemon.APIConfig{Listen: "127.0.0.1:0", RequireToken: &requireToken},
+			Relay:   daemon.RelayConfig{Listen: "127.0.0.1:0"},
+			Super: daemon.SupervisionConfig{
+				StallTimeout: sec(5 * time.Second), FlapDebounce: sec(4 * time.Second), CrashedAfter: sec(4 * time.Second),
+				ForceRestartAfter: sec(8 * time.Second), BackoffMin: sec(100 * time.Millisecond), BackoffMax: sec(time.Second),
+			},
+			FD: daemon.FDConfig{Interval: sec(time.Second)},
+		},
+		Version: "test-1.0",
+		Stderr:  c.logs,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := device.NewManager(device.Config{Store: st, Logger: log, Settings: device.Settings{
-		StallTimeout: 5 * time.Second, FlapDebounce: 4 * time.Second, CrashedAfter: 4 * time.Second,
-		ForceRestartAfter: 8 * time.Second, BackoffMin: 100 * time.Millisecond, BackoffMax: time.Second,
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	d.m = m
+	c.m = d.Manager()
+	c.base = "http://" + d.APIAddr()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("daemon Run: %v", err)
+		}
+	})
 	for i := 1; i <= cams; i++ {
 		url := s.URL(i)
 		if i == 2 {
 			url = strings.Replace(url, "rtsp://", "rtsp://admin:hunter2@", 1) // shown redacted
 		}
-		if _, err := m.Add(context.Background(), device.Spec{Name: fmt.Sprintf("cam%d", i), URL: url}, true); err != nil {
+		if _, err := c.m.Add(context.Background(), device.Spec{Name: fmt.Sprintf("cam%d", i), URL: url}, true); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// A camera that cannot connect, so that the page shows a failing one.
-	if _, err := m.Add(context.Background(), device.Spec{Name: "dead", URL: "rtsp://127.0.0.1:1/nothing"}, true); err != nil {
+	if _, err := c.m.Add(context.Background(), device.Spec{Name: "dead", URL: "rtsp://127.0.0.1:1/nothing"}, true); err != nil {
 		t.Fatal(err)
 	}
-
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	var srv *api.Server
-	fd := observe.NewFDWatch(observe.FDWatchConfig{
-		Interval:         time.Second,
-		Logger:           log,
-		CamerasConnected: observe.ConnectedCameras(m),
-		APIConns:         func() int { return srv.OpenConns() },
-	})
-	healthz, readyz := observe.HealthHandlers(m, time.Second, fd)
-	srv, err = api.New(api.Config{
-		Manager:      m,
-		Listen:       "127.0.0.1:0",
-		Token:        token,
-		RequireToken: &requireToken,
-		Version:      "test-1.0",
-		Logger:       log,
-		StatusExtra:  fd.StatusExtra,
-		Mount:        map[string]http.Handler{"/metrics": observe.MetricsHandler(observe.MetricsConfig{Manager: m, FD: fd, Logger: log})},
-		PublicMount:  map[string]http.Handler{"/": Handler(), "/healthz": healthz, "/readyz": readyz},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.base = "http://" + srv.Addr()
-	wg.Add(2)
-	go func() { defer wg.Done(); _ = fd.Run(ctx) }()
-	go func() {
-		defer wg.Done()
-		if err := srv.Run(ctx); err != nil {
-			t.Errorf("api: %v", err)
-		}
-	}()
-	t.Cleanup(func() {
-		cancel()
-		wg.Wait()
-		if err := m.Close(); err != nil {
-			t.Errorf("manager close: %v", err)
-		}
-		if err := st.Close(); err != nil {
-			t.Errorf("store close: %v", err)
-		}
-	})
-	return d
+	return c
 }
 
 // browser starts headless Chromium with a fresh profile. It records every

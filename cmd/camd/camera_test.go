@@ -11,46 +11,28 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/camd/camd/api"
 	"github.com/camd/camd/device"
+	"github.com/camd/camd/internal/testutil"
 	"github.com/camd/camd/store"
 	"github.com/camd/camd/stream/sim"
 )
-
-// camLogBuffer collects the daemon's logs while it writes them.
-type camLogBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *camLogBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *camLogBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
 
 // camDaemon is a real API server over a real Manager and store, in this
 // process.
 type camDaemon struct {
 	addr  string
 	dir   string
-	logs  *camLogBuffer
+	logs  *testutil.LogBuffer
 	token string
 }
 
 func startCamDaemon(t *testing.T, requireToken bool) *camDaemon {
 	t.Helper()
-	d := &camDaemon{dir: t.TempDir(), logs: &camLogBuffer{}}
+	d := &camDaemon{dir: t.TempDir(), logs: &testutil.LogBuffer{}}
 	log := slog.New(slog.NewTextHandler(d.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	st, err := store.Open(filepath.Join(d.dir, "camd.db"), store.Options{})
 	if err != nil {

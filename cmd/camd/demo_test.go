@@ -6,6 +6,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/camd/camd/internal/testutil"
 )
 
 // The demo, run as "make demo" would, shows both injected faults detected
@@ -43,7 +45,7 @@ func TestDemoShowsFaultsDetectedAndRecovered(t *testing.T) {
 func TestDemoInterrupt(t *testing.T) {
 	needLinux(t)
 	p := startProc(t, nil, "demo")
-	waitUntil(t, 30*time.Second, "cameras running", func() bool {
+	testutil.WaitFor(t, 30*time.Second, "cameras running", func() bool {
 		return strings.Count(p.stdout.String(), "-> RUNNING") >= len(demoCameras)
 	})
 	p.signal(syscall.SIGINT)

@@ -6,10 +6,8 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +19,7 @@ import (
 	"time"
 
 	"github.com/camd/camd/api"
+	"github.com/camd/camd/internal/testutil"
 )
 
 var (
@@ -60,30 +59,12 @@ func camdBin(t *testing.T) string {
 	return binPath
 }
 
-// lockedBuffer is the process's stderr as it is written.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // camdProc is one "camd run" process.
 type camdProc struct {
 	t       *testing.T
 	cmd     *exec.Cmd
-	stderr  *lockedBuffer
-	stdout  *lockedBuffer
+	stderr  *testutil.LogBuffer
+	stdout  *testutil.LogBuffer
 	done    chan struct{}
 	waitErr error
 	api     string // host:port
@@ -96,7 +77,7 @@ var startedRE = regexp.MustCompile(`msg="camd started".* api=http://(\S+).*?(?: 
 // startProc starts "camd ARGS…" without waiting for anything.
 func startProc(t *testing.T, env []string, args ...string) *camdProc {
 	t.Helper()
-	p := &camdProc{t: t, stderr: &lockedBuffer{}, stdout: &lockedBuffer{}, done: make(chan struct{})}
+	p := &camdProc{t: t, stderr: &testutil.LogBuffer{}, stdout: &testutil.LogBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(camdBin(t), args...)
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stderr = p.stderr
@@ -192,19 +173,7 @@ func (p *camdProc) client() *api.Client { return api.NewClient(p.api, "") }
 // waitLog waits until the log contains s.
 func (p *camdProc) waitLog(d time.Duration, s string) {
 	p.t.Helper()
-	waitUntil(p.t, d, "log line "+s, func() bool { return strings.Contains(p.stderr.String(), s) })
-}
-
-// waitUntil polls cond every 50 ms until it holds or d passes.
-func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testutil.WaitFor(p.t, d, "log line "+s, func() bool { return strings.Contains(p.stderr.String(), s) })
 }
 
 // statesOf returns each camera's state by name.
@@ -289,5 +258,3 @@ func oneLine(s string) bool {
 	s = strings.TrimSpace(s)
 	return s != "" && !strings.Contains(s, "\n")
 }
-
-var _ = io.Discard

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/camd/camd/device"
+	"github.com/camd/camd/internal/testutil"
 	"github.com/camd/camd/stream/sim"
 )
 
@@ -69,7 +70,7 @@ func addCameras(t *testing.T, p *camdProc, s *sim.Server, n int) {
 func waitRunning(t *testing.T, p *camdProc, n int, d time.Duration) {
 	t.Helper()
 	c := p.client()
-	waitUntil(t, d, fmt.Sprintf("%d cameras RUNNING", n), func() bool {
+	testutil.WaitFor(t, d, fmt.Sprintf("%d cameras RUNNING", n), func() bool {
 		return countState(statesOf(t, c), "RUNNING") == n
 	})
 }
@@ -221,7 +222,7 @@ func TestRunSIGHUPReload(t *testing.T) {
 
 	writeConfig(t, cdir, strings.Replace(fastConfig, "stall_timeout: 4s", "stall_timeout: 17s", 1)+"log:\n  level: debug\n")
 	p.signal(syscall.SIGHUP)
-	waitUntil(t, 10*time.Second, "stall_timeout 17 through the API", func() bool { return stall() == 17 })
+	testutil.WaitFor(t, 10*time.Second, "stall_timeout 17 through the API", func() bool { return stall() == 17 })
 
 	// A config with a typo: logged, nothing changes, camd keeps running.
 	writeConfig(t, cdir, "supervision:\n  stall_timout: 5s\n")
@@ -359,7 +360,7 @@ func TestRunFDWatchdog(t *testing.T) {
 		if files < 200 || !strings.Contains(line, "expected=") || !strings.Contains(line, "sockets=") {
 			t.Fatalf("warning line lacks the breakdown (files=%d): %s", files, line)
 		}
-		waitUntil(t, 10*time.Second, "degraded health", func() bool {
+		testutil.WaitFor(t, 10*time.Second, "degraded health", func() bool {
 			return strings.Contains(health(t, p, "/healthz"), `"degraded":true`)
 		})
 	})
@@ -409,9 +410,9 @@ func TestRunHealthzHungLoop(t *testing.T) {
 	if err := os.WriteFile(hang, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 20*time.Second, "healthz 503", func() bool { return code() == 503 })
+	testutil.WaitFor(t, 20*time.Second, "healthz 503", func() bool { return code() == 503 })
 	_ = os.Remove(hang)
-	waitUntil(t, 20*time.Second, "healthz 200 again", func() bool { return code() == 200 })
+	testutil.WaitFor(t, 20*time.Second, "healthz 200 again", func() bool { return code() == 200 })
 }
 
 func health(t *testing.T, p *camdProc, path string) string {
@@ -470,7 +471,7 @@ func TestRunSecretNeverShown(t *testing.T) {
 	cli("camera", "add", "cam1", good)
 	cli("camera", "add", "cam2", bad)
 	waitRunning(t, p, 1, 30*time.Second)
-	waitUntil(t, 30*time.Second, "cam2 to fail with an error", func() bool {
+	testutil.WaitFor(t, 30*time.Second, "cam2 to fail with an error", func() bool {
 		raw, err := p.client().Do(context.Background(), "GET", "/api/v1/cameras/cam2", nil)
 		return err == nil && strings.Contains(string(raw), `"last_error":"`)
 	})
