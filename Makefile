@@ -8,7 +8,7 @@ export CGO_ENABLED = 0
 
 CROSS := linux/amd64 linux/arm64 linux/arm darwin/arm64 darwin/amd64 windows/amd64
 
-.PHONY: build test lint vet cross demo bench soak packages pkg e2e-systemd clean
+.PHONY: build test lint vet cross demo bench soak fuzz packages pkg e2e-systemd clean
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o camd ./cmd/camd
@@ -40,6 +40,15 @@ demo: build
 # bench/RESULTS.md (takes a while; BENCHFLAGS=-quick for a short run).
 bench: build
 	$(GO) run ./bench/cmd/camdbench -camd ./camd -out bench/RESULTS.md $(BENCHFLAGS)
+
+# Every fuzz target for FUZZTIME each (the seed corpora also run in make test).
+FUZZTIME ?= 30s
+FUZZ := ./daemon:FuzzParseConfig ./api:FuzzCameraRequest ./device:FuzzSpecValidate ./stream:FuzzIngest
+fuzz:
+	@set -e; for f in $(FUZZ); do \
+		echo "fuzz $${f#*:} in $${f%%:*} for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$${f#*:}$$" -fuzztime $(FUZZTIME) $${f%%:*}; \
+	done
 
 # 64 simulated cameras under random faults for SOAK (default 2m).
 SOAK ?= 2m
