@@ -14,7 +14,7 @@ import (
 // and recovered, and exits cleanly when its time is up.
 func TestDemoShowsFaultsDetectedAndRecovered(t *testing.T) {
 	needLinux(t)
-	p := startProc(t, nil, "demo", "--duration", "45s")
+	p := startProc(t, nil, "demo", "--duration", "60s")
 	code, took, ok := p.wait(90 * time.Second)
 	if !ok {
 		t.Fatal("demo did not end within 90 s")
