@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/camd/camd/device"
+	"github.com/camd/camd/internal/testutil"
 	"github.com/camd/camd/store"
 )
 
@@ -65,7 +66,7 @@ type camd struct {
 	m    *device.Manager
 	set  device.Settings
 	rec  *recorder
-	logs *syncBuffer
+	logs *testutil.LogBuffer
 }
 
 // startCamd starts a Manager with settings set and adds the lab's camera.
@@ -88,7 +89,7 @@ func startCamd(t *testing.T, l *lab, set device.Settings) *camd {
 	if set.BackoffMax == 0 {
 		set.BackoffMax = time.Second
 	}
-	c := &camd{t: t, lab: l, set: set, rec: &recorder{}, logs: &syncBuffer{}}
+	c := &camd{t: t, lab: l, set: set, rec: &recorder{}, logs: &testutil.LogBuffer{}}
 	st, err := store.Open(filepath.Join(t.TempDir(), "camd.db"), store.Options{})
 	if err != nil {
 		t.Fatal(err)

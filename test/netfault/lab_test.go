@@ -2,7 +2,6 @@ package netfault
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -14,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/camd/camd/internal/testutil"
 )
 
 // cmdTimeout bounds every ip, nft and ss command.
@@ -33,7 +34,7 @@ type lab struct {
 
 	camAddr string // camera's RTSP address, nsIP:port
 	camPort int
-	simErr  *syncBuffer
+	simErr  *testutil.LogBuffer
 }
 
 // created records every namespace, host interface and host nftables table a
@@ -137,7 +138,7 @@ func newLab(t *testing.T) *lab {
 		hostIf: "cth" + id,
 		nsIf:   "ctn" + id,
 		guard:  "camdtest_" + id,
-		simErr: &syncBuffer{},
+		simErr: &testutil.LogBuffer{},
 	}
 	l.pickSubnet()
 
@@ -305,22 +306,4 @@ func (l *lab) guardRejects() string {
 		return m[1]
 	}
 	return "?"
-}
-
-// syncBuffer is a writer that tests can read while others write to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
