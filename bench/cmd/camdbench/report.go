@@ -238,9 +238,9 @@ func (r *report) steady(p printer) {
 	p("Each window is %v (the baseline without cameras %v). CPU is in %% of one core (this machine has %d cores: %d %% is all of it). ", r.o.steady, r.o.idle, r.machine.Cores, 100*r.machine.Cores)
 	p("\"/cam\" is total / N; \"marginal/cam\" is (total − camd without cameras) / N. RSS is the mean of one sample a second; FDs likewise. ")
 	p("fps is the per-camera ingest rate camd counted over the window (the simulator sends 25). ")
-	p("The simulator's and the bench's own CPU (the bench runs the relay readers) are shown apart and are not camd's.\n\n")
-	p("| N | scenario | CPU | CPU/cam | marginal CPU/cam | RSS | RSS/cam | marginal RSS/cam | RSS max | FDs | FDs/cam | goroutines | goroutines/cam | threads | fps min / mean | reader pkt/s min / mean | machine CPU | sim CPU | bench CPU |\n")
-	p("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	p("The simulator's and the bench's own CPU (the bench runs the relay readers) are shown apart and are not camd's; \"other processes\" is the rest of the machine's CPU use during the window (anything else running on the machine).\n\n")
+	p("| N | scenario | CPU | CPU/cam | marginal CPU/cam | RSS | RSS/cam | marginal RSS/cam | RSS max | FDs | FDs/cam | goroutines | goroutines/cam | threads | fps min / mean | reader pkt/s min / mean | machine CPU | sim CPU | bench CPU | other processes' CPU |\n")
+	p("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, res := range r.results {
 		n := float64(res.N)
 		row := func(name string, w *window, isCamd bool) {
@@ -281,11 +281,11 @@ func (r *report) steady(p printer) {
 			if w.Note != "" {
 				name += " (" + w.Note + ")"
 			}
-			p("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %.0f | %s | %s | %s | %d | %s | %s | %s | %s | %s |\n",
+			p("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %.0f | %s | %s | %s | %d | %s | %s | %s | %s | %s | %s |\n",
 				res.N, name, pct(w.CPU), per(w.CPU, pct2), mcpu,
 				mib(w.RSSMean), per(w.RSSMean, kib), mrss, mib(w.RSSMax),
 				w.FDs, per(w.FDs, func(x float64) string { return fmt.Sprintf("%.2f", x) }),
-				gor, gorPer, w.Threads, fps, rd, mach, pct(w.Sim), pct(w.Harness))
+				gor, gorPer, w.Threads, fps, rd, mach, pct(w.Sim), pct(w.Harness), pct(max(0, w.other())))
 		}
 		row("camd, no cameras", res.Idle, true)
 		row("camd ingest", res.Ingest, true)
