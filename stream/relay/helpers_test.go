@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +22,7 @@ import (
 	"github.com/bluenviron/gortsplib/v5/pkg/base"
 	"github.com/bluenviron/gortsplib/v5/pkg/description"
 	"github.com/bluenviron/gortsplib/v5/pkg/format"
+	"github.com/bluenviron/gortsplib/v5/pkg/format/rtph264"
 	"github.com/bluenviron/gortsplib/v5/pkg/liberrors"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/pion/rtp"
@@ -140,7 +142,7 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 
 // rtpReader is an independent RTSP reader (a gortsplib client) that checks
 // what it receives: frames (marker bits), RTP sequence gaps and timestamp
-// jumps.
+// jumps, and, for H.264, which pictures it got (see clipFrames).
 type rtpReader struct {
 	c       *gortsplib.Client
 	desc    *description.Session
@@ -152,10 +154,9 @@ type rtpReader struct {
 	// tsBad counts frames whose timestamp went back or jumped by more than
 	// a second from the previous frame.
 	tsBad atomic.Int64
-	keys  atomic.Int64
 	// resumes counts packets that arrived after a pause of more than half
-	// a second; resumesBad those of them that did not start a keyframe.
-	resumes, resumesBad atomic.Int64
+	// a second.
+	resumes atomic.Int64
 
 	mu       sync.Mutex
 	lastRecv time.Time
@@ -164,6 +165,10 @@ type rtpReader struct {
 	haveTS   bool
 	lastTS   uint32
 	maxStep  int64 // largest timestamp step between frames
+	dec      *rtph264.Decoder
+	// tails holds the last 8 bytes of each access unit received whole:
+	// enough to tell which picture of a clip it is.
+	tails []uint64
 }
 
 // startReader connects, describes, sets up (TCP) and plays url.
@@ -199,6 +204,12 @@ func startReaderWith(t testing.TB, url string, proto gortsplib.Protocol) (*rtpRe
 		return fail(fmt.Errorf("describe: %w", err))
 	}
 	r.desc = desc
+	var h264f *format.H264
+	if desc.FindFormat(&h264f) != nil {
+		if r.dec, err = h264f.CreateDecoder(); err != nil {
+			return fail(fmt.Errorf("H.264 depacketizer: %w", err))
+		}
+	}
 	if err := r.c.SetupAll(desc.BaseURL, desc.Medias); err != nil {
 		return fail(fmt.Errorf("setup: %w", err))
 	}
@@ -227,21 +238,18 @@ func (r *rtpReader) packet(pkt *rtp.Packet) {
 		r.seqGaps.Add(1)
 	}
 	r.haveSeq, r.lastSeq = true, pkt.SequenceNumber
-	key := false
-	if len(pkt.Payload) > 0 {
-		typ := h264.NALUType(pkt.Payload[0] & 0x1f)
-		// The relay sends SPS and PPS before every IDR: alone or in a STAP-A.
-		key = typ == h264.NALUTypeSPS || typ == 24
-		if key {
-			r.keys.Add(1)
+	if r.dec != nil {
+		if au, err := r.dec.Decode(pkt); err == nil && len(au) > 0 {
+			var tail uint64
+			if last := au[len(au)-1]; len(last) >= 8 {
+				tail = binary.BigEndian.Uint64(last[len(last)-8:])
+			}
+			r.tails = append(r.tails, tail)
 		}
 	}
 	now := time.Now()
 	if !r.lastRecv.IsZero() && now.Sub(r.lastRecv) > 500*time.Millisecond {
 		r.resumes.Add(1)
-		if !key {
-			r.resumesBad.Add(1)
-		}
 	}
 	r.lastRecv = now
 	if !pkt.Marker {
@@ -263,6 +271,63 @@ func (r *rtpReader) maxTSStep() int64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.maxStep
+}
+
+// clipFrames returns, in the order received, which picture of c each whole
+// access unit the reader got is: its index in c.aus, or -1 if it is not one
+// of c's.
+func (r *rtpReader) clipFrames(t testing.TB, c *clip) []int {
+	t.Helper()
+	byTail := make(map[uint64]int, len(c.aus))
+	for i, au := range c.aus {
+		last := au[len(au)-1]
+		if len(last) < 8 {
+			t.Fatalf("picture %d of the clip is too short to identify", i)
+		}
+		tail := binary.BigEndian.Uint64(last[len(last)-8:])
+		if _, dup := byTail[tail]; dup {
+			t.Fatalf("pictures of the clip cannot be told apart (%d)", i)
+		}
+		byTail[tail] = i
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	idx := make([]int, len(r.tails))
+	for i, tail := range r.tails {
+		if k, ok := byTail[tail]; ok {
+			idx[i] = k
+		} else {
+			idx[i] = -1
+		}
+	}
+	return idx
+}
+
+// checkFrames checks the pictures a reader got (clipFrames) as a decoder
+// would: the first is a keyframe, each of the others is the picture after
+// the previous one (the clip loops), and wherever that does not hold (a
+// camera reconnect) the stream resumes at a keyframe. It returns the
+// positions in idx where the stream resumed.
+func checkFrames(t testing.TB, who string, c *clip, idx []int) (resumes []int) {
+	t.Helper()
+	for i, k := range idx {
+		switch {
+		case k < 0:
+			t.Errorf("%s: frame %d is not a picture of the clip", who, i)
+			return resumes
+		case i == 0:
+			if !c.keys[k] {
+				t.Errorf("%s: the first frame is picture %d, not a keyframe", who, k)
+			}
+		case k == (idx[i-1]+1)%len(c.aus):
+		default:
+			resumes = append(resumes, i)
+			if !c.keys[k] {
+				t.Errorf("%s: frame %d is picture %d, after picture %d, and not a keyframe", who, i, k, idx[i-1])
+			}
+		}
+	}
+	return resumes
 }
 
 // ended reports whether the reader's session has ended.

@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -25,6 +26,7 @@ func fpsWithin(fps float64) bool { return fps >= 15 && fps <= 35 }
 // clients, three ffmpeg) on one camera cost the camera one session, and each
 // gets about 25 fps.
 func TestTenReadersOneCameraSession(t *testing.T) {
+	c := loadClip(t, "../sim/clip.h264")
 	sm := newSim(t, 1)
 	s := newRelay(t, Config{})
 	supervise(t, sm.URL(1), s.Feed("cam1"))
@@ -79,6 +81,10 @@ func TestTenReadersOneCameraSession(t *testing.T) {
 		if g := r.seqGaps.Load(); g != 0 {
 			t.Errorf("gortsplib reader %d: %d sequence gaps", i, g)
 		}
+		// Every picture, in order: no frame skipped either.
+		if res := checkFrames(t, fmt.Sprintf("gortsplib reader %d", i), c, r.clipFrames(t, c)); len(res) != 0 {
+			t.Errorf("gortsplib reader %d: the stream skipped to a keyframe %d times", i, len(res))
+		}
 		t.Logf("gortsplib reader %d: %.1f fps", i, fps)
 	}
 	for i, p := range ffs {
@@ -103,6 +109,7 @@ func TestTenReadersOneCameraSession(t *testing.T) {
 // continuous sequence numbers and timestamps and resumes at a keyframe, and
 // ffmpeg's frame count keeps rising once the camera is back.
 func TestReadersSurviveCameraDrop(t *testing.T) {
+	c := loadClip(t, "../sim/clip.h264")
 	sm := newSim(t, 1)
 	s := newRelay(t, Config{})
 	supervise(t, sm.URL(1), s.Feed("cam1"))
@@ -126,15 +133,14 @@ func TestReadersSurviveCameraDrop(t *testing.T) {
 	waitFor(t, 30*time.Second, "the camera to be back", func() bool { return sm.ActiveSessions(1) == 1 && time.Since(dropped) > 2*time.Second })
 	rBack, pBack := r.frames.Load(), p.frames.Load()
 	waitFor(t, 30*time.Second, "frames after the camera is back", func() bool {
+		if r.ended() {
+			t.Fatalf("gortsplib reader's session ended: %v", r.err)
+		}
+		if !p.running() {
+			t.Fatalf("ffmpeg stopped: %v\n%s", p.err, p.stderr.String())
+		}
 		return r.frames.Load() >= rBack+50 && p.frames.Load() >= pBack+50
 	})
-
-	if r.ended() {
-		t.Fatalf("gortsplib reader's session ended: %v", r.err)
-	}
-	if !p.running() {
-		t.Fatalf("ffmpeg stopped: %v\n%s", p.err, p.stderr.String())
-	}
 	if g := r.seqGaps.Load(); g != 0 {
 		t.Errorf("%d RTP sequence gaps across the drop", g)
 	}
@@ -144,14 +150,12 @@ func TestReadersSurviveCameraDrop(t *testing.T) {
 	if r.resumes.Load() == 0 {
 		t.Errorf("the reader saw no pause: was the camera really dropped? (sessions %d)", sm.Sessions(1))
 	}
-	if b := r.resumesBad.Load(); b != 0 {
-		t.Errorf("%d resumes did not start at a keyframe", b)
-	}
+	resumes := checkFrames(t, "gortsplib reader", c, r.clipFrames(t, c))
 	if st := s.Stats("cam1"); st.Readers != 2 || st.ReadersTotal != 2 {
 		t.Errorf("stats %+v, want the same 2 readers", st)
 	}
-	t.Logf("camera sessions %d; reader frames %d, ffmpeg frames %d; max timestamp step %d",
-		sm.Sessions(1), r.frames.Load(), p.frames.Load(), r.maxTSStep())
+	t.Logf("camera sessions %d; reader frames %d (resumed at a keyframe at %v), ffmpeg frames %d; max timestamp step %d",
+		sm.Sessions(1), r.frames.Load(), resumes, p.frames.Load(), r.maxTSStep())
 }
 
 // TestMP4AcrossCameraDrop: ffmpeg writes the relay into an .mp4 with -c copy
@@ -240,8 +244,12 @@ func TestSameParametersKeepReaders(t *testing.T) {
 		t.Fatal(err)
 	}
 	wg.Wait()
-	waitFor(t, 10*time.Second, "the last frames", func() bool { return r.frames.Load() >= 60 })
-	time.Sleep(200 * time.Millisecond)
+	// The second connection's last frame is picture 87 of the clip.
+	last := (13 + 75 - 1) % len(c.aus)
+	waitFor(t, 10*time.Second, "the last frame", func() bool {
+		idx := r.clipFrames(t, c)
+		return len(idx) > 0 && idx[len(idx)-1] == last
+	})
 	if r.ended() {
 		t.Fatalf("session ended: %v", r.err)
 	}
@@ -251,20 +259,39 @@ func TestSameParametersKeepReaders(t *testing.T) {
 	if m := r.maxTSStep(); m > 2*3600 {
 		t.Errorf("largest timestamp step %d, want about one frame (3600)", m)
 	}
-	// 50 frames less what was sent before PLAY, then the second connection
-	// from its first keyframe (frame 25 of the clip): 75-12 frames.
-	if n := r.frames.Load(); n < 60 || n > 113 {
-		t.Errorf("reader got %d frames", n)
+	// The reader starts at a keyframe of the first connection, gets it to
+	// its end (picture 49), then the second connection from its first
+	// keyframe (picture 25: pictures 13 to 24 cannot be decoded without
+	// what came before them) to its end.
+	idx := r.clipFrames(t, c)
+	resumes := checkFrames(t, "reader", c, idx)
+	for _, i := range resumes {
+		t.Logf("frame %d: picture %d after picture %d", i, idx[i], idx[i-1])
 	}
-	if r.resumesBad.Load() != 0 {
-		t.Errorf("the second connection did not resume at a keyframe")
+	t.Logf("reader got %d frames, pictures %d to %d", len(idx), idx[0], idx[len(idx)-1])
+	want := last - 25 + 1
+	switch {
+	case len(idx) < want:
+		t.Errorf("reader got %d frames, want at least the second connection's %d", len(idx), want)
+	case len(resumes) > 1:
+		t.Errorf("the stream resumed %d times, want once", len(resumes))
+	case len(resumes) == 1 && (resumes[0] != len(idx)-want || idx[resumes[0]-1] != 49):
+		t.Errorf("the second connection starts at frame %d after picture %d, want frame %d after picture 49",
+			resumes[0], idx[resumes[0]-1], len(idx)-want)
+	case len(resumes) == 0 && idx[0] != 25:
+		// Only possible if the reader started playing after the first
+		// connection ended.
+		t.Errorf("reader got only pictures %d..%d", idx[0], idx[len(idx)-1])
 	}
 }
 
 // TestParameterChangeEndsStream: when the camera comes back with another
-// resolution, readers get an end of stream, and a new reader gets the new
+// resolution, readers get an end of stream (an ffmpeg recording it finishes
+// a file that decodes without an error), and a new reader gets the new
 // description.
 func TestParameterChangeEndsStream(t *testing.T) {
+	ffmpeg := needTool(t, "ffmpeg")
+	ffprobe := needTool(t, "ffprobe")
 	a := loadClip(t, "../sim/clip.h264")
 	b := loadClip(t, "../testdata/h264_640x480_25fps.h264")
 	if a.width == b.width && a.height == b.height {
@@ -273,9 +300,8 @@ func TestParameterChangeEndsStream(t *testing.T) {
 	s := newRelay(t, Config{})
 	f := s.Feed("cam1")
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	defer func() { cancel(); wg.Wait() }()
 	wg.Add(1)
 	switchNow := make(chan struct{})
 	go func() {
@@ -299,10 +325,34 @@ func TestParameterChangeEndsStream(t *testing.T) {
 	if w, h := descSize(t, r); w != a.width || h != a.height {
 		t.Fatalf("first description %dx%d, want %dx%d", w, h, a.width, a.height)
 	}
-	waitFor(t, 10*time.Second, "frames", func() bool { return r.frames.Load() >= 10 })
+	// ffmpeg recording the stream sees the end of stream as the end of its
+	// input: it finishes the file and exits by itself.
+	out := filepath.Join(t.TempDir(), "before.mp4")
+	p := startFFmpeg(t, "rtsp://"+s.Addr()+"/cam1", "-c", "copy", "-f", "mp4", "-y", out)
+	waitFor(t, 20*time.Second, "frames", func() bool { return r.frames.Load() >= 10 && p.frames.Load() >= 25 })
 	close(switchNow)
 	waitFor(t, 10*time.Second, "the reader's end of stream", r.ended)
 	t.Logf("first reader ended with: %v", r.err)
+	waitFor(t, 30*time.Second, "ffmpeg to finish by itself", func() bool { return !p.running() })
+	if p.err != nil {
+		t.Errorf("ffmpeg at the end of stream: %v\n%s", p.err, p.stderr.String())
+	}
+	pctx, pcancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer pcancel()
+	dec, err := exec.CommandContext(pctx, ffmpeg, "-v", "error", "-i", out, "-f", "null", "-").CombinedOutput()
+	if err != nil || len(strings.TrimSpace(string(dec))) != 0 {
+		t.Errorf("decoding the recording: %v\n%s", err, dec)
+	}
+	probe, err := exec.CommandContext(pctx, ffprobe, "-v", "error", "-count_frames", "-select_streams", "v:0",
+		"-show_entries", "stream=width,height,nb_read_frames", "-of", "csv=p=0", out).CombinedOutput()
+	var w, h, n int
+	if _, serr := fmt.Sscanf(strings.TrimSpace(string(probe)), "%d,%d,%d", &w, &h, &n); err != nil || serr != nil {
+		t.Fatalf("ffprobe of the recording: %v %v %q", err, serr, probe)
+	}
+	t.Logf("recording before the change: %dx%d, %d frames (ffmpeg counted %d)", w, h, n, p.frames.Load())
+	if w != a.width || h != a.height || int64(n) < 25 {
+		t.Errorf("recording before the change: %dx%d, %d frames; want %dx%d, at least 25 frames", w, h, n, a.width, a.height)
+	}
 
 	r2, err := startReader(t, "rtsp://"+s.Addr()+"/cam1")
 	if err != nil {
