@@ -100,6 +100,9 @@ func TestCrash(t *testing.T) {
 		checkDue                          bool // a recovery wait is due
 	)
 	for it := 1; it <= iterations; it++ {
+		if it%10 == 0 {
+			checkDue = true
+		}
 		p := startCamd(t, dataDir, cfg)
 		killAt := "writes"
 		if it > 1 && rnd.IntN(100) < 16 {
@@ -125,9 +128,6 @@ func TestCrash(t *testing.T) {
 			startTimes = append(startTimes, time.Since(p.started))
 			cl := api.NewClient(p.api, "")
 			checkResumed(t, it, cl, m)
-			if it%10 == 0 {
-				checkDue = true
-			}
 			if checkDue {
 				checkDue = false
 				d := waitRunning(t, it, cl, m, p, 60*time.Second, func(url string) bool { return isStable(sim, url) })
