@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -89,7 +91,11 @@ func TestCloseDuringDescribeWait(t *testing.T) {
 		_, err := startReader(t, "rtsp://"+s.Addr()+"/cam1")
 		errc <- err
 	}()
-	time.Sleep(300 * time.Millisecond)
+	// Wait until the DESCRIBE is waiting for the camera.
+	waitFor(t, 20*time.Second, "the DESCRIBE to wait", func() bool {
+		buf := make([]byte, 1<<20)
+		return strings.Contains(string(buf[:runtime.Stack(buf, true)]), ").waitStream(")
+	})
 	start := time.Now()
 	s.Close()
 	if took := time.Since(start); took > 10*time.Second {

@@ -138,6 +138,7 @@ func rawSetup(t *testing.T, addr, path string) int {
 // within seconds (counted and logged), while another reader of the same
 // camera loses nothing and keeps 25 fps.
 func TestStuckReaderDropped(t *testing.T) {
+	c := loadClip(t, "../sim/clip.h264")
 	sm := newSim(t, 1)
 	s := newRelay(t, Config{})
 	supervise(t, sm.URL(1), s.Feed("cam1"))
@@ -155,11 +156,11 @@ func TestStuckReaderDropped(t *testing.T) {
 	// From here on it never reads.
 	start := time.Now()
 	f0 := good.frames.Load()
-	waitFor(t, 60*time.Second, "the stuck reader to be dropped", func() bool { return s.Stats("cam1").ReadersDropped == 1 })
+	waitFor(t, 20*time.Second, "the stuck reader to be dropped", func() bool { return s.Stats("cam1").ReadersDropped == 1 })
 	took := time.Since(start)
 	fps := float64(good.frames.Load()-f0) / took.Seconds()
 	t.Logf("stuck reader dropped after %s; the other reader meanwhile: %.1f fps", took.Round(10*time.Millisecond), fps)
-	if took > 20*time.Second {
+	if took > 12*time.Second {
 		t.Errorf("stuck reader dropped after %s, want a few seconds", took)
 	}
 	if !fpsWithin(fps) {
@@ -167,6 +168,10 @@ func TestStuckReaderDropped(t *testing.T) {
 	}
 	if g := good.seqGaps.Load(); g != 0 {
 		t.Errorf("other reader lost packets: %d sequence gaps", g)
+	}
+	// Every picture, in order: the relay skipped no frame either.
+	if res := checkFrames(t, "other reader", c, good.clipFrames(t, c)); len(res) != 0 {
+		t.Errorf("other reader: the stream skipped to a keyframe %d times", len(res))
 	}
 	waitFor(t, 10*time.Second, "one reader left", func() bool { return s.Stats("cam1").Readers == 1 })
 	if good.ended() {
