@@ -89,6 +89,9 @@ func (s *stats) readerErr(err error) {
 }
 
 func renderCounts(m map[string]int) string {
+	if len(m) == 0 {
+		return "none"
+	}
 	var ks []string
 	for k := range m {
 		ks = append(ks, k)
