@@ -304,30 +304,34 @@ func (r *rtpReader) clipFrames(t testing.TB, c *clip) []int {
 }
 
 // checkFrames checks the pictures a reader got (clipFrames) as a decoder
-// would: the first is a keyframe, each of the others is the picture after
-// the previous one (the clip loops), and wherever that does not hold (a
-// camera reconnect) the stream resumes at a keyframe. It returns the
-// positions in idx where the stream resumed.
-func checkFrames(t testing.TB, who string, c *clip, idx []int) (resumes []int) {
+// needs them: each is the picture after the previous one (the clip loops),
+// and wherever that does not hold (a camera reconnect) the stream resumes at
+// a keyframe. It returns the position in idx of the first keyframe (a
+// reader that joins a playing camera may get the rest of a GOP first, which
+// decoders skip) and the positions where the stream resumed.
+func checkFrames(t testing.TB, who string, c *clip, idx []int) (start int, resumes []int) {
 	t.Helper()
+	start = -1
 	for i, k := range idx {
-		switch {
-		case k < 0:
+		if k < 0 {
 			t.Errorf("%s: frame %d is not a picture of the clip", who, i)
-			return resumes
-		case i == 0:
-			if !c.keys[k] {
-				t.Errorf("%s: the first frame is picture %d, not a keyframe", who, k)
-			}
-		case k == (idx[i-1]+1)%len(c.aus):
-		default:
-			resumes = append(resumes, i)
-			if !c.keys[k] {
-				t.Errorf("%s: frame %d is picture %d, after picture %d, and not a keyframe", who, i, k, idx[i-1])
-			}
+			return start, resumes
+		}
+		if start < 0 && c.keys[k] {
+			start = i
+		}
+		if i == 0 || k == (idx[i-1]+1)%len(c.aus) {
+			continue
+		}
+		resumes = append(resumes, i)
+		if !c.keys[k] {
+			t.Errorf("%s: frame %d is picture %d, after picture %d, and not a keyframe", who, i, k, idx[i-1])
 		}
 	}
-	return resumes
+	if start < 0 {
+		t.Errorf("%s: no keyframe in %d frames", who, len(idx))
+	}
+	return start, resumes
 }
 
 // ended reports whether the reader's session has ended.

@@ -82,7 +82,7 @@ func TestTenReadersOneCameraSession(t *testing.T) {
 			t.Errorf("gortsplib reader %d: %d sequence gaps", i, g)
 		}
 		// Every picture, in order: no frame skipped either.
-		if res := checkFrames(t, fmt.Sprintf("gortsplib reader %d", i), c, r.clipFrames(t, c)); len(res) != 0 {
+		if _, res := checkFrames(t, fmt.Sprintf("gortsplib reader %d", i), c, r.clipFrames(t, c)); len(res) != 0 {
 			t.Errorf("gortsplib reader %d: the stream skipped to a keyframe %d times", i, len(res))
 		}
 		t.Logf("gortsplib reader %d: %.1f fps", i, fps)
@@ -150,7 +150,7 @@ func TestReadersSurviveCameraDrop(t *testing.T) {
 	if r.resumes.Load() == 0 {
 		t.Errorf("the reader saw no pause: was the camera really dropped? (sessions %d)", sm.Sessions(1))
 	}
-	resumes := checkFrames(t, "gortsplib reader", c, r.clipFrames(t, c))
+	_, resumes := checkFrames(t, "gortsplib reader", c, r.clipFrames(t, c))
 	if st := s.Stats("cam1"); st.Readers != 2 || st.ReadersTotal != 2 {
 		t.Errorf("stats %+v, want the same 2 readers", st)
 	}
@@ -259,12 +259,22 @@ func TestSameParametersKeepReaders(t *testing.T) {
 	if m := r.maxTSStep(); m > 2*3600 {
 		t.Errorf("largest timestamp step %d, want about one frame (3600)", m)
 	}
-	// The reader starts at a keyframe of the first connection, gets it to
+	// From its first keyframe on, the reader gets the first connection to
 	// its end (picture 49), then the second connection from its first
 	// keyframe (picture 25: pictures 13 to 24 cannot be decoded without
 	// what came before them) to its end.
-	idx := r.clipFrames(t, c)
-	resumes := checkFrames(t, "reader", c, idx)
+	all := r.clipFrames(t, c)
+	start, res := checkFrames(t, "reader", c, all)
+	if start < 0 {
+		return
+	}
+	idx := all[start:]
+	var resumes []int
+	for _, i := range res {
+		if i > start {
+			resumes = append(resumes, i-start)
+		}
+	}
 	for _, i := range resumes {
 		t.Logf("frame %d: picture %d after picture %d", i, idx[i], idx[i-1])
 	}

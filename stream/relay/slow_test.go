@@ -170,7 +170,7 @@ func TestStuckReaderDropped(t *testing.T) {
 		t.Errorf("other reader lost packets: %d sequence gaps", g)
 	}
 	// Every picture, in order: the relay skipped no frame either.
-	if res := checkFrames(t, "other reader", c, good.clipFrames(t, c)); len(res) != 0 {
+	if _, res := checkFrames(t, "other reader", c, good.clipFrames(t, c)); len(res) != 0 {
 		t.Errorf("other reader: the stream skipped to a keyframe %d times", len(res))
 	}
 	waitFor(t, 10*time.Second, "one reader left", func() bool { return s.Stats("cam1").Readers == 1 })
