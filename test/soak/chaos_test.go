@@ -138,7 +138,6 @@ func (l *load) run(ctx context.Context) {
 		spawn(10+uint64(i), l.reader)
 	}
 	for i := range 3 {
-		i := i
 		spawn(20+uint64(i), func(ctx context.Context, rnd *rand.Rand) { l.apiClient(ctx, rnd, i) })
 	}
 	spawn(30, l.rawConns)
