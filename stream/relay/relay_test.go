@@ -133,4 +133,5 @@ func TestFFprobeReadsSimResolution(t *testing.T) {
 	if len(res.Streams) != 1 || res.Streams[0].CodecName != "h264" || res.Streams[0].Width != w || res.Streams[0].Height != h {
 		t.Fatalf("ffprobe saw %+v, want h264 %dx%d", res.Streams, w, h)
 	}
+	t.Logf("ffprobe saw %s %dx%d", res.Streams[0].CodecName, res.Streams[0].Width, res.Streams[0].Height)
 }
