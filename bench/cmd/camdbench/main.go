@@ -350,6 +350,7 @@ func (b *bench) camdWindow(ctx context.Context, cd *camdProc, sim *simProc, rs [
 		w.Goroutines = st.Goroutines
 	}
 	w.FPSMin, w.FPSMean = fpsOver(l0, l1, tl1.Sub(tl0))
+	w.Stalls, w.Reconnects = eventsOver(l0, l1)
 	w.Readers = len(rs)
 	if len(rs) > 0 {
 		sec := tr1.Sub(tr0).Seconds()
@@ -392,6 +393,21 @@ func fpsOver(l0, l1 []api.CameraJSON, d time.Duration) (lo, mean float64) {
 	return lo, sum / float64(len(l1))
 }
 
+// eventsOver returns the stalls and reconnects of every camera between two
+// camera lists.
+func eventsOver(l0, l1 []api.CameraJSON) (stalls, reconnects uint64) {
+	before := map[string]api.CameraJSON{}
+	for _, c := range l0 {
+		before[c.Name] = c
+	}
+	for _, c := range l1 {
+		b := before[c.Name]
+		stalls += c.StallsTotal - min(c.StallsTotal, b.StallsTotal)
+		reconnects += c.ReconnectsTotal - min(c.ReconnectsTotal, b.ReconnectsTotal)
+	}
+	return stalls, reconnects
+}
+
 func (b *bench) relayURLs(cd *camdProc, n int) []string {
 	urls := make([]string, n)
 	for i := range urls {
@@ -412,7 +428,7 @@ func (b *bench) readerWindows(ctx context.Context, res *nResult, cd *camdProc, s
 	}
 	for round := 1; round <= rounds; round++ {
 		b.logf("N=%d: connecting %d more relay readers", n, n)
-		rs, err := startReaders(ctx, b.relayURLs(cd, n))
+		rs, took, err := startReaders(ctx, b.relayURLs(cd, n))
 		if err != nil {
 			return err
 		}
@@ -430,14 +446,19 @@ func (b *bench) readerWindows(ctx context.Context, res *nResult, cd *camdProc, s
 		if err != nil {
 			return err
 		}
+		w.ReaderConnect = summarize(took)
 		dead := 0
+		var first error
 		for _, r := range readers {
 			if !r.alive() {
 				dead++
+				if first == nil {
+					first = r.err
+				}
 			}
 		}
 		if dead > 0 {
-			w.Note = fmt.Sprintf("%d readers ended during the window", dead)
+			w.Note = fmt.Sprintf("%d readers ended during the window, the first with %q", dead, fmt.Sprint(first))
 		}
 		if round == 1 {
 			res.R1 = &w

@@ -97,6 +97,13 @@ func TestMachineCPU(t *testing.T) {
 	if got := busyPercent(a, b, 2); got < 99.9 || got > 100.1 {
 		t.Errorf("busyPercent = %v, want 100", got)
 	}
+	c, err := parseMachineCPU([]byte("cpu  10 0 10 70 0 5 5 0 0 0\n"))
+	if err != nil || c.IRQ != 10 || c.Total != 100 {
+		t.Fatalf("parseMachineCPU = %+v, %v", c, err)
+	}
+	if got := irqPercent(machineCPU{}, c, 2); got < 19.9 || got > 20.1 {
+		t.Errorf("irqPercent = %v, want 20", got)
+	}
 	if _, err := parseMachineCPU([]byte("intr 1 2 3\n")); err == nil {
 		t.Error("bad /proc/stat accepted")
 	}

@@ -31,6 +31,9 @@ type window struct {
 	// one core; Cores is how many there are (Machine ≤ 100 × Cores).
 	Machine float64
 	Cores   int
+	// IRQ is the machine's interrupt time (loopback networking, charged to
+	// no process) in percent of one core; it is inside Machine.
+	IRQ float64
 	// Sim is the simulator's CPU, Harness the bench's own (it runs the
 	// relay readers), both in percent of one core.
 	Sim, Harness float64
@@ -39,15 +42,22 @@ type window struct {
 	Goroutines int     // camd's, from /api/v1/status at the end
 	FPSMin     float64 // lowest per-camera ingest rate over the window
 	FPSMean    float64
-	Readers    int
+	// Stalls and Reconnects are camd's counts over all cameras during the
+	// window: a steady window should have none.
+	Stalls, Reconnects uint64
+	Readers            int
+	// ReaderConnect is how long connecting this window's new readers took,
+	// each (describe, setup, play).
+	ReaderConnect durStats
 	// ReaderPktMin is the lowest per-reader RTP packet rate over the window.
 	ReaderPktMin, ReaderPktMean float64
 	Note                        string
 }
 
 // other is the machine's CPU use by processes the window did not measure
-// (neither the measured ones, nor the simulator, nor the bench).
-func (w window) other() float64 { return w.Machine - w.CPU - w.Sim - w.Harness }
+// (neither the measured ones, nor the simulator, nor the bench), interrupts
+// left out.
+func (w window) other() float64 { return w.Machine - w.IRQ - w.CPU - w.Sim - w.Harness }
 
 // saturated says whether the machine had less than 10% of its CPU idle.
 func (w window) saturated() bool { return w.Cores > 0 && w.Machine > 90*float64(w.Cores) }
@@ -132,6 +142,7 @@ loop:
 	w.RSSMean, w.RSSMax = meanU64(rss), float64(maxU64(rss))
 	w.FDs = meanInt(fds)
 	w.Machine = busyPercent(m0, m1, cores)
+	w.IRQ = irqPercent(m0, m1, cores)
 	if sim > 0 && sim1 >= sim0 {
 		w.Sim = pct(sim1 - sim0)
 	}

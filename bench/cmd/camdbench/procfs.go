@@ -177,6 +177,9 @@ func countFDs(pid int) (int, error) {
 // machineCPU is the aggregate "cpu" line of /proc/stat, in clock ticks.
 type machineCPU struct {
 	Total, Idle uint64
+	// IRQ is hard and soft interrupt time: mostly loopback networking,
+	// which the kernel does not charge to any process.
+	IRQ uint64
 }
 
 func readMachineCPU() (machineCPU, error) {
@@ -206,11 +209,23 @@ func parseMachineCPU(b []byte) (machineCPU, error) {
 			return machineCPU{}, fmt.Errorf("/proc/stat: %w", err)
 		}
 		m.Total += n
-		if i == 3 || i == 4 {
+		switch i {
+		case 3, 4:
 			m.Idle += n
+		case 5, 6:
+			m.IRQ += n
 		}
 	}
 	return m, nil
+}
+
+// irqPercent is the interrupt time between a and b in percent of one core.
+func irqPercent(a, b machineCPU, cores int) float64 {
+	dt := float64(b.Total - a.Total)
+	if dt <= 0 {
+		return 0
+	}
+	return float64(b.IRQ-a.IRQ) / dt * 100 * float64(cores)
 }
 
 // busyPercent is the machine's CPU use between a and b in percent of one

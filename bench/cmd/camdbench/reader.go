@@ -77,10 +77,12 @@ func (r *reader) alive() bool {
 	}
 }
 
-// startReaders connects one reader per URL, a few at a time. On error the
-// readers already started are closed.
-func startReaders(ctx context.Context, urls []string) ([]*reader, error) {
+// startReaders connects one reader per URL, a few at a time, and returns
+// how long each took to connect. On error the readers already started are
+// closed.
+func startReaders(ctx context.Context, urls []string) ([]*reader, []time.Duration, error) {
 	out := make([]*reader, len(urls))
+	took := make([]time.Duration, len(urls))
 	errs := make([]error, len(urls))
 	jobs := make(chan int)
 	var wg sync.WaitGroup
@@ -93,7 +95,9 @@ func startReaders(ctx context.Context, urls []string) ([]*reader, error) {
 					errs[i] = ctx.Err()
 					continue
 				}
+				t0 := time.Now()
 				out[i], errs[i] = startReader(urls[i])
+				took[i] = time.Since(t0)
 			}
 		}()
 	}
@@ -105,10 +109,10 @@ func startReaders(ctx context.Context, urls []string) ([]*reader, error) {
 	for _, err := range errs {
 		if err != nil {
 			closeReaders(out)
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return out, nil
+	return out, took, nil
 }
 
 func closeReaders(rs []*reader) {

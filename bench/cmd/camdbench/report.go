@@ -233,65 +233,88 @@ func (r *report) versus(p printer) {
 	p("\n")
 }
 
+// scenario is one row of the steady-state tables.
+type scenario struct {
+	res    *nResult
+	name   string
+	w      *window
+	isCamd bool
+}
+
+func (r *report) scenarios() []scenario {
+	var out []scenario
+	for i := range r.results {
+		res := &r.results[i]
+		for _, sc := range []scenario{
+			{res, "camd, no cameras", res.Idle, true},
+			{res, "camd ingest", res.Ingest, true},
+			{res, "camd + 1 relay reader/cam", res.R1, true},
+			{res, "camd + 2 relay readers/cam", res.R2, true},
+			{res, fmt.Sprintf("%d × ffmpeg", res.N), res.FF, false},
+		} {
+			if sc.w != nil {
+				out = append(out, sc)
+			}
+		}
+	}
+	return out
+}
+
 func (r *report) steady(p printer) {
 	p("## Steady state\n\n")
 	p("Each window is %v (the baseline without cameras %v). CPU is in %% of one core (this machine has %d cores: %d %% is all of it). ", r.o.steady, r.o.idle, r.machine.Cores, 100*r.machine.Cores)
-	p("\"/cam\" is total / N; \"marginal/cam\" is (total − camd without cameras) / N. RSS is the mean of one sample a second; FDs likewise. ")
-	p("fps is the per-camera ingest rate camd counted over the window (the simulator sends 25). ")
-	p("The simulator's and the bench's own CPU (the bench runs the relay readers) are shown apart and are not camd's; \"other processes\" is the rest of the machine's CPU use during the window (anything else running on the machine).\n\n")
-	p("| N | scenario | CPU | CPU/cam | marginal CPU/cam | RSS | RSS/cam | marginal RSS/cam | RSS max | FDs | FDs/cam | goroutines | goroutines/cam | threads | fps min / mean | reader pkt/s min / mean | machine CPU | sim CPU | bench CPU | other processes' CPU |\n")
-	p("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
-	for _, res := range r.results {
+	p("\"/cam\" is total / N; \"marginal/cam\" is (total − camd without cameras) / N. RSS and FDs are means of one sample a second, PSS is at the end of the window.\n\n")
+	p("| N | scenario | CPU | CPU/cam | marginal CPU/cam | RSS | RSS/cam | marginal RSS/cam | RSS max | PSS | FDs | FDs/cam | goroutines | goroutines/cam | threads |\n")
+	p("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, sc := range r.scenarios() {
+		res, w := sc.res, sc.w
 		n := float64(res.N)
-		row := func(name string, w *window, isCamd bool) {
-			if w == nil {
-				return
+		idle := w == res.Idle
+		per := func(x float64, f func(float64) string) string {
+			if idle {
+				return "–"
 			}
-			mcpu, mrss := "–", "–"
-			if isCamd && res.Idle != nil && w != res.Idle {
-				mcpu = pct2((w.CPU - res.Idle.CPU) / n)
-				mrss = kib((w.RSSMean - res.Idle.RSSMean) / n)
-			}
-			div := n
-			if w == res.Idle {
-				div = 0
-			}
-			per := func(x float64, f func(float64) string) string {
-				if div == 0 {
-					return "–"
-				}
-				return f(x / div)
-			}
-			gor, gorPer, fps := "–", "–", "–"
-			if isCamd {
-				gor = fmt.Sprint(w.Goroutines)
-				gorPer = per(float64(w.Goroutines), func(x float64) string { return fmt.Sprintf("%.1f", x) })
-				if w != res.Idle {
-					fps = fmt.Sprintf("%.1f / %.1f", w.FPSMin, w.FPSMean)
-				}
-			}
-			rd := "–"
-			if w.Readers > 0 {
-				rd = fmt.Sprintf("%.0f / %.0f", w.ReaderPktMin, w.ReaderPktMean)
-			}
-			mach := pct(w.Machine)
-			if w.saturated() {
-				mach += " **saturated**"
-			}
-			if w.Note != "" {
-				name += " (" + w.Note + ")"
-			}
-			p("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %.0f | %s | %s | %s | %d | %s | %s | %s | %s | %s | %s |\n",
-				res.N, name, pct(w.CPU), per(w.CPU, pct2), mcpu,
-				mib(w.RSSMean), per(w.RSSMean, kib), mrss, mib(w.RSSMax),
-				w.FDs, per(w.FDs, func(x float64) string { return fmt.Sprintf("%.2f", x) }),
-				gor, gorPer, w.Threads, fps, rd, mach, pct(w.Sim), pct(w.Harness), pct(max(0, w.other())))
+			return f(x / n)
 		}
-		row("camd, no cameras", res.Idle, true)
-		row("camd ingest", res.Ingest, true)
-		row("camd + 1 relay reader/cam", res.R1, true)
-		row("camd + 2 relay readers/cam", res.R2, true)
-		row(fmt.Sprintf("%d × ffmpeg", res.N), res.FF, false)
+		mcpu, mrss := "–", "–"
+		if sc.isCamd && res.Idle != nil && !idle {
+			mcpu = pct2((w.CPU - res.Idle.CPU) / n)
+			mrss = kib((w.RSSMean - res.Idle.RSSMean) / n)
+		}
+		gor, gorPer := "–", "–"
+		if sc.isCamd {
+			gor = fmt.Sprint(w.Goroutines)
+			gorPer = per(float64(w.Goroutines), func(x float64) string { return fmt.Sprintf("%.1f", x) })
+		}
+		p("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.0f | %s | %s | %s | %d |\n",
+			res.N, sc.name, pct(w.CPU), per(w.CPU, pct2), mcpu,
+			mib(w.RSSMean), per(w.RSSMean, kib), mrss, mib(w.RSSMax), mib(w.PSS),
+			w.FDs, per(w.FDs, func(x float64) string { return fmt.Sprintf("%.2f", x) }),
+			gor, gorPer, w.Threads)
+	}
+	p("\n### Conditions during each window\n\n")
+	p("fps is the per-camera ingest rate camd counted over the window (the simulator sends 25); stalls and reconnects are camd's counts over all cameras during the window (a healthy window has none); reader pkt/s is the RTP packets each relay reader received (video only, about 104/s). ")
+	p("The machine's CPU is split into the processes measured (the CPU column above), the simulator, the bench itself (it runs the relay readers), interrupts (loopback networking, charged to no process) and other processes — anything else that ran on the machine meanwhile, which disturbs the figures.\n\n")
+	p("| N | scenario | fps min / mean | stalls | reconnects | reader pkt/s min / mean | readers connected in p50 / max | machine CPU | sim | bench | interrupts | other processes | note |\n")
+	p("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, sc := range r.scenarios() {
+		res, w := sc.res, sc.w
+		fps, st, rc := "–", "–", "–"
+		if sc.isCamd && w != res.Idle {
+			fps = fmt.Sprintf("%.1f / %.1f", w.FPSMin, w.FPSMean)
+			st, rc = fmt.Sprint(w.Stalls), fmt.Sprint(w.Reconnects)
+		}
+		rd, conn := "–", "–"
+		if w.Readers > 0 {
+			rd = fmt.Sprintf("%.0f / %.0f", w.ReaderPktMin, w.ReaderPktMean)
+			conn = fmt.Sprintf("%s / %s", fsec(w.ReaderConnect.P50), fsec(w.ReaderConnect.Max))
+		}
+		mach := pct(w.Machine)
+		if w.saturated() {
+			mach += " **saturated**"
+		}
+		p("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+			res.N, sc.name, fps, st, rc, rd, conn, mach, pct(w.Sim), pct(w.Harness), pct(w.IRQ), pct(max(0, w.other())), orDash(w.Note))
 	}
 	p("\n")
 }
@@ -409,6 +432,9 @@ func (r *report) notes(p printer) {
 			}
 			if other := w.w.other(); other > 25 {
 				notes = append(notes, fmt.Sprintf("N = %d, %s: other processes on the machine used about %.0f %% of a core during the window; the figures may be disturbed.", res.N, w.name, other))
+			}
+			if w.own && (w.w.Stalls > 0 || w.w.Reconnects > 0) {
+				notes = append(notes, fmt.Sprintf("N = %d, %s: camd counted %d stalls and %d reconnects during the steady window.", res.N, w.name, w.w.Stalls, w.w.Reconnects))
 			}
 			if w.own && w.w.FPSMin > 0 && w.w.FPSMin < 24 {
 				notes = append(notes, fmt.Sprintf("N = %d, %s: the slowest camera ingested %.1f fps (the simulator sends 25).", res.N, w.name, w.w.FPSMin))
