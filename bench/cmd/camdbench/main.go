@@ -49,7 +49,7 @@ type options struct {
 	ns                []int
 	steady, settle    time.Duration
 	idle              time.Duration
-	outage            time.Duration
+	outages           []time.Duration
 	stallTimeout      time.Duration
 	stallCams         int
 	twoReadersAt      int
@@ -72,7 +72,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.DurationVar(&o.steady, "steady", 60*time.Second, "length of every steady-state window")
 	fs.DurationVar(&o.settle, "settle", 10*time.Second, "wait after a change before a window starts")
 	fs.DurationVar(&o.idle, "idle", 5*time.Second, "length of the window of camd without cameras")
-	fs.DurationVar(&o.outage, "outage", 5*time.Second, "how long the simulator refuses every camera in the outage test")
+	outageList := fs.String("outage", "5s,30s", "outage tests: how long the simulator refuses every camera, comma-separated")
 	fs.DurationVar(&o.stallTimeout, "stall-timeout", 5*time.Second, "camd's supervision.stall_timeout for the run")
 	fs.IntVar(&o.stallCams, "stall-cams", 8, "cameras stalled at once in the stall test (at most N)")
 	fs.IntVar(&o.twoReadersAt, "two-readers-at", 64, "camera count at which to also measure two relay readers per camera (0: never)")
@@ -102,11 +102,15 @@ func run(args []string, stderr io.Writer) int {
 			o.idle = 2 * time.Second
 		}
 		if !set["outage"] {
-			o.outage = 3 * time.Second
+			*outageList = "3s"
 		}
 	}
 	var err error
 	if o.ns, err = parseNList(*nList); err != nil {
+		fmt.Fprintln(stderr, "camdbench:", err)
+		return 2
+	}
+	if o.outages, err = parseDurList(*outageList); err != nil {
 		fmt.Fprintln(stderr, "camdbench:", err)
 		return 2
 	}
@@ -209,7 +213,8 @@ type nResult struct {
 	// two relay readers per camera; FF is one ffmpeg per camera.
 	Idle, Ingest *window
 	R1, R2, FF   *window
-	Drop, Outage *recovery
+	Drop         *recovery
+	Outages      []*recovery
 	Stall        *stallResult
 	Restart      *restartResult
 	Errors       []string
@@ -300,8 +305,10 @@ func (b *bench) runN(ctx context.Context, res *nResult) error {
 	}
 	b.logf("N=%d: drop test", n)
 	res.Drop = b.recoveryTest(ctx, cd, sim, 0)
-	b.logf("N=%d: outage test (%v)", n, b.o.outage)
-	res.Outage = b.recoveryTest(ctx, cd, sim, b.o.outage)
+	for _, d := range b.o.outages {
+		b.logf("N=%d: outage test (%v)", n, d)
+		res.Outages = append(res.Outages, b.recoveryTest(ctx, cd, sim, d))
+	}
 	b.logf("N=%d: stall test", n)
 	res.Stall = b.stallTest(ctx, cd, sim)
 	if ctx.Err() != nil {

@@ -74,8 +74,12 @@ func (o options) flags() string {
 	for i, n := range o.ns {
 		ns[i] = fmt.Sprint(n)
 	}
-	s := fmt.Sprintf("-n %s -steady %v -settle %v -idle %v -outage %v -stall-timeout %v -stall-cams %d -two-readers-at %d",
-		strings.Join(ns, ","), o.steady, o.settle, o.idle, o.outage, o.stallTimeout, o.stallCams, o.twoReadersAt)
+	outs := make([]string, len(o.outages))
+	for i, d := range o.outages {
+		outs[i] = d.String()
+	}
+	s := fmt.Sprintf("-n %s -steady %v -settle %v -idle %v -outage %s -stall-timeout %v -stall-cams %d -two-readers-at %d",
+		strings.Join(ns, ","), o.steady, o.settle, o.idle, strings.Join(outs, ","), o.stallTimeout, o.stallCams, o.twoReadersAt)
 	if o.skipFFmpeg {
 		s += " -skip-ffmpeg"
 	}
@@ -166,11 +170,12 @@ func (r *report) targets(p printer) {
 		p("| camd ingest CPU per camera ≤ 1/10 of ffmpeg-per-camera at N = 64 | not measured (needs N = 64 with ffmpeg) | – |\n")
 		p("| camd memory (RSS) per camera ≤ 1/20 of ffmpeg-per-camera at N = 64 | not measured (needs N = 64 with ffmpeg) | – |\n")
 	}
-	if res := r.find(256); res != nil && res.Outage != nil {
-		o := res.Outage
-		ok := o.Err == "" && o.Recovered == o.Cams && o.All <= 10*time.Second
-		p("| 256 cameras all RUNNING within 10 s of the simulator coming back (after a %v outage) | %s (%d of %d back; polling saw all at %s) | %s |\n",
-			o.Outage, fsec(o.All), o.Recovered, o.Cams, fsec(o.Observed), yesNo(ok))
+	if res := r.find(256); res != nil && len(res.Outages) > 0 {
+		for _, o := range res.Outages {
+			ok := o.Err == "" && o.Recovered == o.Cams && o.All <= 10*time.Second
+			p("| 256 cameras all RUNNING within 10 s of the simulator coming back, after a %v outage | %s (%d of %d back; polling saw all at %s) | %s |\n",
+				o.Outage, fsec(o.All), o.Recovered, o.Cams, fsec(o.Observed), yesNo(ok))
+		}
 	} else {
 		p("| 256 cameras all RUNNING within 10 s of the simulator coming back | not measured (needs N = 256) | – |\n")
 	}
@@ -351,10 +356,10 @@ func (r *report) recovery(p printer) {
 	p("*drop*: the simulator closes every session of every camera at once (its one-shot `drop`) and takes new ones at once; times are from each camera's drop request. ")
 	p("*outage*: the simulator refuses new sessions of every camera (`refuse`, 503), drops every session, and after the outage lets them back in (`clear`); times are from each camera's clear request, i.e. from the simulator coming back. ")
 	p("Per camera the time is to the `state_since` of its RUNNING state (camd's own timestamp); \"all\" is from the first request to the last camera's RUNNING; \"polled\" is when the bench's 100 ms poll of the camera list first saw all RUNNING. ")
-	p("camd's default backoff (1 s doubling, ±50 %% jitter) dominates: a camera retries 0.5–1 s after a drop, later after failed attempts.\n\n")
+	p("camd's default backoff dominates: a camera retries 0.5–1 s after a drop, and every refused attempt doubles the delay (±50 %% jitter, up to 30 s), so the longer the outage, the longer a camera may wait after the simulator is back before its next attempt.\n\n")
 	p("| N | event | down before the simulator came back | back | per camera p50 | p99 | max | all | polled | error |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, res := range r.results {
-		for _, rc := range []*recovery{res.Drop, res.Outage} {
+		for _, rc := range append([]*recovery{res.Drop}, res.Outages...) {
 			if rc == nil {
 				continue
 			}

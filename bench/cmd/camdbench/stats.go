@@ -83,6 +83,23 @@ func parseNList(s string) ([]int, error) {
 	return out, nil
 }
 
+// parseDurList parses "5s,30s"; every duration must be positive.
+func parseDurList(s string) ([]time.Duration, error) {
+	var out []time.Duration
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		d, err := time.ParseDuration(f)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("bad duration %q", f)
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
 // mib formats bytes as MiB.
 func mib(b float64) string { return fmt.Sprintf("%.1f MiB", b/(1<<20)) }
 
