@@ -28,6 +28,10 @@ type sample struct {
 	goroutines int
 	rssKiB     int
 	heapInuse  int64 // bytes
+	// gcGoal is the heap size at which the next GC starts: about twice
+	// the live heap after the last one, whatever the GC's phase now.
+	gcGoal     int64
+	stackInuse int64
 	storeSize  int64 // bytes
 	err        string
 }
@@ -79,10 +83,13 @@ func (m *monitor) take(record bool) sample {
 	if fi, err := os.Stat(m.dbPath); err == nil {
 		s.storeSize = fi.Size()
 	}
-	if g, h, err := m.metrics(); err != nil {
+	if mt, err := m.metrics(); err != nil {
 		errs = append(errs, err.Error())
 	} else {
-		s.goroutines, s.heapInuse = g, h
+		s.goroutines = int(mt["go_goroutines"])
+		s.heapInuse = int64(mt["go_memstats_heap_inuse_bytes"])
+		s.gcGoal = int64(mt["go_memstats_next_gc_bytes"])
+		s.stackInuse = int64(mt["go_memstats_stack_inuse_bytes"])
 	}
 	s.err = strings.Join(errs, "; ")
 	if record {
@@ -108,9 +115,11 @@ func (m *monitor) run(ctx context.Context, interval time.Duration) {
 }
 
 // settled waits until camd's FD and goroutine counts have been steady
-// (within 1 and 2) in five samples one second apart (at most limit), records those samples
-// under phase and returns their median (FDs and goroutines: the minimum,
-// the resting value), and how long it waited.
+// (within 1 and 2) in five samples one second apart (at most limit), then
+// takes ten more, one second apart: RSS and the heap move with every GC
+// cycle, a few seconds apart at rest. It records the samples under phase
+// and returns their resting values: the least FDs and goroutines, the
+// median RSS, heap and GC goal. It also returns how long it took.
 func (m *monitor) settled(phase string, limit time.Duration) (sample, time.Duration) {
 	start := time.Now()
 	m.setPhase(phase)
@@ -122,70 +131,75 @@ func (m *monitor) settled(phase string, limit time.Duration) (sample, time.Durat
 			win = win[1:]
 		}
 		// At rest camd's counts still move by one now and then (a
-		// connection closing, a timer's goroutine): "the same" allows that.
-		same := len(win) == 5
+		// connection closing, a timer's goroutine): "steady" allows that.
+		steady := len(win) == 5
 		lo, hi := win[0], win[0]
 		for _, w := range win {
-			same = same && w.err == ""
+			steady = steady && w.err == ""
 			lo.fds, hi.fds = min(lo.fds, w.fds), max(hi.fds, w.fds)
 			lo.goroutines, hi.goroutines = min(lo.goroutines, w.goroutines), max(hi.goroutines, w.goroutines)
 		}
-		same = same && hi.fds-lo.fds <= 1 && hi.goroutines-lo.goroutines <= 2
-		if same || time.Since(start) > limit {
+		steady = steady && hi.fds-lo.fds <= 1 && hi.goroutines-lo.goroutines <= 2
+		if steady || time.Since(start) > limit {
 			break
 		}
 		time.Sleep(time.Second)
 	}
+	for range 10 {
+		time.Sleep(time.Second)
+		win = append(win, m.take(false))
+	}
 	m.mu.Lock()
 	m.samples = append(m.samples, win...)
 	m.mu.Unlock()
-	med := win[len(win)/2]
-	rss := make([]int, len(win))
-	for i, w := range win {
-		rss[i] = w.rssKiB
-		med.fds = min(med.fds, w.fds)
-		med.goroutines = min(med.goroutines, w.goroutines)
+	out := win[len(win)-1]
+	var rss []int
+	var heap, goal []int64
+	for _, w := range win {
+		if w.err != "" {
+			continue
+		}
+		out.fds = min(out.fds, w.fds)
+		out.goroutines = min(out.goroutines, w.goroutines)
+		rss, heap, goal = append(rss, w.rssKiB), append(heap, w.heapInuse), append(goal, w.gcGoal)
 	}
-	slices.Sort(rss)
-	med.rssKiB = rss[len(rss)/2]
-	return med, time.Since(start)
+	if len(rss) > 0 {
+		slices.Sort(rss)
+		slices.Sort(heap)
+		slices.Sort(goal)
+		out.rssKiB, out.heapInuse, out.gcGoal = rss[len(rss)/2], heap[len(heap)/2], goal[len(goal)/2]
+	}
+	return out, time.Since(start)
 }
 
-// metrics reads go_goroutines and go_memstats_heap_inuse_bytes.
-func (m *monitor) metrics() (goroutines int, heap int64, err error) {
+// metrics reads camd's Go runtime metrics (go_*) from /metrics.
+func (m *monitor) metrics() (map[string]float64, error) {
 	resp, err := m.hc.Get("http://" + m.api + "/metrics")
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return 0, 0, fmt.Errorf("/metrics: %s", resp.Status)
+		return nil, fmt.Errorf("/metrics: %s", resp.Status)
 	}
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
-	found := false
+	out := map[string]float64{}
 	for _, l := range strings.Split(string(b), "\n") {
 		f := strings.Fields(l)
-		if len(f) != 2 {
+		if len(f) != 2 || !strings.HasPrefix(f[0], "go_") {
 			continue
 		}
-		v, err := strconv.ParseFloat(f[1], 64)
-		if err != nil {
-			continue
-		}
-		switch f[0] {
-		case "go_goroutines":
-			goroutines, found = int(v), true
-		case "go_memstats_heap_inuse_bytes":
-			heap = int64(v)
+		if v, err := strconv.ParseFloat(f[1], 64); err == nil {
+			out[f[0]] = v
 		}
 	}
-	if !found {
-		return 0, 0, fmt.Errorf("/metrics has no go_goroutines")
+	if _, ok := out["go_goroutines"]; !ok {
+		return nil, fmt.Errorf("/metrics has no go_goroutines")
 	}
-	return goroutines, heap, nil
+	return out, nil
 }
 
 // vmRSS reads VmRSS (KiB) from /proc/PID/status.
@@ -210,10 +224,11 @@ func (m *monitor) logSeries(t *testing.T) {
 	defer m.mu.Unlock()
 	sort.SliceStable(m.samples, func(i, j int) bool { return m.samples[i].at < m.samples[j].at })
 	var b strings.Builder
-	fmt.Fprintf(&b, "%8s  %-14s %5s %10s %8s %9s %9s\n", "t", "phase", "fds", "goroutines", "rss_MiB", "heap_MiB", "store_KiB")
+	fmt.Fprintf(&b, "%8s  %-16s %5s %10s %8s %9s %12s %10s %9s\n", "t", "phase", "fds", "goroutines", "rss_MiB",
+		"heap_MiB", "gc_goal_MiB", "stack_MiB", "store_KiB")
 	for _, s := range m.samples {
-		fmt.Fprintf(&b, "%8s  %-14s %5d %10d %8.1f %9.1f %9d", s.at.Round(time.Second), s.phase, s.fds, s.goroutines,
-			float64(s.rssKiB)/1024, float64(s.heapInuse)/(1<<20), s.storeSize/1024)
+		fmt.Fprintf(&b, "%8s  %-16s %5d %10d %8.1f %9.1f %12.1f %10.2f %9d", s.at.Round(time.Second), s.phase, s.fds, s.goroutines,
+			float64(s.rssKiB)/1024, float64(s.heapInuse)/(1<<20), float64(s.gcGoal)/(1<<20), float64(s.stackInuse)/(1<<20), s.storeSize/1024)
 		if s.err != "" {
 			fmt.Fprintf(&b, "  (%s)", s.err)
 		}

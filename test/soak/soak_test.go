@@ -133,6 +133,14 @@ func TestSoak(t *testing.T) {
 	end, w2 := mon.settled("rest/end", time.Minute)
 	stopMon()
 	<-monDone
+	// camd keeps each camera's reconnect and stall times of the last hour:
+	// memory that grows, by design, for the first hour of a soak.
+	window := 0
+	if cams, err := cl.Cameras(ctx); err == nil {
+		for _, c := range cams {
+			window += c.ReconnectsLastHour + c.StallsLastHour
+		}
+	}
 
 	mon.logSeries(t)
 	t.Log(st.summary())
@@ -159,14 +167,17 @@ func TestSoak(t *testing.T) {
 	}
 
 	// Resources: the rest at the end against the rest after warm-up.
-	t.Logf("at rest (min of 5 samples 1 s apart; RSS their median), after start-up / after warm-up / at the end (settled in %v / %v):", w1.Round(time.Second), w2.Round(time.Second))
+	t.Logf("at rest (FDs, goroutines: least of 15 samples 1 s apart; memory: their median), after start-up / after warm-up / at the end (settled in %v / %v):", w1.Round(time.Second), w2.Round(time.Second))
 	t.Logf("  open FDs:   %d / %d / %d (growth %+d, bound %d)", post.fds, base.fds, end.fds, end.fds-base.fds, maxFDGrowth)
 	t.Logf("  goroutines: %d / %d / %d (growth %+d, bound %d)", post.goroutines, base.goroutines, end.goroutines, end.goroutines-base.goroutines, maxGoroutineGrowth)
 	rssGrowth := float64(end.rssKiB-base.rssKiB) / float64(base.rssKiB)
 	t.Logf("  RSS:        %.1f / %.1f / %.1f MiB (growth %+.1f%%, bound %.0f%%; %+.1f%% over the post-start-up value)",
 		mib(post.rssKiB), mib(base.rssKiB), mib(end.rssKiB), 100*rssGrowth, 100*maxRSSGrowth,
 		100*float64(end.rssKiB-post.rssKiB)/float64(post.rssKiB))
-	t.Logf("  heap in use: %.1f / %.1f / %.1f MiB", float64(post.heapInuse)/(1<<20), float64(base.heapInuse)/(1<<20), float64(end.heapInuse)/(1<<20))
+	t.Logf("  heap in use: %.1f / %.1f / %.1f MiB; GC goal (about twice the live heap, for information): %.1f / %.1f / %.1f MiB",
+		float64(post.heapInuse)/(1<<20), float64(base.heapInuse)/(1<<20), float64(end.heapInuse)/(1<<20),
+		float64(post.gcGoal)/(1<<20), float64(base.gcGoal)/(1<<20), float64(end.gcGoal)/(1<<20))
+	t.Logf("  reconnect and stall times kept for the last hour, all cameras: %d", window)
 	t.Logf("  peak during the soak: %d FDs, %d goroutines, %.1f MiB RSS",
 		mon.maxOf("soak", func(s sample) int { return s.fds }), mon.maxOf("soak", func(s sample) int { return s.goroutines }),
 		mib(mon.maxOf("soak", func(s sample) int { return s.rssKiB })))
