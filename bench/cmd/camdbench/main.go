@@ -795,6 +795,7 @@ func describeMachine(o options) machine {
 		m.LoadBefore = strings.Join(strings.Fields(string(b))[:3], " ")
 	}
 	m.Camd = camdBuild(o.camd)
+	m.Repo = repoState()
 	if !o.skipFFmpeg {
 		if out, err := exec.Command(o.ffmpeg, "-version").Output(); err == nil {
 			m.FFmpeg, _, _ = strings.Cut(string(out), "\n")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"debug/buildinfo"
 	"fmt"
 	"os/exec"
@@ -15,8 +16,26 @@ type machine struct {
 	RAM                   uint64
 	GoHarness             string
 	Camd                  string
+	// Repo is the commit checked out where the bench ran (the camd
+	// binary's own build information lacks it when built with
+	// -buildvcs=false).
+	Repo string
 	FFmpeg                string
 	LoadBefore            string
+}
+
+// repoState returns the commit of the git checkout in the working
+// directory, and whether it has uncommitted changes.
+func repoState() string {
+	out, err := exec.Command("git", "rev-parse", "--short=12", "HEAD").Output()
+	if err != nil {
+		return ""
+	}
+	s := "commit " + strings.TrimSpace(string(out))
+	if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(bytes.TrimSpace(st)) > 0 {
+		s += " with uncommitted changes"
+	}
+	return s
 }
 
 // camdBuild describes the camd binary: its version, the Go it was built
@@ -129,6 +148,7 @@ func (r *report) markdown() string {
 	p("| Kernel | Linux %s |\n", m.Kernel)
 	p("| OS | %s |\n", m.OS)
 	p("| camd | %s |\n", m.Camd)
+	p("| Source tree | %s |\n", orDash(m.Repo))
 	p("| Go (bench harness) | %s |\n", m.GoHarness)
 	p("| ffmpeg | %s |\n", orDash(m.FFmpeg))
 	p("| Load average at start | %s |\n", orDash(m.LoadBefore))
