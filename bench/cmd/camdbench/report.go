@@ -19,9 +19,9 @@ type machine struct {
 	// Repo is the commit checked out where the bench ran (the camd
 	// binary's own build information lacks it when built with
 	// -buildvcs=false).
-	Repo string
-	FFmpeg                string
-	LoadBefore            string
+	Repo       string
+	FFmpeg     string
+	LoadBefore string
 }
 
 // repoState returns the commit of the git checkout in the working
