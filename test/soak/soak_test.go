@@ -207,6 +207,9 @@ func TestSoak(t *testing.T) {
 		t.Errorf("a log shows a panic:\n%s", strings.Join(pl, "\n"))
 	}
 	t.Logf("camd log: %d lines; warnings and errors by message: %s", strings.Count(log, "\n"), levelCounts(log))
+	if errs := errorLines(log, 10); errs != "" {
+		t.Logf("camd's first ERROR lines:\n%s", errs)
+	}
 	checkStore(t, dbPath)
 }
 
@@ -319,6 +322,17 @@ func levelCounts(log string) string {
 		fmt.Fprintf(&b, "\n  %6d %s", counts[k], k)
 	}
 	return b.String()
+}
+
+// errorLines returns the first n lines of log at level ERROR.
+func errorLines(log string, n int) string {
+	var out []string
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, "level=ERROR") && len(out) < n {
+			out = append(out, "  "+l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // checkStore opens the store of the stopped camd: it must hold cam1..camN,
