@@ -107,7 +107,7 @@ func TestSoak(t *testing.T) {
 		}
 	}
 	r0 := waitAllRunning(t, cl, "start-up", 60*time.Second, nil)
-	t.Logf("start-up: %d cameras added and RUNNING %v after the first add (slowest camera %v)",
+	t.Logf("start-up: %d cameras added and RUNNING %v after the first add (the last RUNNING %v after the last add)",
 		nCams, time.Since(t0).Round(10*time.Millisecond), r0.worst.Round(10*time.Millisecond))
 
 	mon := newMonitor(c.pid(), c.api, dbPath)
@@ -136,7 +136,9 @@ func TestSoak(t *testing.T) {
 	// camd keeps each camera's reconnect and stall times of the last hour:
 	// memory that grows, by design, for the first hour of a soak.
 	window := 0
-	if cams, err := cl.Cameras(ctx); err == nil {
+	lctx, lcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer lcancel()
+	if cams, err := cl.Cameras(lctx); err == nil {
 		for _, c := range cams {
 			window += c.ReconnectsLastHour + c.StallsLastHour
 		}
