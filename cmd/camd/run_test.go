@@ -356,8 +356,11 @@ func TestRunFDWatchdog(t *testing.T) {
 		p.waitLog(20*time.Second, `msg="open file descriptors far above expectation"`)
 		line := grepLine(p.stderr.String(), "far above expectation")
 		t.Logf("warning: %s", line)
-		files := intField(line, "files")
-		if files < 200 || !strings.Contains(line, "expected=") || !strings.Contains(line, "sockets=") {
+		// The watch may sample while the hook is still opening its 200
+		// descriptors, so the line is checked for naming files as the
+		// excess, not for the final count.
+		files, limit := intField(line, "files"), intField(line, "limit")
+		if limit <= 0 || files <= limit/2 || !strings.Contains(line, "expected=") || !strings.Contains(line, "sockets=") {
 			t.Fatalf("warning line lacks the breakdown (files=%d): %s", files, line)
 		}
 		testutil.WaitFor(t, 10*time.Second, "degraded health", func() bool {
