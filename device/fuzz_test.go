@@ -167,10 +167,8 @@ func checkURL(t *testing.T, raw string) *url.URL {
 		}
 	}
 	// The reader must be able to use what was accepted; otherwise the
-	// camera is stored and then fails forever with "parse URL". Fragments
-	// are the one known exception (reported, not fixed here): Validate
-	// accepts "rtsp://h/x#f" and gortsplib refuses it.
-	if _, err := base.ParseURL(raw); err != nil && u.Fragment == "" {
+	// camera is stored and then fails forever with "parse URL".
+	if _, err := base.ParseURL(raw); err != nil {
 		t.Fatalf("URL %q accepted but the RTSP client refuses it: %v", raw, err)
 	}
 	return u

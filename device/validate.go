@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/camd/camd/stream"
 )
@@ -69,11 +71,23 @@ func validateURL(raw string) error {
 		return fmt.Errorf("%w: url must name a host", ErrInvalid)
 	}
 	if p := u.Port(); p != "" {
-		for _, c := range p {
-			if c < '0' || c > '9' {
-				return fmt.Errorf("%w: url port must be a number", ErrInvalid)
-			}
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 || strings.TrimLeft(p, "0123456789") != "" {
+			return fmt.Errorf("%w: url port must be a number from 1 to 65535", ErrInvalid)
 		}
+	}
+	if u.Fragment != "" || strings.Contains(raw, "#") {
+		// The RTSP client refuses fragments; the camera would be stored and
+		// then fail forever.
+		return fmt.Errorf("%w: url must not have a #fragment", ErrInvalid)
+	}
+	if !utf8.ValidString(raw) {
+		return fmt.Errorf("%w: url is not valid UTF-8", ErrInvalid)
+	}
+	// "rtsp://u:p@ss/w@host/x" reads as password "p" at host "ss": camd
+	// would dial the wrong host and could show the rest of the password
+	// as a path. An '@' after the host with a user info is refused.
+	if u.User != nil && strings.Contains(u.EscapedPath()+"?"+u.RawQuery, "@") {
+		return fmt.Errorf("%w: url has an '@' after the host; write '@', '/', '?' and '#' in a user name or password as %%40, %%2F, %%3F and %%23", ErrInvalid)
 	}
 	return nil
 }

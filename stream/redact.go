@@ -41,7 +41,13 @@ func passwordSpan(rawURL string) (start, end int, ok bool) {
 		authEnd = i
 	}
 	at := strings.LastIndex(rest[:authEnd], "@")
-	if at < 0 {
+	if at >= 0 {
+		// There is a user info. A password holding '@' and then '/', '?'
+		// or '#' ("u:p@ss/w@host") reads like a path holding '@'; taking
+		// the last '@' hides too much in the second case rather than part
+		// of a password in the first. device.Validate refuses both.
+		at = strings.LastIndex(rest, "@")
+	} else {
 		// A password holding '/' (unescaped) pushes the '@' past the
 		// first '/'; look for it in the whole string then.
 		at = strings.LastIndex(rest, "@")
