@@ -324,6 +324,11 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusConflict, err.Error())
 	case errors.Is(err, device.ErrClosed):
 		writeError(w, http.StatusServiceUnavailable, "camd is shutting down")
+	case r.Context().Err() != nil && errors.Is(err, r.Context().Err()):
+		// The client hung up before the answer; nothing went wrong in
+		// camd, and nobody reads what is written here.
+		s.log.Info("api client gave up before the answer", "method", r.Method, "path", r.URL.Path, "err", err)
+		writeError(w, http.StatusServiceUnavailable, "request canceled")
 	default:
 		s.log.Error("api request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		writeError(w, http.StatusInternalServerError, "internal error; see the camd log")
