@@ -21,14 +21,18 @@ import (
 	"github.com/camd/camd/device"
 	"github.com/camd/camd/internal/testutil"
 	"github.com/camd/camd/store"
+	"github.com/camd/camd/test/camdproc"
 )
+
+// bin is the camd binary TestMain built.
+var bin camdproc.Bin
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "camd-crash-")
 	if err != nil {
-		binErr = err
+		bin.Err = err
 	} else {
-		camdBin, binErr = buildCamd(dir)
+		bin = camdproc.Build(dir)
 	}
 	code := m.Run()
 	if dir != "" {
@@ -79,9 +83,9 @@ func TestCrash(t *testing.T) {
 	t.Logf("iterations=%d seed=%d (rerun with CAMD_CRASH_SEED=%d)", iterations, seed, seed)
 	rnd := rand.New(rand.NewPCG(seed, 1))
 
-	sim := startSim(t, simCameras)
+	sim := bin.StartSim(t, simCameras)
 	dataDir := t.TempDir()
-	cfg := writeConfig(t, t.TempDir())
+	cfg := camdproc.WriteConfig(t, t.TempDir())
 	dbPath := filepath.Join(dataDir, "camd.db")
 
 	// Cameras stableCams+1..simCameras flap until the last restart.
@@ -105,7 +109,7 @@ func TestCrash(t *testing.T) {
 		if it%10 == 0 {
 			checkDue = true
 		}
-		p := startCamd(t, dataDir, cfg)
+		p := bin.StartCamd(t, dataDir, cfg)
 		killAt := "writes"
 		mode := rnd.IntN(100)
 		if it > 1 && mode < 16 {
@@ -120,16 +124,16 @@ func TestCrash(t *testing.T) {
 				window = 300
 			}
 			time.Sleep(time.Duration(rnd.IntN(window*1000)) * time.Microsecond)
-			if !strings.Contains(p.stderr.String(), `msg="camd started"`) {
+			if !strings.Contains(p.Stderr.String(), `msg="camd started"`) {
 				killedBeforeStarted++
 			}
-			p.kill()
+			p.Kill()
 		} else {
-			if err := p.waitStarted(60 * time.Second); err != nil {
+			if err := p.WaitStarted(60 * time.Second); err != nil {
 				t.Fatalf("iteration %d: %v", it, err)
 			}
-			startTimes = append(startTimes, time.Since(p.started))
-			cl := api.NewClient(p.api, "")
+			startTimes = append(startTimes, time.Since(p.Started))
+			cl := api.NewClient(p.API, "")
 			checkResumed(t, it, cl, m)
 			if checkDue {
 				checkDue = false
@@ -148,26 +152,26 @@ func TestCrash(t *testing.T) {
 			for w := range 2 {
 				wg.Add(1)
 				wrnd := rand.New(rand.NewPCG(seed, uint64(1000*it+w)))
-				go func() { defer wg.Done(); writer(t, p.api, sim, m, wrnd, killed, &terminated, it, w) }()
+				go func() { defer wg.Done(); writer(t, p.API, sim, m, wrnd, killed, &terminated, it, w) }()
 			}
 			time.Sleep(time.Duration(rnd.IntN(2000)) * time.Millisecond)
 			if mode >= 88 {
 				killAt = "shutdown"
 				termKills++
 				terminated.Store(true)
-				_ = p.cmd.Process.Signal(syscall.SIGTERM)
+				_ = p.Signal(syscall.SIGTERM)
 				time.Sleep(time.Duration(rnd.IntN(150000)) * time.Microsecond)
 			}
-			p.kill()
+			p.Kill()
 			close(killed)
 			wg.Wait()
 		}
-		if pl := panicLines(p.stderr.String()); len(pl) > 0 {
-			t.Errorf("iteration %d: camd log shows a panic:\n%s\n--- log tail:\n%s", it, strings.Join(pl, "\n"), p.tail(40))
+		if pl := camdproc.PanicLines(p.Stderr.String()); len(pl) > 0 {
+			t.Errorf("iteration %d: camd log shows a panic:\n%s\n--- log tail:\n%s", it, strings.Join(pl, "\n"), p.Tail(40))
 		}
 		adoptedTotal += checkStore(t, it, killAt, dbPath, m, p)
 		if t.Failed() {
-			t.Fatalf("iteration %d (kill during %s) failed; camd log tail:\n%s", it, killAt, p.tail(60))
+			t.Fatalf("iteration %d (kill during %s) failed; camd log tail:\n%s", it, killAt, p.Tail(60))
 		}
 	}
 
@@ -181,26 +185,26 @@ func TestCrash(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for i := 1; i <= simCameras; i++ {
-		if err := sim.fault(ctx, i, "none", 0); err != nil {
+		if err := sim.Fault(ctx, i, "none", 0); err != nil {
 			t.Fatal(err)
 		}
 	}
-	p := startCamd(t, dataDir, cfg)
-	if err := p.waitStarted(60 * time.Second); err != nil {
+	p := bin.StartCamd(t, dataDir, cfg)
+	if err := p.WaitStarted(60 * time.Second); err != nil {
 		t.Fatalf("final start: %v", err)
 	}
-	cl := api.NewClient(p.api, "")
+	cl := api.NewClient(p.API, "")
 	checkResumed(t, iterations+1, cl, m)
 	final := waitRunning(t, iterations+1, cl, m, p, 60*time.Second, func(string) bool { return true })
 	recoveries = append(recoveries, fmt.Sprintf("final=%v", final.Round(10*time.Millisecond)))
 	cl.CloseIdleConnections()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if code, ok := p.wait(30 * time.Second); !ok || code != 0 {
-		t.Errorf("camd did not exit 0 within 30 s of SIGTERM (exited=%v code=%d):\n%s", ok, code, p.tail(30))
+	if code, ok := p.Wait(30 * time.Second); !ok || code != 0 {
+		t.Errorf("camd did not exit 0 within 30 s of SIGTERM (exited=%v code=%d):\n%s", ok, code, p.Tail(30))
 	}
-	if pl := panicLines(p.stderr.String() + sim.stderr.String()); len(pl) > 0 {
+	if pl := camdproc.PanicLines(p.Stderr.String() + sim.Stderr.String()); len(pl) > 0 {
 		t.Errorf("a log shows a panic:\n%s", strings.Join(pl, "\n"))
 	}
 	checkStore(t, iterations+1, "none (SIGTERM)", dbPath, m, p)
@@ -224,9 +228,9 @@ func TestCrash(t *testing.T) {
 
 // isStable reports whether url is one of the simulated cameras that do not
 // flap.
-func isStable(sim *simProc, url string) bool {
+func isStable(sim *camdproc.Sim, url string) bool {
 	for i := 1; i <= stableCams; i++ {
-		if url == sim.url(i) {
+		if url == sim.URL(i) {
 			return true
 		}
 	}
@@ -235,7 +239,7 @@ func isStable(sim *simProc, url string) bool {
 
 // flap gives the flapping cameras a new fault every 0.2–0.8 s: a one-shot
 // drop, a refusal, a stall, garbage, no video, or none.
-func flap(ctx context.Context, sim *simProc, rnd *rand.Rand, errs *atomic.Int64) {
+func flap(ctx context.Context, sim *camdproc.Sim, rnd *rand.Rand, errs *atomic.Int64) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -247,17 +251,17 @@ func flap(ctx context.Context, sim *simProc, rnd *rand.Rand, errs *atomic.Int64)
 		var err error
 		switch rnd.IntN(6) {
 		case 0:
-			err = sim.fault(ctx, cam, "drop", 0)
+			err = sim.Fault(ctx, cam, "drop", 0)
 		case 1:
-			err = sim.fault(ctx, cam, "refuse", d)
+			err = sim.Fault(ctx, cam, "refuse", d)
 		case 2:
-			err = sim.fault(ctx, cam, "stall", d)
+			err = sim.Fault(ctx, cam, "stall", d)
 		case 3:
-			err = sim.fault(ctx, cam, "garbage", d)
+			err = sim.Fault(ctx, cam, "garbage", d)
 		case 4:
-			err = sim.fault(ctx, cam, "no-video", d)
+			err = sim.Fault(ctx, cam, "no-video", d)
 		default:
-			err = sim.fault(ctx, cam, "none", 0)
+			err = sim.Fault(ctx, cam, "none", 0)
 		}
 		if err != nil && ctx.Err() == nil {
 			errs.Add(1)
@@ -311,7 +315,7 @@ func checkResumed(t *testing.T, it int, cl *api.Client, m *model) {
 // waitRunning waits until every camera whose persisted status is running or
 // crashed and whose URL passes include is RUNNING, and returns how long
 // after the process's exec that was.
-func waitRunning(t *testing.T, it int, cl *api.Client, m *model, p *camd, d time.Duration, include func(url string) bool) time.Duration {
+func waitRunning(t *testing.T, it int, cl *api.Client, m *model, p *camdproc.Camd, d time.Duration, include func(url string) bool) time.Duration {
 	t.Helper()
 	m.mu.Lock()
 	var names []string
@@ -343,21 +347,21 @@ func waitRunning(t *testing.T, it int, cl *api.Client, m *model, p *camd, d time
 		last = strings.Join(notYet, " ")
 		return len(notYet) == 0
 	})
-	took := time.Since(p.started)
+	took := time.Since(p.Started)
 	if !ok {
-		t.Fatalf("iteration %d: %d resumed cameras not all RUNNING %v after exec: %s\n%s", it, len(names), took, last, p.tail(40))
+		t.Fatalf("iteration %d: %d resumed cameras not all RUNNING %v after exec: %s\n%s", it, len(names), took, last, p.Tail(40))
 	}
 	return took
 }
 
 // writer issues API writes as fast as one client does, until killed is
 // closed.
-func writer(t *testing.T, addr string, sim *simProc, m *model, rnd *rand.Rand, killed <-chan struct{}, terminated *atomic.Bool, it, w int) {
+func writer(t *testing.T, addr string, sim *camdproc.Sim, m *model, rnd *rand.Rand, killed <-chan struct{}, terminated *atomic.Bool, it, w int) {
 	cl := api.NewClient(addr, "")
 	defer cl.CloseIdleConnections()
 	seq := 0
 	newName := func() string { seq++; return fmt.Sprintf("i%02dw%d-%d", it, w, seq) }
-	simURL := func() string { return sim.url(1 + rnd.IntN(simCameras)) }
+	simURL := func() string { return sim.URL(1 + rnd.IntN(simCameras)) }
 	for {
 		select {
 		case <-killed:
@@ -449,12 +453,12 @@ func writer(t *testing.T, addr string, sim *simProc, m *model, rnd *rand.Rand, k
 
 // checkStore opens the store of the dead camd and checks it against the
 // model; it returns how many unacknowledged adds it found there.
-func checkStore(t *testing.T, it int, killAt, dbPath string, m *model, p *camd) int {
+func checkStore(t *testing.T, it int, killAt, dbPath string, m *model, p *camdproc.Camd) int {
 	t.Helper()
-	if code, ok := p.wait(30 * time.Second); !ok {
+	if code, ok := p.Wait(30 * time.Second); !ok {
 		t.Fatalf("iteration %d: camd still running 30 s after SIGKILL", it)
 	} else if killAt == "writes" && code != -1 {
-		t.Logf("iteration %d: camd exited with %d before the kill:\n%s", it, code, p.tail(20))
+		t.Logf("iteration %d: camd exited with %d before the kill:\n%s", it, code, p.Tail(20))
 	}
 	if _, err := os.Stat(dbPath); errors.Is(err, os.ErrNotExist) {
 		if m.count() > 0 {

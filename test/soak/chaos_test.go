@@ -28,6 +28,7 @@ import (
 
 	"github.com/camd/camd/api"
 	"github.com/camd/camd/device"
+	"github.com/camd/camd/test/camdproc"
 )
 
 // stats counts what the load did; safe for concurrent use.
@@ -115,7 +116,7 @@ func (s *stats) summary() string {
 
 // load is one phase's workers.
 type load struct {
-	sim     *simProc
+	sim     *camdproc.Sim
 	api     string
 	relay   string
 	cams    int
@@ -171,7 +172,7 @@ func (l *load) faulter(ctx context.Context, rnd *rand.Rand) {
 		case "drop-timed":
 			fault = "drop"
 		}
-		if err := l.sim.fault(ctx, cam, fault, d); err != nil {
+		if err := l.sim.Fault(ctx, cam, fault, d); err != nil {
 			if ctx.Err() != nil {
 				return
 			}
@@ -335,7 +336,7 @@ func (l *load) apiClient(ctx context.Context, rnd *rand.Rand, w int) {
 				kind = "add"
 				seq++
 				n := fmt.Sprintf("extra%d-%d", w, seq)
-				_, err = cl.AddCamera(c, device.Spec{Name: n, URL: l.sim.url(1 + rnd.IntN(l.cams))}, rnd.IntN(3) != 0)
+				_, err = cl.AddCamera(c, device.Spec{Name: n, URL: l.sim.URL(1 + rnd.IntN(l.cams))}, rnd.IntN(3) != 0)
 				if err == nil {
 					extras = append(extras, n)
 				}
@@ -344,7 +345,7 @@ func (l *load) apiClient(ctx context.Context, rnd *rand.Rand, w int) {
 					break
 				}
 				kind = "update"
-				_, err = cl.UpdateCamera(c, extras[rnd.IntN(len(extras))], device.Spec{URL: l.sim.url(1 + rnd.IntN(l.cams))})
+				_, err = cl.UpdateCamera(c, extras[rnd.IntN(len(extras))], device.Spec{URL: l.sim.URL(1 + rnd.IntN(l.cams))})
 			case r < 22:
 				if len(extras) == 0 {
 					break

@@ -17,14 +17,18 @@ import (
 	"github.com/camd/camd/api"
 	"github.com/camd/camd/device"
 	"github.com/camd/camd/store"
+	"github.com/camd/camd/test/camdproc"
 )
+
+// bin is the camd binary TestMain built.
+var bin camdproc.Bin
 
 func TestMain(m *testing.M) {
 	var dir string
 	if os.Getenv("CAMD_SOAK") == "" {
-		binErr = errors.New("CAMD_SOAK is not set")
-	} else if dir, binErr = os.MkdirTemp("", "camd-soak-"); binErr == nil {
-		camdBin, binErr = buildCamd(dir)
+		bin.Err = errors.New("CAMD_SOAK is not set")
+	} else if dir, bin.Err = os.MkdirTemp("", "camd-soak-"); bin.Err == nil {
+		bin = camdproc.Build(dir)
 	}
 	code := m.Run()
 	if dir != "" {
@@ -33,7 +37,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// Thresholds of writeConfig's file.
+// Thresholds of camdproc.WriteConfig's file.
 const (
 	stallTimeout = 3 * time.Second
 	backoffMax   = 2 * time.Second
@@ -55,8 +59,6 @@ const (
 	// extra ones, after thousands of status writes.
 	maxStoreSize = 1 << 20
 )
-
-func (p *proc) pid() int { return p.cmd.Process.Pid }
 
 // TestSoak runs 64 simulated cameras through a random schedule of every
 // fault kind, with relay readers and API clients coming and going, for
@@ -84,25 +86,25 @@ func TestSoak(t *testing.T) {
 	soakFor := total - warm
 	t.Logf("soak %v: warm-up %v, then %v; %d cameras; seed %d (CAMD_SOAK_SEED replays the schedule)", total, warm, soakFor, nCams, seed)
 
-	sim := startSim(t, nCams)
+	sim := bin.StartSim(t, nCams)
 	dataDir := t.TempDir()
 	dbPath := filepath.Join(dataDir, "camd.db")
-	c := startCamd(t, dataDir, writeConfig(t, t.TempDir()))
-	if err := c.waitStarted(60 * time.Second); err != nil {
+	c := bin.StartCamd(t, dataDir, camdproc.WriteConfig(t, t.TempDir()))
+	if err := c.WaitStarted(60 * time.Second); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("camd log tail:\n%s", c.tail(80))
+			t.Logf("camd log tail:\n%s", c.Tail(80))
 		}
 	})
-	cl := api.NewClient(c.api, "")
+	cl := api.NewClient(c.API, "")
 	defer cl.CloseIdleConnections()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	t0 := time.Now()
 	for i := 1; i <= nCams; i++ {
-		if _, err := cl.AddCamera(ctx, device.Spec{Name: fmt.Sprintf("cam%d", i), URL: sim.url(i)}, true); err != nil {
+		if _, err := cl.AddCamera(ctx, device.Spec{Name: fmt.Sprintf("cam%d", i), URL: sim.URL(i)}, true); err != nil {
 			t.Fatalf("add cam%d: %v", i, err)
 		}
 	}
@@ -110,7 +112,7 @@ func TestSoak(t *testing.T) {
 	t.Logf("start-up: %d cameras added and RUNNING %v after the first add (the last RUNNING %v after the last add)",
 		nCams, time.Since(t0).Round(10*time.Millisecond), r0.worst.Round(10*time.Millisecond))
 
-	mon := newMonitor(c.pid(), c.api, dbPath)
+	mon := newMonitor(c.PID(), c.API, dbPath)
 	monCtx, stopMon := context.WithCancel(context.Background())
 	monDone := make(chan struct{})
 	go func() { defer close(monDone); mon.run(monCtx, 5*time.Second) }()
@@ -122,7 +124,7 @@ func TestSoak(t *testing.T) {
 		mon.setPhase(name)
 		pctx, pcancel := context.WithTimeout(context.Background(), d)
 		defer pcancel()
-		l := &load{sim: sim, api: c.api, relay: c.relay, cams: nCams, st: st, seed: seed, phase: n}
+		l := &load{sim: sim, api: c.API, relay: c.Relay, cams: nCams, st: st, seed: seed, phase: n}
 		l.run(pctx)
 		mon.setPhase(name + "/recover")
 		return waitAllRunning(t, cl, name, 2*time.Minute, sim)
@@ -198,14 +200,14 @@ func TestSoak(t *testing.T) {
 	}
 
 	// A clean stop, a clean log, and the store as the operator left it.
-	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := c.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if code, ok := c.wait(30 * time.Second); !ok || code != 0 {
+	if code, ok := c.Wait(30 * time.Second); !ok || code != 0 {
 		t.Errorf("camd did not exit 0 within 30 s of SIGTERM (exited %v, code %d)", ok, code)
 	}
-	log := c.stderr.String()
-	if pl := panicLines(log + sim.stderr.String()); len(pl) > 0 {
+	log := c.Stderr.String()
+	if pl := camdproc.PanicLines(log + sim.Stderr.String()); len(pl) > 0 {
 		t.Errorf("a log shows a panic:\n%s", strings.Join(pl, "\n"))
 	}
 	t.Logf("camd log: %d lines; warnings and errors by message: %s", strings.Count(log, "\n"), levelCounts(log))
@@ -229,14 +231,14 @@ type recovery struct {
 // and waits until cam1..camN have all been RUNNING for stall threshold +
 // 1 s, and are the only cameras. A camera's recovery time is from its
 // clear to the first poll (every 100 ms) from which on it stayed RUNNING.
-func waitAllRunning(t *testing.T, cl *api.Client, phase string, limit time.Duration, sim *simProc) recovery {
+func waitAllRunning(t *testing.T, cl *api.Client, phase string, limit time.Duration, sim *camdproc.Sim) recovery {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), limit+time.Minute)
 	defer cancel()
 	cleared := make([]time.Time, nCams+1)
 	for i := 1; i <= nCams; i++ {
 		if sim != nil {
-			if err := sim.fault(ctx, i, "none", 0); err != nil {
+			if err := sim.Fault(ctx, i, "none", 0); err != nil {
 				t.Fatal(err)
 			}
 		}
