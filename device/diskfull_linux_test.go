@@ -6,72 +6,21 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/camd/camd/internal/testutil"
 	"github.com/camd/camd/store"
 	"github.com/camd/camd/stream/sim"
 )
-
-// mountFullTmpfs mounts a small tmpfs for the data dir and unmounts it when
-// the test ends. Mounting needs root: elsewhere the test is skipped, except
-// on CI (CI=true), where a skipped disk-full test would go unnoticed.
-func mountFullTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	skip := func(format string, args ...any) {
-		t.Helper()
-		if os.Getenv("CI") == "true" {
-			t.Fatalf(format, args...)
-		}
-		t.Skipf(format, args...)
-	}
-	if os.Geteuid() != 0 {
-		skip("the disk-full test mounts a tmpfs and needs root")
-	}
-	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+size+",mode=0700"); err != nil {
-		skip("cannot mount a tmpfs to fill up: %v", err)
-	}
-	// Registered after TempDir, so it runs before TempDir's removal, and
-	// before everything the test registers later (the Manager and store).
-	t.Cleanup(func() {
-		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
-			t.Errorf("unmount %s: %v", dir, err)
-		}
-	})
-	return dir
-}
-
-// fillDisk writes to a new file in dir until the file system is full and
-// returns the file's path.
-func fillDisk(t *testing.T, dir string) string {
-	t.Helper()
-	p := filepath.Join(dir, "filler")
-	f, err := os.Create(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	chunk := make([]byte, 4096)
-	for {
-		if _, err := f.Write(chunk); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatalf("filling %s: %v", dir, err)
-			}
-			return p
-		}
-	}
-}
 
 // A full disk under the data dir: the failed status write is logged, the
 // cameras keep running, status changes made meanwhile (a supervisor's
 // CRASHED, an operator's stop) are written once there is room again, and
 // nothing stored before is lost.
 func TestDiskFullKeepsCamerasRunningAndPersistsLater(t *testing.T) {
-	dir := mountFullTmpfs(t, "256k")
+	dir := testutil.MountTmpfs(t, "256k")
 	sm := newSim(t, 2)
 	set := hostileSettings()
 	h := &harness{t: t, dir: dir, logs: &syncBuffer{}, trans: &transitions{}}
@@ -111,7 +60,7 @@ func TestDiskFullKeepsCamerasRunningAndPersistsLater(t *testing.T) {
 		}
 	}
 
-	filler := fillDisk(t, dir)
+	filler := testutil.FillDisk(t, dir)
 	logAt := len(h.logs.String())
 	healthyFrames := h.get("healthy").Frames
 

@@ -9,48 +9,12 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/camd/camd/internal/testutil"
 )
 
-// mountSmallTmpfs mounts a tmpfs of the given size on a fresh directory and
-// unmounts it when the test ends. It skips the test where mounting is not
-// permitted (not root, or no CAP_SYS_ADMIN in a container).
-func mountSmallTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+size+",mode=0700"); err != nil {
-		t.Skipf("cannot mount a tmpfs to fill up (%v): the disk-full test needs root or CAP_SYS_ADMIN", err)
-	}
-	// Registered after TempDir, so it runs before TempDir's removal.
-	t.Cleanup(func() {
-		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
-			t.Errorf("unmount %s: %v", dir, err)
-		}
-	})
-	return dir
-}
-
-// fill writes to a file in dir until the file system is full.
-func fill(t *testing.T, dir string) string {
-	t.Helper()
-	p := filepath.Join(dir, "filler")
-	f, err := os.Create(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	chunk := make([]byte, 4096)
-	for {
-		if _, err := f.Write(chunk); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatalf("filling %s: %v", dir, err)
-			}
-			return p
-		}
-	}
-}
-
 func TestDiskFullLosesNothing(t *testing.T) {
-	dir := mountSmallTmpfs(t, "2m")
+	dir := testutil.MountTmpfs(t, "2m")
 	path := filepath.Join(dir, "data", "camd.db")
 	s, err := Open(path, Options{})
 	if err != nil {
@@ -67,7 +31,7 @@ func TestDiskFullLosesNothing(t *testing.T) {
 	if err := s.SetStatuses([]StatusUpdate{{ID: "3", Status: StatusCrashed, At: at, LastError: "refused"}}); err != nil {
 		t.Fatal(err)
 	}
-	filler := fill(t, dir)
+	filler := testutil.FillDisk(t, dir)
 
 	// Writes big enough to need fresh pages must fail, wrapped, naming the
 	// file, without the password.
@@ -128,8 +92,8 @@ func TestDiskFullLosesNothing(t *testing.T) {
 }
 
 func TestOpenOnAFullDiskLeavesNoFile(t *testing.T) {
-	dir := mountSmallTmpfs(t, "1m")
-	fill(t, dir)
+	dir := testutil.MountTmpfs(t, "1m")
+	testutil.FillDisk(t, dir)
 	path := filepath.Join(dir, "camd.db")
 	_, err := Open(path, Options{})
 	if err == nil || !strings.Contains(err.Error(), path) {
