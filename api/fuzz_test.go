@@ -18,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/camd/camd/device"
+	"github.com/camd/camd/internal/testutil"
 	"github.com/camd/camd/store"
 	"github.com/camd/camd/stream"
 )
@@ -29,7 +30,7 @@ type fuzzEnv struct {
 	m    *device.Manager
 	srv  *Server
 	h    http.Handler
-	logs *syncBuffer
+	logs *testutil.LogBuffer
 	// base holds the cameras every input starts from, by ID.
 	base map[string]store.Camera
 }
@@ -43,7 +44,7 @@ func idleRead(ctx context.Context, _ stream.Options) error {
 
 func newFuzzEnv(tb testing.TB) *fuzzEnv {
 	tb.Helper()
-	fe := &fuzzEnv{logs: &syncBuffer{}, base: map[string]store.Camera{}}
+	fe := &fuzzEnv{logs: &testutil.LogBuffer{}, base: map[string]store.Camera{}}
 	log := slog.New(slog.NewTextHandler(fe.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	st, err := store.Open(filepath.Join(tb.TempDir(), "camd.db"), store.Options{})
 	if err != nil {

@@ -10,31 +10,13 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/camd/camd/device"
+	"github.com/camd/camd/internal/testutil"
 	"github.com/camd/camd/store"
 )
-
-// syncBuffer is a log sink that tests read while the server writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
 
 // fastSettings keep supervision quick so that tests run in seconds.
 func fastSettings() device.Settings {
@@ -56,7 +38,7 @@ type env struct {
 	st   *store.Store
 	m    *device.Manager
 	srv  *Server
-	logs *syncBuffer
+	logs *testutil.LogBuffer
 	base string
 	hc   *http.Client
 	done chan error
@@ -65,7 +47,7 @@ type env struct {
 
 func newEnv(t testing.TB, mod ...func(*Config)) *env {
 	t.Helper()
-	e := &env{t: t, dir: t.TempDir(), logs: &syncBuffer{}}
+	e := &env{t: t, dir: t.TempDir(), logs: &testutil.LogBuffer{}}
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	st, err := store.Open(filepath.Join(e.dir, "camd.db"), store.Options{})
 	if err != nil {

@@ -23,7 +23,7 @@ func TestDiskFullKeepsCamerasRunningAndPersistsLater(t *testing.T) {
 	dir := testutil.MountTmpfs(t, "256k")
 	sm := newSim(t, 2)
 	set := hostileSettings()
-	h := &harness{t: t, dir: dir, logs: &syncBuffer{}, trans: &transitions{}}
+	h := &harness{t: t, dir: dir, logs: &testutil.LogBuffer{}, trans: &transitions{}}
 	h.cfg = Config{
 		Settings:      set,
 		Logger:        slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),

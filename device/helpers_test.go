@@ -1,7 +1,6 @@
 package device
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -11,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/camd/camd/internal/testutil"
 	"github.com/camd/camd/store"
 	"github.com/camd/camd/stream/sim"
 )
@@ -26,24 +26,6 @@ func fastSettings() Settings {
 		BackoffMax:        time.Second,
 		ReadTimeout:       5 * time.Second,
 	}
-}
-
-// syncBuffer is a log sink that tests can read while cameras write to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // transitions records every state change, per camera.
@@ -83,7 +65,7 @@ type harness struct {
 	dir   string
 	st    *store.Store
 	m     *Manager
-	logs  *syncBuffer
+	logs  *testutil.LogBuffer
 	trans *transitions
 	cfg   Config
 }
@@ -91,7 +73,7 @@ type harness struct {
 // newHarness opens a store in a temporary dir and starts a Manager on it.
 func newHarness(t testing.TB, set Settings, mod ...func(*Config)) *harness {
 	t.Helper()
-	h := &harness{t: t, dir: t.TempDir(), logs: &syncBuffer{}, trans: &transitions{}}
+	h := &harness{t: t, dir: t.TempDir(), logs: &testutil.LogBuffer{}, trans: &transitions{}}
 	h.cfg = Config{
 		Settings:      set,
 		Logger:        slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
