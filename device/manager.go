@@ -179,6 +179,23 @@ func (m *Manager) stateChanged(s *supervisor, from, to State) {
 	}
 }
 
+// recovered tells every other camera that from came back after failed
+// attempts; those waiting out a backoff may retry sooner (runLoop.kicked).
+// It never blocks: a camera with a kick pending needs no second one.
+func (m *Manager) recovered(from *supervisor) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	for _, s := range m.cams {
+		if s == from {
+			continue
+		}
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
 // loop is the supervision loop: it proves the Manager is alive (LastLoop,
 // which the systemd watchdog and /healthz follow).
 func (m *Manager) loop() {

@@ -27,6 +27,7 @@ type supervisor struct {
 	cmds        chan command
 	attemptDone chan attemptResult
 	firstFrame  chan uint64
+	kick        chan struct{} // another camera came back; see runLoop.kicked
 	done        chan struct{}
 
 	mu sync.Mutex // guards st; only run writes it
@@ -86,6 +87,7 @@ func newSupervisor(m *Manager, rec store.Camera) *supervisor {
 		cmds:        make(chan command),
 		attemptDone: make(chan attemptResult, 1),
 		firstFrame:  make(chan uint64, 1),
+		kick:        make(chan struct{}, 1),
 		done:        make(chan struct{}),
 	}
 	if m.cfg.NewTap != nil {
@@ -134,6 +136,8 @@ type runLoop struct {
 	fails        int // consecutive failed attempts, for the backoff
 	crashRun     int // consecutive reader crashes
 	retry        *time.Timer
+	retryAt      time.Time // when retry fires; zero when it is not set
+	kickedAt     time.Time // when kicked last moved retry earlier
 	stall        *time.Timer
 	fail         *time.Timer
 }
@@ -171,6 +175,8 @@ func (s *supervisor) run(ctx context.Context, start bool) {
 			if l.att != nil && gen == l.att.gen {
 				l.running()
 			}
+		case <-s.kick:
+			l.kicked()
 		case <-l.stall.C:
 			l.checkStall()
 		case <-l.retry.C:
@@ -243,6 +249,7 @@ func (l *runLoop) start() {
 func (l *runLoop) launch() {
 	s := l.s
 	l.retry.Stop()
+	l.retryAt = time.Time{}
 	// A first-frame signal left from an earlier attempt must not count.
 	select {
 	case <-s.firstFrame:
@@ -374,7 +381,7 @@ func (l *runLoop) attemptEnded(r attemptResult) {
 		s.setState(StateCrashed)
 		s.persist(store.StatusCrashed)
 		set := l.settings()
-		l.retry.Reset(crashBackoff(l.crashRun, set.BackoffMin, set.BackoffMax))
+		l.scheduleRetry(crashBackoff(l.crashRun, set.BackoffMin, set.BackoffMax))
 		l.armFail()
 		return
 	}
@@ -390,8 +397,37 @@ func (l *runLoop) attemptEnded(r attemptResult) {
 	set := l.settings()
 	d := backoff(l.fails, set.BackoffMin, set.BackoffMax)
 	s.log.Info("camera connection ended; retrying", "err", msg, "retry_in", d.Round(time.Millisecond))
-	l.retry.Reset(d)
+	l.scheduleRetry(d)
 	l.armFail()
+}
+
+// scheduleRetry sets the next attempt d from now.
+func (l *runLoop) scheduleRetry(d time.Duration) {
+	l.retryAt = time.Now().Add(d)
+	l.retry.Reset(d)
+}
+
+// kicked handles another camera's recovery after failed attempts: the
+// network, or the host the cameras share, may be back, so a camera waiting
+// out a long backoff retries now (after the shortest backoff, which keeps
+// the cameras from reconnecting in lock-step) rather than up to BackoffMax
+// later. It does so at most once per BackoffMax, so that a camera that is
+// really down is not retried at every recovery of another.
+func (l *runLoop) kicked() {
+	if !l.want || l.att != nil || l.retryAt.IsZero() {
+		return
+	}
+	set := l.settings()
+	now := time.Now()
+	if !l.kickedAt.IsZero() && now.Sub(l.kickedAt) < set.BackoffMax {
+		return
+	}
+	d := backoff(1, set.BackoffMin, set.BackoffMax)
+	if due := l.retryAt.Sub(now); due > d {
+		l.kickedAt = now
+		l.s.log.Info("another camera came back; retrying sooner", "was_due_in", due.Round(time.Millisecond), "retry_in", d.Round(time.Millisecond))
+		l.scheduleRetry(d)
+	}
 }
 
 // running handles the first frame of an attempt.
@@ -399,6 +435,9 @@ func (l *runLoop) running() {
 	s := l.s
 	if !l.failingSince.IsZero() && s.state() != StateStarting {
 		s.log.Info("camera recovered", "down_for", time.Since(l.failingSince).Round(time.Millisecond))
+	}
+	if l.fails > 0 {
+		s.m.recovered(s)
 	}
 	l.failingSince = time.Time{}
 	l.fails, l.crashRun, l.forced = 0, 0, 0

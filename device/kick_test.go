@@ -1,0 +1,91 @@
+package device
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/camd/camd/stream/sim"
+)
+
+// After an outage long enough for the backoff to grow to seconds, one
+// camera coming back makes the others retry at once instead of waiting out
+// their backoff; a camera still down is moved earlier at most once per
+// BackoffMax.
+func TestRecoveryOfOneCameraHurriesTheOthers(t *testing.T) {
+	const n = 8
+	sm := newSim(t, n)
+	set := Settings{
+		StallTimeout:      5 * time.Second,
+		FlapDebounce:      3 * time.Second,
+		CrashedAfter:      3 * time.Second,
+		ForceRestartAfter: 5 * time.Minute, // no forced restart (it resets the backoff)
+		BackoffMin:        100 * time.Millisecond,
+		BackoffMax:        30 * time.Second,
+		ReadTimeout:       2 * time.Second,
+	}
+	h := newHarness(t, set)
+	for i := 1; i <= n; i++ {
+		h.add(fmt.Sprintf("cam%d", i), sm.URL(i), true)
+	}
+	h.waitAll(StateRunning, 20*time.Second)
+
+	// cam2..cam8 go down; cam8 stays down to the end.
+	for i := 2; i <= n; i++ {
+		must(t, sm.SetFault(i, sim.FaultRefuse, 0))
+		must(t, sm.SetFault(i, sim.FaultDrop, 0))
+	}
+	// 15 s of refused attempts: each camera now waits several seconds
+	// (6.4-12.8 s with these settings) between attempts.
+	time.Sleep(15 * time.Second)
+	for i := 2; i < n; i++ {
+		must(t, sm.SetFault(i, sim.FaultNone, 0))
+	}
+	cleared := time.Now()
+	// cam1 drops and comes back within a fraction of a second.
+	must(t, sm.SetFault(1, sim.FaultDrop, 0))
+
+	// Without the hurry each camera would wait out what is left of its
+	// backoff: several seconds, for all six together almost never under 3 s.
+	ok := poll(3*time.Second, func() bool {
+		for i := 1; i < n; i++ {
+			if h.get(fmt.Sprintf("cam%d", i)).State != StateRunning {
+				return false
+			}
+		}
+		return true
+	})
+	took := time.Since(cleared)
+	for i := 2; i < n; i++ {
+		name := fmt.Sprintf("cam%d", i)
+		t.Logf("%s: %s, hurried %d time(s)", name, h.get(name).State, len(h.logs.Lines("another camera came back", "camera="+name+" ")))
+	}
+	if !ok {
+		t.Fatalf("cam1..cam%d not all RUNNING %v after the others cleared and cam1 came back", n-1, took)
+	}
+	t.Logf("cam1..cam%d RUNNING %v after the fault cleared", n-1, took)
+
+	// cam8 is still refused: it was hurried once, and a second recovery
+	// (cam1 again) within BackoffMax does not hurry it again.
+	kicks := func() int { return len(h.logs.Lines("another camera came back", fmt.Sprintf("camera=cam%d ", n))) }
+	if k := kicks(); k != 1 {
+		t.Fatalf("cam%d hurried %d times after the first recovery, want 1", n, k)
+	}
+	must(t, sm.SetFault(1, sim.FaultDrop, 0))
+	if !poll(10*time.Second, func() bool {
+		return h.trans.seen("cam1", StateRunning, StateReconnecting, StateRunning, StateReconnecting, StateRunning)
+	}) {
+		t.Fatalf("cam1 did not drop and come back twice: %v", h.trans.of("cam1"))
+	}
+	time.Sleep(500 * time.Millisecond)
+	if k := kicks(); k != 1 {
+		t.Fatalf("cam%d hurried %d times after a second recovery within BackoffMax, want 1", n, k)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
