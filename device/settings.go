@@ -20,7 +20,9 @@ type Settings struct {
 	ForceRestartAfter time.Duration `yaml:"force_restart_after" json:"force_restart_after"`
 	// BackoffMin is the first reconnect delay. It defaults to 1 second.
 	BackoffMin time.Duration `yaml:"backoff_min" json:"backoff_min"`
-	// BackoffMax caps the reconnect delay. It defaults to 30 seconds.
+	// BackoffMax caps the reconnect delay. A camera coming back after failed
+	// attempts hurries the others' next attempt, each at most once per
+	// BackoffMax. It defaults to 30 seconds.
 	BackoffMax time.Duration `yaml:"backoff_max" json:"backoff_max"`
 	// ReadTimeout bounds every RTSP request and read of the camera
 	// connection. It defaults to 10 seconds.
