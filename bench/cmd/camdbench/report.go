@@ -376,7 +376,7 @@ func (r *report) recovery(p printer) {
 	p("*drop*: the simulator closes every session of every camera at once (its one-shot `drop`) and takes new ones at once; times are from each camera's drop request. ")
 	p("*outage*: the simulator refuses new sessions of every camera (`refuse`, 503), drops every session, and after the outage lets them back in (`clear`); times are from each camera's clear request, i.e. from the simulator coming back. ")
 	p("Per camera the time is to the `state_since` of its RUNNING state (camd's own timestamp); \"all\" is from the first request to the last camera's RUNNING; \"polled\" is when the bench's 100 ms poll of the camera list first saw all RUNNING. ")
-	p("camd's default backoff dominates: a camera retries 0.5–1 s after a drop, and every refused attempt doubles the delay (±50 %% jitter, up to 30 s), so the longer the outage, the longer a camera may wait after the simulator is back before its next attempt.\n\n")
+	p("camd's default backoff dominates: a camera retries 0.5–1 s after a drop, and every refused attempt doubles the delay (half to all of it, up to 30 s), so the longer the outage, the longer the first camera may wait after the simulator is back before its next attempt; once one camera is back, the others waiting out a delay retry within 0.5–1 s.\n\n")
 	p("| N | event | down before the simulator came back | back | per camera p50 | p99 | max | all | polled | error |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, res := range r.results {
 		for _, rc := range append([]*recovery{res.Drop}, res.Outages...) {
