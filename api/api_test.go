@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/camd/camd/device"
+	"github.com/camd/camd/internal/testutil"
 	"github.com/camd/camd/stream/sim"
 )
 
@@ -91,7 +92,7 @@ func TestAddStartsByDefault(t *testing.T) {
 		t.Errorf("camera added without start flag: %+v", c)
 	}
 	// The supervisor takes a moment to leave STOPPED.
-	ok := poll(20*time.Second, func() bool {
+	ok := testutil.Poll(20*time.Second, func() bool {
 		c = e.do("GET", "/api/v1/cameras/cam1", "", nil).camera(t)
 		return c.State != "STOPPED"
 	})
@@ -175,7 +176,7 @@ func newSim(t *testing.T, cams int, user, pass string) *sim.Server {
 func (e *env) waitState(name, want string, d time.Duration) CameraJSON {
 	e.t.Helper()
 	var c CameraJSON
-	ok := poll(d, func() bool {
+	ok := testutil.Poll(d, func() bool {
 		r := e.do("GET", "/api/v1/cameras/"+name, "", nil)
 		if r.code != 200 {
 			return false
@@ -203,7 +204,7 @@ func TestStartStopRestart(t *testing.T) {
 	}
 	c := e.waitState("cam1", "RUNNING", 60*time.Second)
 	// Frames take a moment to show in the rates.
-	poll(20*time.Second, func() bool {
+	testutil.Poll(20*time.Second, func() bool {
 		c = e.do("GET", "/api/v1/cameras/cam1", "", nil).camera(t)
 		return c.FPS > 0 && c.BitrateBPS > 0 && c.Codec != ""
 	})

@@ -203,17 +203,3 @@ func (e *env) snapshot() string {
 	sort.Strings(lines)
 	return strings.Join(lines, "\n")
 }
-
-// poll calls cond every 20 ms until it is true or d has passed.
-func poll(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}

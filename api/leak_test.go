@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/camd/camd/internal/procfd"
+	"github.com/camd/camd/internal/testutil"
 )
 
 // 10,000 requests, sequential and concurrent, kept alive and not, leave the
@@ -101,7 +102,7 @@ func TestNoLeakAfter10000Requests(t *testing.T) {
 	}
 	idle()
 	settle := func() (procfd.Counts, int) {
-		poll(10*time.Second, func() bool { return e.srv.OpenConns() == 0 })
+		testutil.Poll(10*time.Second, func() bool { return e.srv.OpenConns() == 0 })
 		// Let the server's connection goroutines finish exiting.
 		time.Sleep(200 * time.Millisecond)
 		c, _ := procfd.Count()
@@ -138,7 +139,7 @@ func TestNoLeakAfter10000Requests(t *testing.T) {
 
 	var fd1 procfd.Counts
 	var g1 int
-	ok := poll(30*time.Second, func() bool {
+	ok := testutil.Poll(30*time.Second, func() bool {
 		fd1, _ = procfd.Count()
 		g1 = runtime.NumGoroutine()
 		return e.srv.OpenConns() == 0 && fd1.Sockets <= fd0.Sockets && fd1.Files <= fd0.Files &&

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/camd/camd/internal/testutil"
 )
 
 // startSimProcess builds camd and runs `camd sim` as its own process, so
@@ -68,7 +70,7 @@ func BenchmarkMemoryPerCamera(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		if !poll(120*time.Second, func() bool { return h.m.Counts()[StateRunning] == n }) {
+		if !testutil.Poll(120*time.Second, func() bool { return h.m.Counts()[StateRunning] == n }) {
 			b.Fatalf("only %d of %d RUNNING", h.m.Counts()[StateRunning], n)
 		}
 		time.Sleep(5 * time.Second)

@@ -75,7 +75,7 @@ func TestDiskFullKeepsCamerasRunningAndPersistsLater(t *testing.T) {
 	for _, name := range fleet {
 		h.waitState(name, StateCrashed, set.CrashedAfter+30*time.Second)
 	}
-	if !poll(10*time.Second, func() bool { return strings.Contains(h.logs.String()[logAt:], "cannot persist camera statuses") }) {
+	if !testutil.Poll(10*time.Second, func() bool { return strings.Contains(h.logs.String()[logAt:], "cannot persist camera statuses") }) {
 		t.Fatalf("no failed write logged on a full disk; the fill did not bite (store says %v)", statuses(t, h.st))
 	}
 	logs := h.logs.String()[logAt:]
@@ -128,7 +128,7 @@ func TestDiskFullKeepsCamerasRunningAndPersistsLater(t *testing.T) {
 	for _, name := range fleet[1:] {
 		want[name] = store.StatusCrashed
 	}
-	if !poll(15*time.Second, func() bool { return equalStatuses(statuses(t, h.st), want) }) {
+	if !testutil.Poll(15*time.Second, func() bool { return equalStatuses(statuses(t, h.st), want) }) {
 		t.Fatalf("after space came back: persisted %v, want %v", statuses(t, h.st), want)
 	}
 	t.Logf("pending statuses written %s after space came back", time.Since(freed).Round(time.Millisecond))

@@ -151,7 +151,7 @@ func (h *harness) get(name string) View {
 func (h *harness) waitState(name string, want State, d time.Duration) View {
 	h.t.Helper()
 	var v View
-	ok := poll(d, func() bool { v = h.get(name); return v.State == want })
+	ok := testutil.Poll(d, func() bool { v = h.get(name); return v.State == want })
 	if !ok {
 		h.t.Fatalf("camera %s: state %s after %s, want %s (transitions %v, last error %q)", name, v.State, d, want, h.trans.of(name), v.LastError)
 	}
@@ -161,7 +161,7 @@ func (h *harness) waitState(name string, want State, d time.Duration) View {
 func (h *harness) waitAll(want State, d time.Duration) {
 	h.t.Helper()
 	var bad []string
-	ok := poll(d, func() bool {
+	ok := testutil.Poll(d, func() bool {
 		bad = bad[:0]
 		for _, v := range h.m.List() {
 			if v.State != want {
@@ -188,20 +188,6 @@ func (h *harness) record(name string) store.Camera {
 	return rec
 }
 
-// poll calls cond every 20 ms until it is true or d has passed.
-func poll(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func newSim(t *testing.T, cams int) *sim.Server {
 	t.Helper()
 	s, err := sim.New(sim.Config{Cameras: cams})
@@ -215,6 +201,6 @@ func newSim(t *testing.T, cams int) *sim.Server {
 // goroutinesSettle waits until the goroutine count is at most want.
 func goroutinesSettle(want int, d time.Duration) (int, bool) {
 	n := 0
-	ok := poll(d, func() bool { n = runtime.NumGoroutine(); return n <= want })
+	ok := testutil.Poll(d, func() bool { n = runtime.NumGoroutine(); return n <= want })
 	return n, ok
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/camd/camd/internal/testutil"
 	"github.com/camd/camd/stream/sim"
 )
 
@@ -312,7 +313,7 @@ func checkHostile(t *testing.T, hs *hostileServer, simCam func(*sim.Server) stri
 	h.add("healthy", sm.URL(1), true)
 	h.waitState("healthy", StateRunning, 30*time.Second)
 	// Let the healthy camera's connection settle before counting.
-	if !poll(20*time.Second, func() bool { return h.get("healthy").Frames >= 10 }) {
+	if !testutil.Poll(20*time.Second, func() bool { return h.get("healthy").Frames >= 10 }) {
 		t.Fatalf("healthy camera: %d frames", h.get("healthy").Frames)
 	}
 	serverGoroutines := func() int64 {
@@ -343,7 +344,7 @@ func checkHostile(t *testing.T, hs *hostileServer, simCam func(*sim.Server) stri
 	)
 	// Watch until the hostile camera has failed for long enough to count
 	// as CRASHED and has been retried, and for at least 8 s.
-	done := poll(60*time.Second, func() bool {
+	done := testutil.Poll(60*time.Second, func() bool {
 		now := time.Now()
 		hv := h.get("healthy")
 		xv := h.get("hostile")
@@ -429,7 +430,7 @@ func checkHostile(t *testing.T, hs *hostileServer, simCam func(*sim.Server) stri
 	// camera ends; the server's own goroutines do not count.
 	const slack = 5
 	var g int
-	if !poll(20*time.Second, func() bool {
+	if !testutil.Poll(20*time.Second, func() bool {
 		g = runtime.NumGoroutine() - int(serverGoroutines())
 		return g <= g0+slack && (hs == nil || hs.open.Load() == 0)
 	}) {

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/camd/camd/internal/testutil"
 	"github.com/camd/camd/stream/sim"
 )
 
@@ -47,7 +48,7 @@ func TestRecoveryOfOneCameraHurriesTheOthers(t *testing.T) {
 
 	// Without the hurry each camera would wait out what is left of its
 	// backoff: several seconds, for all six together almost never under 3 s.
-	ok := poll(3*time.Second, func() bool {
+	ok := testutil.Poll(3*time.Second, func() bool {
 		for i := 1; i < n; i++ {
 			if h.get(fmt.Sprintf("cam%d", i)).State != StateRunning {
 				return false
@@ -72,7 +73,7 @@ func TestRecoveryOfOneCameraHurriesTheOthers(t *testing.T) {
 		t.Fatalf("cam%d hurried %d times after the first recovery, want 1", n, k)
 	}
 	must(t, sm.SetFault(1, sim.FaultDrop, 0))
-	if !poll(10*time.Second, func() bool {
+	if !testutil.Poll(10*time.Second, func() bool {
 		return h.trans.seen("cam1", StateRunning, StateReconnecting, StateRunning, StateReconnecting, StateRunning)
 	}) {
 		t.Fatalf("cam1 did not drop and come back twice: %v", h.trans.of("cam1"))

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/camd/camd/internal/procfd"
+	"github.com/camd/camd/internal/testutil"
 	"github.com/camd/camd/stream/sim"
 )
 
@@ -91,7 +92,7 @@ func TestConnectDropCyclesLeakNothing(t *testing.T) {
 		}
 		// Each camera must reconnect and read a frame before the next drop.
 		want := uint64(c + 1)
-		if !poll(60*time.Second, func() bool {
+		if !testutil.Poll(60*time.Second, func() bool {
 			for _, v := range h.m.List() {
 				if v.Reconnects < want || v.State != StateRunning {
 					return false
@@ -114,7 +115,7 @@ func TestConnectDropCyclesLeakNothing(t *testing.T) {
 		}
 	}
 	var fdAfter procfd.Counts
-	ok := poll(20*time.Second, func() bool {
+	ok := testutil.Poll(20*time.Second, func() bool {
 		fdAfter, _ = procfd.Count()
 		return fdAfter.Sockets <= fdBefore.Sockets && fdAfter.Files <= fdBefore.Files &&
 			fdAfter.Pipes <= fdBefore.Pipes && fdAfter.Events <= fdBefore.Events

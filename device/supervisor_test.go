@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/camd/camd/internal/testutil"
 	"github.com/camd/camd/store"
 	"github.com/camd/camd/stream"
 	"github.com/camd/camd/stream/sim"
@@ -30,7 +31,7 @@ func TestStallRestartsWithinThreshold(t *testing.T) {
 	stalledAt := time.Now()
 	// The stall is detected once no frame has come for StallTimeout; the
 	// last frame came just before the fault.
-	ok := poll(set.StallTimeout+10*time.Second, func() bool { return h.get("cam1").Stalls > 0 })
+	ok := testutil.Poll(set.StallTimeout+10*time.Second, func() bool { return h.get("cam1").Stalls > 0 })
 	detect := time.Since(stalledAt)
 	if !ok {
 		t.Fatalf("stall not detected; transitions %v", h.trans.of("cam1"))
@@ -63,7 +64,7 @@ func TestShortDropWritesNothing(t *testing.T) {
 	if err := sm.SetFault(1, sim.FaultDrop, 0); err != nil {
 		t.Fatal(err)
 	}
-	if !poll(10*time.Second, func() bool { return h.trans.seen("cam1", StateRunning, StateReconnecting, StateRunning) }) {
+	if !testutil.Poll(10*time.Second, func() bool { return h.trans.seen("cam1", StateRunning, StateReconnecting, StateRunning) }) {
 		t.Fatalf("transitions %v, want RUNNING → RECONNECTING → RUNNING", h.trans.of("cam1"))
 	}
 	// Wait past the debounce to be sure nothing is written late either.
@@ -107,7 +108,7 @@ func TestLongRefuseIsPersistedOnceEachWay(t *testing.T) {
 	h.waitState("cam1", StateCrashed, set.CrashedAfter+15*time.Second)
 	crashedAt := time.Now()
 	// The write is batched, so it lands a moment after the state changes.
-	if !poll(5*time.Second, func() bool { return h.record("cam1").Status == store.StatusCrashed }) {
+	if !testutil.Poll(5*time.Second, func() bool { return h.record("cam1").Status == store.StatusCrashed }) {
 		t.Fatalf("persisted %q, want crashed", h.record("cam1").Status)
 	}
 	rec := h.record("cam1")
@@ -121,7 +122,7 @@ func TestLongRefuseIsPersistedOnceEachWay(t *testing.T) {
 		t.Errorf("status writes while down: %d, want exactly 1", w)
 	}
 	h.waitState("cam1", StateRunning, faultFor+20*time.Second)
-	if !poll(5*time.Second, func() bool { return h.record("cam1").Status == store.StatusRunning }) {
+	if !testutil.Poll(5*time.Second, func() bool { return h.record("cam1").Status == store.StatusRunning }) {
 		t.Fatalf("recovery not persisted")
 	}
 	if w := h.get("cam1").StatusWrites - before; w != 2 {
@@ -139,7 +140,7 @@ func TestNoVideoNeverCountsAsRunning(t *testing.T) {
 	h.add("cam1", sm.URL(1), true)
 	// Sessions are opened, but no video frame arrives: the stall logic
 	// restarts it, and it never reaches RUNNING.
-	ok := poll(3*set.StallTimeout+10*time.Second, func() bool { return h.get("cam1").Stalls >= 2 })
+	ok := testutil.Poll(3*set.StallTimeout+10*time.Second, func() bool { return h.get("cam1").Stalls >= 2 })
 	v := h.get("cam1")
 	if !ok {
 		t.Fatalf("stalls %d, want ≥ 2; transitions %v, last error %q", v.Stalls, h.trans.of("cam1"), v.LastError)
@@ -184,7 +185,7 @@ func TestUnreachableAtStartupKeepsRetrying(t *testing.T) {
 		}
 	})
 	h.add("cam1", "rtsp://user:secret@"+addr+"/cam1", true)
-	if !poll(20*time.Second, func() bool { return attempts.Load() >= 5 }) {
+	if !testutil.Poll(20*time.Second, func() bool { return attempts.Load() >= 5 }) {
 		t.Fatalf("only %d attempts", attempts.Load())
 	}
 	v := h.get("cam1")
@@ -239,13 +240,13 @@ func TestReaderPanicRestartsAndBacksOff(t *testing.T) {
 	start := time.Now()
 	h.add("cam1", sm.URL(1), true)
 	// The first panic is restarted at once.
-	if !poll(5*time.Second, func() bool { return panics.Load() >= 2 }) {
+	if !testutil.Poll(5*time.Second, func() bool { return panics.Load() >= 2 }) {
 		t.Fatalf("reader not restarted after a panic (panics %d)", panics.Load())
 	}
 	if v := h.get("cam1"); v.State != StateCrashed || v.Crashes == 0 {
 		t.Fatalf("after a panic: state %s crashes %d, want CRASHED", v.State, v.Crashes)
 	}
-	if !poll(60*time.Second, func() bool { return panics.Load() >= 10 }) {
+	if !testutil.Poll(60*time.Second, func() bool { return panics.Load() >= 10 }) {
 		t.Fatalf("only %d panics", panics.Load())
 	}
 	took := time.Since(start)
@@ -285,7 +286,7 @@ func TestPanicInFrameCallbackIsACrashNotAnExit(t *testing.T) {
 		}
 	})
 	h.add("cam1", sm.URL(1), true)
-	if !poll(20*time.Second, func() bool { return h.get("cam1").Crashes == 1 }) {
+	if !testutil.Poll(20*time.Second, func() bool { return h.get("cam1").Crashes == 1 }) {
 		t.Fatalf("callback panic not recorded: %+v", h.get("cam1"))
 	}
 	h.waitState("cam1", StateRunning, 20*time.Second)
@@ -311,7 +312,7 @@ func TestRestartSemantics(t *testing.T) {
 	_ = sm.SetFault(2, sim.FaultDrop, 0)
 	_ = sm.SetFault(2, sim.FaultRefuse, 0)
 	h.waitState("run2", StateCrashed, 30*time.Second)
-	if !poll(5*time.Second, func() bool { return h.record("run2").Status == store.StatusCrashed }) {
+	if !testutil.Poll(5*time.Second, func() bool { return h.record("run2").Status == store.StatusCrashed }) {
 		t.Fatal("crash not persisted")
 	}
 	_ = sm.SetFault(2, sim.FaultNone, 0)
@@ -363,7 +364,7 @@ func TestPasswordsNeverShown(t *testing.T) {
 	}
 	h.waitState("good", StateRunning, 20*time.Second)
 	h.add("bad", bad, true)
-	if !poll(20*time.Second, func() bool { return h.get("bad").LastError != "" }) {
+	if !testutil.Poll(20*time.Second, func() bool { return h.get("bad").LastError != "" }) {
 		t.Fatal("no error for wrong credentials")
 	}
 	_, err = h.m.Add(context.Background(), Spec{Name: "good", URL: good}, true)
@@ -424,7 +425,7 @@ func TestOperatorActions(t *testing.T) {
 		t.Errorf("old name still there: %v", err)
 	}
 	h.waitState("front", StateRunning, 20*time.Second)
-	if !poll(10*time.Second, func() bool { return sm.ActiveSessions(1) == 0 && sm.ActiveSessions(2) == 1 }) {
+	if !testutil.Poll(10*time.Second, func() bool { return sm.ActiveSessions(1) == 0 && sm.ActiveSessions(2) == 1 }) {
 		t.Errorf("sessions after URL change: cam1 %d cam2 %d", sm.ActiveSessions(1), sm.ActiveSessions(2))
 	}
 
@@ -440,7 +441,7 @@ func TestOperatorActions(t *testing.T) {
 	if err := h.m.Remove(ctx, "front"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("second remove: %v", err)
 	}
-	if !poll(10*time.Second, func() bool { return sm.ActiveSessions(2) == 0 }) {
+	if !testutil.Poll(10*time.Second, func() bool { return sm.ActiveSessions(2) == 0 }) {
 		t.Errorf("removed camera still connected")
 	}
 	c := h.m.Counts()
