@@ -20,6 +20,7 @@ import (
 
 	"github.com/camd/camd/api"
 	"github.com/camd/camd/internal/testutil"
+	"github.com/camd/camd/test/camdproc"
 )
 
 var (
@@ -46,12 +47,8 @@ func camdBin(t *testing.T) string {
 		if binErr != nil {
 			return
 		}
-		binPath = filepath.Join(binDir, "camd")
-		cmd := exec.Command("go", "build", "-o", binPath, ".")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
+		b := camdproc.Build(binDir)
+		binPath, binErr = b.Path, b.Err
 	})
 	if binErr != nil {
 		t.Fatal(binErr)

@@ -4,17 +4,17 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/camd/camd/test/camdproc"
 )
 
 var (
 	buildOnce sync.Once
 	buildDir  string
-	buildBin  string
-	buildErr  error
+	bin       camdproc.Bin
 )
 
 func TestMain(m *testing.M) {
@@ -55,55 +55,18 @@ func requireLab(t testing.TB) {
 	}
 }
 
-// goTool finds the go command.
-func goTool() (string, error) {
-	if p, err := exec.LookPath("go"); err == nil {
-		return p, nil
-	}
-	if root := os.Getenv("GOROOT"); root != "" {
-		p := filepath.Join(root, "bin", "go")
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("go command not found in PATH or $GOROOT/bin")
-}
-
 // camdBinary builds ./cmd/camd once per test binary run and returns its
 // path. It is built without cgo, so that it runs anywhere.
 func camdBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		var goBin string
-		goBin, buildErr = goTool()
-		if buildErr != nil {
-			return
-		}
-		var out []byte
-		out, buildErr = exec.Command(goBin, "env", "GOMOD").Output()
-		if buildErr != nil {
-			buildErr = fmt.Errorf("go env GOMOD: %w", buildErr)
-			return
-		}
-		gomod := strings.TrimSpace(string(out))
-		if gomod == "" || gomod == os.DevNull {
-			buildErr = fmt.Errorf("not inside the camd module (go env GOMOD = %q)", gomod)
-			return
-		}
-		buildDir, buildErr = os.MkdirTemp("", "camd-netfault-")
-		if buildErr != nil {
-			return
-		}
-		buildBin = filepath.Join(buildDir, "camd")
-		cmd := exec.Command(goBin, "build", "-o", buildBin, "./cmd/camd")
-		cmd.Dir = filepath.Dir(gomod)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/camd: %w\n%s", err, out)
+		buildDir, bin.Err = os.MkdirTemp("", "camd-netfault-")
+		if bin.Err == nil {
+			bin = camdproc.Build(buildDir)
 		}
 	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	if bin.Err != nil {
+		t.Fatal(bin.Err)
 	}
-	return buildBin
+	return bin.Path
 }
