@@ -1,6 +1,6 @@
-// Package camdproc runs the built camd binary for the process-level tests
-// (test/crash, test/soak): it builds it once, starts "camd sim" and "camd
-// run" as processes, reads their addresses from their output, injects
+// Package camdproc runs the built camd binary for the process-level tests:
+// it builds it (test/crash, test/soak, test/netfault, cmd/camd), starts
+// "camd sim" and "camd run" as processes (test/crash, test/soak), reads their addresses from their output, injects
 // simulator faults and scans logs for panics. It is for tests only.
 package camdproc
 
