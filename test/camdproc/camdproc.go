@@ -1,7 +1,8 @@
-// Package camdproc runs the built camd binary for the process-level tests:
-// it builds it (test/crash, test/soak, test/netfault, cmd/camd), starts
-// "camd sim" and "camd run" as processes (test/crash, test/soak), reads their addresses from their output, injects
-// simulator faults and scans logs for panics. It is for tests only.
+// Package camdproc runs the built camd binary for the process-level tests.
+// Build serves test/crash, test/soak, test/netfault and cmd/camd; the rest
+// (start "camd sim" and "camd run" as processes, read their addresses from
+// their output, inject simulator faults, scan logs for panics) serves
+// test/crash and test/soak. It is for tests only.
 package camdproc
 
 import (
