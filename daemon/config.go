@@ -97,6 +97,9 @@ type SupervisionConfig struct {
 	BackoffMax Duration `yaml:"backoff_max"`
 	// ReadTimeout defaults to 10 seconds.
 	ReadTimeout Duration `yaml:"read_timeout"`
+	// ReadBatch defaults to 100 milliseconds; 0s reads every packet as it
+	// arrives (device.Settings.ReadBatch says what it trades).
+	ReadBatch *Duration `yaml:"read_batch"`
 }
 
 // FDConfig is the file-descriptor watchdog section.
@@ -298,7 +301,20 @@ func (c Config) Settings() device.Settings {
 		BackoffMin:        s.BackoffMin.D(),
 		BackoffMax:        s.BackoffMax.D(),
 		ReadTimeout:       s.ReadTimeout.D(),
+		ReadBatch:         readBatch(s.ReadBatch),
 	}.WithDefaults()
+}
+
+// readBatch maps the config's read_batch to device.Settings.ReadBatch:
+// absent is the default, 0s is off.
+func readBatch(d *Duration) time.Duration {
+	switch {
+	case d == nil:
+		return 0
+	case *d == 0:
+		return -1
+	}
+	return d.D()
 }
 
 // DefaultDataDir is where camd keeps its data when not told: /var/lib/camd

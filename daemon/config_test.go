@@ -75,6 +75,24 @@ func TestParseConfig(t *testing.T) {
 	}
 }
 
+// read_batch: absent is the default, 0s turns batching off (a negative
+// Settings.ReadBatch, which the supervisor passes on as 0).
+func TestParseConfigReadBatch(t *testing.T) {
+	for in, want := range map[string]time.Duration{
+		"":                                    device.DefaultReadBatch,
+		"supervision:\n  read_batch: 0s\n":    -1,
+		"supervision:\n  read_batch: 250ms\n": 250 * time.Millisecond,
+	} {
+		c, err := ParseConfig([]byte(in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.Settings().ReadBatch; got != want {
+			t.Errorf("%q: ReadBatch %v, want %v", in, got, want)
+		}
+	}
+}
+
 func TestParseConfigRejects(t *testing.T) {
 	for name, in := range map[string]string{
 		"unknown key":     "supervision:\n  stall_timout: 90s\n",

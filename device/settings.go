@@ -27,7 +27,17 @@ type Settings struct {
 	// ReadTimeout bounds every RTSP request and read of the camera
 	// connection. It defaults to 10 seconds.
 	ReadTimeout time.Duration `yaml:"read_timeout" json:"read_timeout"`
+	// ReadBatch: a playing TCP camera connection is read at most every
+	// ReadBatch (or once 64 KiB are queued) instead of once per packet,
+	// which saves most of camd's CPU; frames reach camd and the relay's
+	// readers up to ReadBatch later. It applies from a camera's next
+	// connection, and only on Linux. It defaults to 100 milliseconds; a
+	// negative value reads every packet as it arrives.
+	ReadBatch time.Duration `yaml:"read_batch" json:"read_batch"`
 }
+
+// DefaultReadBatch is Settings.ReadBatch's default.
+const DefaultReadBatch = 100 * time.Millisecond
 
 // DefaultSettings returns the settings with every default filled in.
 func DefaultSettings() Settings { return Settings{}.withDefaults() }
@@ -48,6 +58,9 @@ func (s Settings) withDefaults() Settings {
 	def(&s.BackoffMin, time.Second)
 	def(&s.BackoffMax, 30*time.Second)
 	def(&s.ReadTimeout, 10*time.Second)
+	if s.ReadBatch == 0 {
+		s.ReadBatch = DefaultReadBatch
+	}
 	if s.BackoffMax < s.BackoffMin {
 		s.BackoffMax = s.BackoffMin
 	}

@@ -266,6 +266,7 @@ func (l *runLoop) launch() {
 		URL:           s.rec.URL,
 		Transport:     tr,
 		ReadTimeout:   set.ReadTimeout,
+		ReadBatch:     max(set.ReadBatch, 0),
 		OnDecodeError: s.meter.DecodeError,
 		OnInfo: func(i stream.Info) {
 			s.meter.SetInfo(i)

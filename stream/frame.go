@@ -88,6 +88,13 @@ type Options struct {
 	// ReadTimeout bounds each RTSP request and each wait for data on the
 	// connection. It defaults to 10 seconds.
 	ReadTimeout time.Duration
+	// ReadBatch, when positive, has a playing TCP connection read in
+	// batches: at most every ReadBatch (on ticks shared by all cameras) or
+	// once 64 KiB are queued, instead of once per packet. It saves most of
+	// the CPU of ingest at the cost of up to ReadBatch of delay. It works
+	// on Linux; elsewhere, and over UDP, every packet is read as it
+	// arrives. 0 reads every packet as it arrives.
+	ReadBatch time.Duration
 	// OnInfo is called once the video track is set up, before any frame,
 	// and again before the next frame whenever what it reports changes
 	// (the size learnt from an in-band SPS or an MJPEG header, or a switch

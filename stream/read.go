@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"runtime/debug"
 	"strings"
 	"sync/atomic"
@@ -87,12 +88,31 @@ func Read(ctx context.Context, o Options) (err error) {
 		decodeErrors = func(err error) { o.OnDecodeError(RedactError(err, o.URL)) }
 	}
 
+	// The connection to batch once playing. The client dials on its own
+	// goroutine, and dials again when it switches from UDP to TCP after
+	// PLAY: such a connection is batched from the start.
+	var batch atomic.Pointer[batchConn]
+	var playing atomic.Bool
 	c := &gortsplib.Client{
 		Scheme:       u.Scheme,
 		Host:         u.Host,
 		ReadTimeout:  timeout,
 		WriteTimeout: timeout,
 		Protocol:     protocol(o.Transport),
+		DialContext: func(ctx context.Context, network, address string) (net.Conn, error) {
+			nc, err := (&net.Dialer{}).DialContext(ctx, network, address)
+			if err != nil {
+				return nil, err
+			}
+			if b := newBatchConn(nc, o.ReadBatch); b != nil {
+				batch.Store(b)
+				if playing.Load() {
+					b.enable()
+				}
+				return b, nil
+			}
+			return nc, nil
+		},
 		// The library's defaults log to the standard logger; camd decides
 		// what to log, and a hostile camera must not be able to flood it.
 		OnTransportSwitch: func(error) {
@@ -176,6 +196,10 @@ func Read(ctx context.Context, o Options) (err error) {
 
 	if _, err := c.Play(nil); err != nil {
 		return step("play", err)
+	}
+	playing.Store(true)
+	if b := batch.Load(); b != nil {
+		b.enable()
 	}
 
 	return step("read", c.Wait())

@@ -51,6 +51,7 @@ type options struct {
 	idle              time.Duration
 	outages           []time.Duration
 	stallTimeout      time.Duration
+	readBatch         string
 	stallCams         int
 	twoReadersAt      int
 	skipFFmpeg, quick bool
@@ -74,6 +75,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.DurationVar(&o.idle, "idle", 5*time.Second, "length of the window of camd without cameras")
 	outageList := fs.String("outage", "5s,30s", "outage tests: how long the simulator refuses every camera, comma-separated")
 	fs.DurationVar(&o.stallTimeout, "stall-timeout", 5*time.Second, "camd's supervision.stall_timeout for the run")
+	fs.StringVar(&o.readBatch, "read-batch", "", "camd's supervision.read_batch for the run (\"\": camd's default; 0s: every packet read as it arrives)")
 	fs.IntVar(&o.stallCams, "stall-cams", 8, "cameras stalled at once in the stall test (at most N)")
 	fs.IntVar(&o.twoReadersAt, "two-readers-at", 64, "camera count at which to also measure two relay readers per camera (0: never)")
 	fs.BoolVar(&o.skipFFmpeg, "skip-ffmpeg", false, "do not measure the ffmpeg-per-camera alternative")
@@ -184,9 +186,13 @@ func newBench(o options, log io.Writer) (*bench, error) {
 }
 
 // config is the camd configuration of the run: defaults but for the stall
-// timeout.
+// timeout (and read_batch if given).
 func (b *bench) config() string {
-	return fmt.Sprintf("log:\n  level: info\nsupervision:\n  stall_timeout: %s\n", b.o.stallTimeout)
+	c := fmt.Sprintf("log:\n  level: info\nsupervision:\n  stall_timeout: %s\n", b.o.stallTimeout)
+	if b.o.readBatch != "" {
+		c += fmt.Sprintf("  read_batch: %s\n", b.o.readBatch)
+	}
+	return c
 }
 
 func (b *bench) cleanup() {

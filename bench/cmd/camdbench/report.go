@@ -105,6 +105,9 @@ func (o options) flags() string {
 	if o.quick {
 		s += " -quick"
 	}
+	if o.readBatch != "" {
+		s += " -read-batch " + o.readBatch
+	}
 	return s
 }
 
@@ -153,7 +156,11 @@ func (r *report) markdown() string {
 	p("| ffmpeg | %s |\n", orDash(m.FFmpeg))
 	p("| Load average at start | %s |\n", orDash(m.LoadBefore))
 	p("| Bench flags | `%s` |\n", r.o.flags())
-	p("| camd config | `supervision.stall_timeout: %v`, everything else at its default (backoff 1 s doubling to 30 s) |\n\n", r.o.stallTimeout)
+	batch := "read_batch at its default (100 ms)"
+	if r.o.readBatch != "" {
+		batch = "`read_batch: " + r.o.readBatch + "`"
+	}
+	p("| camd config | `supervision.stall_timeout: %v`, %s, everything else at its default (backoff 1 s doubling to 30 s) |\n\n", r.o.stallTimeout, batch)
 
 	r.targets(p)
 	r.versus(p)

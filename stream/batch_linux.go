@@ -1,0 +1,210 @@
+package stream
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// batchBufSize is the size of one batched read, and the amount of data that
+// wakes a reader before its tick (SO_RCVLOWAT). 64 KiB is half a second of
+// a 1 Mbit/s camera and 25 ms of a 20 Mbit/s one.
+const batchBufSize = 64 << 10
+
+// batchBufs holds the read buffers. A connection holds one only while it
+// has bytes the client has not taken yet, which is for the few
+// microseconds it takes to parse them, so a handful serve every camera.
+var batchBufs = sync.Pool{New: func() any { b := make([]byte, batchBufSize); return &b }}
+
+// batchConn is a camera's TCP connection that, once enabled (after PLAY),
+// is read in batches instead of one packet at a time.
+//
+// Unbatched, a camera sending 100 RTP packets a second wakes its reader
+// goroutine (and, through the network poller, an OS thread) 100 times a
+// second, and those wake-ups, not the parsing, were most of camd's CPU
+// (bench/RESULTS.md). Batched, the kernel does not signal the socket
+// readable until batchBufSize bytes are queued (SO_RCVLOWAT), and the reader
+// otherwise sleeps until the next tick of a clock shared by every camera
+// (multiples of interval), then takes everything queued with one read.
+// Every camera wakes on the same tick, so the runtime handles them in one
+// go.
+//
+// What it costs: frames reach camd, and the relay's readers, up to one
+// interval later than they arrived, and a frame's Time is when its batch
+// was read. End of stream and connection errors are not delayed: they wake
+// the reader whatever the low-water mark.
+//
+// Read is called by one goroutine (the RTSP client's reader); enable and
+// Close may be called from others.
+type batchConn struct {
+	net.Conn
+	rc       syscall.RawConn
+	interval time.Duration
+	on       atomic.Bool
+
+	// Owned by the reading goroutine.
+	started bool
+	buf     *[]byte // non-nil while it holds bytes not yet taken
+	r, w    int
+	// drained is set when the last read left the socket empty: the next
+	// one sleeps first.
+	drained bool
+	// reads counts the reads that returned data (for tests).
+	reads int
+}
+
+// newBatchConn wraps c if it is a TCP connection and interval > 0; it
+// returns nil otherwise (and c is used as it is).
+func newBatchConn(c net.Conn, interval time.Duration) *batchConn {
+	tc, ok := c.(*net.TCPConn)
+	if !ok || interval <= 0 {
+		return nil
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return &batchConn{Conn: c, rc: rc, interval: interval}
+}
+
+// enable switches to batched reads from the next Read on. Before it, reads
+// go straight to the connection, so that RTSP answers are not delayed.
+func (c *batchConn) enable() { c.on.Store(true) }
+
+func (c *batchConn) Read(p []byte) (int, error) {
+	if !c.on.Load() {
+		return c.Conn.Read(p)
+	}
+	if !c.started {
+		c.started = true
+		if err := c.setLowat(batchBufSize); err != nil {
+			// Without the mark every packet would still wake the
+			// poller; batching then saves nothing, so read as before.
+			c.on.Store(false)
+			return c.Conn.Read(p)
+		}
+	}
+	for c.buf == nil {
+		if c.drained {
+			if err := c.wait(); err != nil {
+				return 0, err
+			}
+		}
+		// The buffer is taken only now, so that a sleeping camera holds
+		// none.
+		c.buf = batchBufs.Get().(*[]byte)
+		n, err := c.readNow(*c.buf)
+		if n == 0 {
+			c.release()
+			if err != nil {
+				return 0, err
+			}
+			continue // nothing queued after all: sleep again
+		}
+		c.r, c.w = 0, n
+	}
+	n := copy(p, (*c.buf)[c.r:c.w])
+	c.r += n
+	if c.r == c.w {
+		c.release()
+	}
+	return n, nil
+}
+
+func (c *batchConn) release() {
+	batchBufs.Put(c.buf)
+	c.buf = nil
+}
+
+// wait sleeps until batchBufSize bytes are queued (the low-water mark
+// makes the socket readable), the next tick, or the connection's end.
+func (c *batchConn) wait() error {
+	if err := c.Conn.SetReadDeadline(c.nextTick()); err != nil {
+		return err
+	}
+	first := true
+	err := c.rc.Read(func(fd uintptr) bool {
+		if !first {
+			return true // woken by the poller: readable
+		}
+		// Before parking, ask whether the socket is readable already:
+		// reading the file descriptor resets the poller's record of a
+		// readiness edge, and with edge-triggered polling an end of
+		// stream or the mark reached just before would never be seen.
+		// poll(2), unlike a read, applies the low-water mark.
+		first = false
+		return ready(int(fd))
+	})
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// The tick. The expired deadline would fail the next read.
+		return c.Conn.SetReadDeadline(time.Time{})
+	case err != nil:
+		return err
+	}
+	c.drained = false
+	return nil
+}
+
+// ready reports whether fd is readable now by poll(2)'s rules: the
+// low-water mark reached, or end of stream or an error.
+func ready(fd int) bool {
+	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN | unix.POLLRDHUP}}
+	for {
+		n, err := unix.Poll(pfd, 0)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		// On a poll error, read: the read says what is wrong.
+		return err != nil || n > 0
+	}
+}
+
+// readNow reads what is queued into b without waiting: 0 and no error if
+// nothing is, and then drained is set.
+func (c *batchConn) readNow(b []byte) (int, error) {
+	var n int
+	var rerr error
+	err := c.rc.Read(func(fd uintptr) bool {
+		n, rerr = syscall.Read(int(fd), b)
+		return true
+	})
+	switch {
+	case err != nil:
+		return 0, err
+	case errors.Is(rerr, syscall.EAGAIN):
+		c.drained = true
+		return 0, nil
+	case rerr != nil:
+		return 0, &net.OpError{Op: "read", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError("read", rerr)}
+	case n == 0:
+		return 0, io.EOF
+	}
+	c.drained = n < len(b)
+	c.reads++
+	return n, nil
+}
+
+// nextTick is the next multiple of interval: every camera's reader wakes
+// at the same instants.
+func (c *batchConn) nextTick() time.Time {
+	return time.Now().Truncate(c.interval).Add(c.interval)
+}
+
+func (c *batchConn) setLowat(n int) error {
+	var serr error
+	err := c.rc.Control(func(fd uintptr) {
+		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVLOWAT, n)
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}

@@ -1,0 +1,242 @@
+package stream
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// tcpPair returns a batchConn (enabled) on the reading end of a loopback
+// TCP connection, and the writing end.
+func tcpPair(t *testing.T, interval time.Duration) (*batchConn, *net.TCPConn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	rc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wc := <-accepted
+	if wc == nil {
+		t.Fatal("accept failed")
+	}
+	b := newBatchConn(rc, interval)
+	if b == nil {
+		t.Fatal("newBatchConn returned nil for a TCP connection")
+	}
+	t.Cleanup(func() { b.Close(); wc.Close() })
+	return b, wc.(*net.TCPConn)
+}
+
+// readAll reads n bytes from c through a small buffer, as bufio.Reader does.
+func readAll(t *testing.T, c net.Conn, n int) []byte {
+	t.Helper()
+	got := make([]byte, 0, n)
+	p := make([]byte, 4096)
+	for len(got) < n {
+		k, err := c.Read(p)
+		got = append(got, p[:k]...)
+		if err != nil {
+			t.Fatalf("read after %d of %d bytes: %v", len(got), n, err)
+		}
+	}
+	return got
+}
+
+// Packets written one at a time arrive intact and in order, in far fewer
+// reads than writes.
+func TestBatchConnBatchesPackets(t *testing.T) {
+	b, w := tcpPair(t, 100*time.Millisecond)
+	b.enable()
+	const writes, size = 150, 700 // 1.5 s of a ~0.5 Mbit/s camera
+	var want bytes.Buffer
+	go func() {
+		for i := range writes {
+			p := bytes.Repeat([]byte{byte(i)}, size)
+			if _, err := w.Write(p); err != nil {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	for i := range writes {
+		want.Write(bytes.Repeat([]byte{byte(i)}, size))
+	}
+	got := readAll(t, b, writes*size)
+	if !bytes.Equal(got, want.Bytes()) {
+		t.Fatal("bytes differ from what was written")
+	}
+	// About 15 at 100 ms; unbatched it would be about one per write.
+	// Order of magnitude only: a loaded machine wakes late, not often.
+	if b.reads > writes/4 {
+		t.Errorf("%d reads for %d writes, want batches", b.reads, writes)
+	}
+	t.Logf("%d writes over 1.5 s read in %d reads", writes, b.reads)
+}
+
+// A burst over the low-water mark wakes the reader before the tick, and
+// is read in full buffers, intact. (What is left below the mark waits for
+// the tick, an hour here.)
+func TestBatchConnBurstWakesBeforeTick(t *testing.T) {
+	b, w := tcpPair(t, time.Hour)
+	b.enable()
+	// A first read, so that the next one sleeps.
+	w.Write([]byte("x"))
+	readAll(t, b, 1)
+
+	burst := make([]byte, 3*batchBufSize+123)
+	for i := range burst {
+		burst[i] = byte(i * 7)
+	}
+	go w.Write(burst)
+	const want = 2 * batchBufSize
+	done := make(chan []byte, 1)
+	go func() { done <- readAll(t, b, want) }()
+	select {
+	case got := <-done:
+		if !bytes.Equal(got[:want], burst[:want]) {
+			t.Fatal("burst corrupted")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a burst over the low-water mark did not wake the reader")
+	}
+}
+
+// A few bytes, below the mark, wait for the tick and not longer.
+func TestBatchConnSmallWriteArrivesByTheTick(t *testing.T) {
+	b, w := tcpPair(t, 50*time.Millisecond)
+	b.enable()
+	w.Write([]byte("a"))
+	readAll(t, b, 1)
+	start := time.Now()
+	w.Write([]byte("b"))
+	if got := readAll(t, b, 1); string(got) != "b" {
+		t.Fatalf("got %q", got)
+	}
+	// The tick is at most 50 ms away; a generous bound for a loaded box.
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("a small write took %v to arrive with 50 ms batches", d)
+	}
+}
+
+// End of stream, a reset and Close are not held back by the batch, whether
+// they come while the reader sleeps or between two reads (then the
+// poller's edge has passed before the reader asks).
+func TestBatchConnEndsPromptly(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		end   func(b *batchConn, w *net.TCPConn)
+		check func(error) bool
+	}{
+		{"peer closes", func(_ *batchConn, w *net.TCPConn) { w.Close() },
+			func(err error) bool { return err == io.EOF }},
+		{"peer resets", func(_ *batchConn, w *net.TCPConn) { w.SetLinger(0); w.Close() },
+			func(err error) bool {
+				var op *net.OpError
+				return errors.As(err, &op) && errors.Is(err, syscall.ECONNRESET)
+			}},
+		{"local close", func(b *batchConn, _ *net.TCPConn) { b.Close() },
+			func(err error) bool { return errors.Is(err, net.ErrClosed) }},
+	} {
+		for _, between := range []bool{false, true} {
+			name := tc.name + "/while sleeping"
+			if between {
+				name = tc.name + "/between reads"
+			}
+			t.Run(name, func(t *testing.T) {
+				b, w := tcpPair(t, time.Hour)
+				b.enable()
+				w.Write([]byte("x"))
+				readAll(t, b, 1)
+				if between {
+					tc.end(b, w)
+					time.Sleep(50 * time.Millisecond) // the FIN or RST is in
+				}
+				errc := make(chan error, 1)
+				go func() {
+					_, err := b.Read(make([]byte, 10))
+					errc <- err
+				}()
+				if !between {
+					time.Sleep(50 * time.Millisecond) // let it sleep
+					tc.end(b, w)
+				}
+				select {
+				case err := <-errc:
+					if !tc.check(err) {
+						t.Errorf("err = %v (%T)", err, err)
+					}
+				case <-time.After(5 * time.Second):
+					t.Fatal("Read still sleeping 5 s after the end, with hour-long batches")
+				}
+			})
+		}
+	}
+}
+
+// Until enable (during the RTSP requests), reads are not delayed.
+func TestBatchConnUnbatchedUntilEnabled(t *testing.T) {
+	b, w := tcpPair(t, time.Hour)
+	for range 3 {
+		w.Write([]byte("RTSP"))
+		readAll(t, b, 4)
+	}
+	if b.reads != 0 {
+		t.Errorf("%d batched reads before enable", b.reads)
+	}
+}
+
+// A camera read with batches gives the same frames as without.
+func TestReadBatched(t *testing.T) {
+	cam := newTestCamera(t, cameraConfig{codec: CodecH264})
+	rec := newRecorder()
+	o := rec.options(cam.URL())
+	o.ReadBatch = 100 * time.Millisecond
+	r := startRead(t, o)
+	checkStream(t, rec, CodecH264, 640, 480, "tcp")
+	if _, _, decodeErr := rec.snapshot(); decodeErr != 0 {
+		t.Errorf("%d decode errors on a clean stream", decodeErr)
+	}
+
+	// Cancel is not held back by a batch.
+	start := time.Now()
+	r.cancel()
+	if err := r.wait(t, 10*time.Second); !errors.Is(err, context.Canceled) {
+		t.Errorf("err = %v, want context.Canceled", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Read returned %v after cancel, want well under a second", d)
+	}
+}
+
+// A dropped camera ends a batched Read at once, not at the next batch.
+func TestReadBatchedDropIsPrompt(t *testing.T) {
+	cam := newTestCamera(t, cameraConfig{codec: CodecH264})
+	rec := newRecorder()
+	o := rec.options(cam.URL())
+	o.ReadBatch = time.Hour // frames still come: 64 KiB wake the reader
+	r := startRead(t, o)
+	rec.waitFrames(t, 5, 30*time.Second)
+	start := time.Now()
+	cam.Drop()
+	err := r.wait(t, 20*time.Second)
+	if err == nil || errors.Is(err, context.Canceled) || !bytes.HasPrefix([]byte(err.Error()), []byte("read: ")) {
+		t.Fatalf("err = %v, want a read error", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("drop noticed after %v with hour-long batches: %v", d, err)
+	}
+}

@@ -1,0 +1,17 @@
+//go:build !linux
+
+package stream
+
+import (
+	"net"
+	"time"
+)
+
+// batchConn is Linux-only (it relies on SO_RCVLOWAT waking the poller only
+// once enough data is queued, which is tested there); elsewhere every
+// packet is read as it arrives.
+type batchConn struct{ net.Conn }
+
+func newBatchConn(net.Conn, time.Duration) *batchConn { return nil }
+
+func (*batchConn) enable() {}
