@@ -142,15 +142,13 @@ func (c *batchConn) wait() error {
 		first = false
 		return ready(int(fd))
 	})
-	switch {
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		// The tick. The expired deadline would fail the next read.
-		return c.Conn.SetReadDeadline(time.Time{})
-	case err != nil:
+	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 		return err
 	}
-	c.drained = false
-	return nil
+	// The tick, or readable before it. Either way the deadline goes: once
+	// expired it would fail every read until the next wait, and a reader
+	// that takes full buffers reads without waiting.
+	return c.Conn.SetReadDeadline(time.Time{})
 }
 
 // ready reports whether fd is readable now by poll(2)'s rules: the
@@ -173,8 +171,12 @@ func (c *batchConn) readNow(b []byte) (int, error) {
 	var n int
 	var rerr error
 	err := c.rc.Read(func(fd uintptr) bool {
-		n, rerr = syscall.Read(int(fd), b)
-		return true
+		for {
+			n, rerr = syscall.Read(int(fd), b)
+			if rerr != syscall.EINTR {
+				return true
+			}
+		}
 	})
 	switch {
 	case err != nil:

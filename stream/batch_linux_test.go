@@ -240,3 +240,28 @@ func TestReadBatchedDropIsPrompt(t *testing.T) {
 		t.Errorf("drop noticed after %v with hour-long batches: %v", d, err)
 	}
 }
+
+// A reader slower than the camera (more than a tick between reads, with
+// full buffers queued) still gets every byte and no error.
+func TestBatchConnSlowReader(t *testing.T) {
+	b, w := tcpPair(t, 20*time.Millisecond)
+	b.enable()
+	data := make([]byte, 1<<20)
+	for i := range data {
+		data[i] = byte(i * 13)
+	}
+	go w.Write(data)
+	got := make([]byte, 0, len(data))
+	p := make([]byte, 48<<10)
+	for len(got) < len(data) {
+		n, err := b.Read(p)
+		got = append(got, p[:n]...)
+		if err != nil {
+			t.Fatalf("read after %d of %d bytes: %v", len(got), len(data), err)
+		}
+		time.Sleep(30 * time.Millisecond)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatal("bytes differ from what was written")
+	}
+}
