@@ -58,6 +58,16 @@ type batchConn struct {
 	drained bool
 	// reads counts the reads that returned data (for tests).
 	reads int
+
+	// The callbacks for rc.Read and what they pass back, bound once in
+	// newBatchConn: a closure made per call would be one allocation per
+	// read, and garbage is what camd's CPU goes to next.
+	waitFn, readFn func(fd uintptr) bool
+	waitFirst      bool
+	readDst        []byte
+	readN          int
+	readErr        error
+	pollFD         [1]unix.PollFd
 }
 
 // newBatchConn wraps c if it is a TCP connection and interval > 0; it
@@ -71,7 +81,9 @@ func newBatchConn(c net.Conn, interval time.Duration) *batchConn {
 	if err != nil {
 		return nil
 	}
-	return &batchConn{Conn: c, rc: rc, interval: interval}
+	b := &batchConn{Conn: c, rc: rc, interval: interval}
+	b.waitFn, b.readFn = b.waitReady, b.readFD
+	return b
 }
 
 // enable switches to batched reads from the next Read on. Before it, reads
@@ -129,19 +141,8 @@ func (c *batchConn) wait() error {
 	if err := c.Conn.SetReadDeadline(c.nextTick()); err != nil {
 		return err
 	}
-	first := true
-	err := c.rc.Read(func(fd uintptr) bool {
-		if !first {
-			return true // woken by the poller: readable
-		}
-		// Before parking, ask whether the socket is readable already:
-		// reading the file descriptor resets the poller's record of a
-		// readiness edge, and with edge-triggered polling an end of
-		// stream or the mark reached just before would never be seen.
-		// poll(2), unlike a read, applies the low-water mark.
-		first = false
-		return ready(int(fd))
-	})
+	c.waitFirst = true
+	err := c.rc.Read(c.waitFn)
 	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 		return err
 	}
@@ -151,12 +152,26 @@ func (c *batchConn) wait() error {
 	return c.Conn.SetReadDeadline(time.Time{})
 }
 
+// waitReady is wait's callback for rc.Read.
+func (c *batchConn) waitReady(fd uintptr) bool {
+	if !c.waitFirst {
+		return true // woken by the poller: readable
+	}
+	// Before parking, ask whether the socket is readable already: reading
+	// the file descriptor resets the poller's record of a readiness edge,
+	// and with edge-triggered polling an end of stream or the mark reached
+	// just before would never be seen. poll(2), unlike a read, applies the
+	// low-water mark.
+	c.waitFirst = false
+	return c.ready(int(fd))
+}
+
 // ready reports whether fd is readable now by poll(2)'s rules: the
 // low-water mark reached, or end of stream or an error.
-func ready(fd int) bool {
-	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN | unix.POLLRDHUP}}
+func (c *batchConn) ready(fd int) bool {
+	c.pollFD[0] = unix.PollFd{Fd: int32(fd), Events: unix.POLLIN | unix.POLLRDHUP}
 	for {
-		n, err := unix.Poll(pfd, 0)
+		n, err := unix.Poll(c.pollFD[:], 0)
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
@@ -168,16 +183,10 @@ func ready(fd int) bool {
 // readNow reads what is queued into b without waiting: 0 and no error if
 // nothing is, and then drained is set.
 func (c *batchConn) readNow(b []byte) (int, error) {
-	var n int
-	var rerr error
-	err := c.rc.Read(func(fd uintptr) bool {
-		for {
-			n, rerr = syscall.Read(int(fd), b)
-			if rerr != syscall.EINTR {
-				return true
-			}
-		}
-	})
+	c.readDst = b
+	err := c.rc.Read(c.readFn)
+	n, rerr := c.readN, c.readErr
+	c.readDst, c.readErr = nil, nil
 	switch {
 	case err != nil:
 		return 0, err
@@ -192,6 +201,16 @@ func (c *batchConn) readNow(b []byte) (int, error) {
 	c.drained = n < len(b)
 	c.reads++
 	return n, nil
+}
+
+// readFD is readNow's callback for rc.Read: one non-blocking read.
+func (c *batchConn) readFD(fd uintptr) bool {
+	for {
+		c.readN, c.readErr = syscall.Read(int(fd), c.readDst)
+		if c.readErr != syscall.EINTR {
+			return true
+		}
+	}
 }
 
 // nextTick is the next multiple of interval: every camera's reader wakes

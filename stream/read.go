@@ -136,21 +136,19 @@ func Read(ctx context.Context, o Options) (err error) {
 	}
 
 	// Closing the client from another goroutine is what interrupts a
-	// blocked Describe, Setup, Play or Wait when ctx is done.
-	stopWatch := make(chan struct{})
-	watchDone := make(chan struct{})
-	go func() {
-		defer close(watchDone)
-		select {
-		case <-ctx.Done():
-			c.Close()
-		case <-stopWatch:
-		}
-	}()
+	// blocked Describe, Setup, Play or Wait when ctx is done. AfterFunc
+	// rather than a watching goroutine: one goroutine fewer per camera for
+	// the garbage collector to scan, all the time the camera plays.
+	closed := make(chan struct{})
+	stopClose := context.AfterFunc(ctx, func() {
+		defer close(closed)
+		c.Close()
+	})
 	defer func() {
 		c.Close()
-		close(stopWatch)
-		<-watchDone
+		if !stopClose() {
+			<-closed // it ran: Read returns only once it has ended
+		}
 	}()
 
 	// step wraps a client error; a failure caused by our own Close on ctx
