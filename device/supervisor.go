@@ -354,6 +354,10 @@ func (l *runLoop) attemptEnded(r attemptResult) {
 	if l.att == nil || r.gen != l.att.gen {
 		return
 	}
+	// The reader has returned, but its context is still registered with
+	// the camera's: without cancel it would stay there, one per failed
+	// attempt, until the camera is removed (months of reconnects).
+	l.att.cancel()
 	l.att = nil
 	l.stall.Stop()
 	if l.relaunch {

@@ -449,3 +449,37 @@ func TestOperatorActions(t *testing.T) {
 		t.Errorf("counts %v", c)
 	}
 }
+
+// Every attempt's context is cancelled once the attempt has ended, whoever
+// ended it. A context left uncancelled stays registered with the camera's
+// own until the camera is removed: a leak of one per reconnect, which the
+// soak saw as RSS creeping up.
+func TestAttemptContextReleased(t *testing.T) {
+	set := fastSettings()
+	set.BackoffMin = 10 * time.Millisecond
+	set.BackoffMax = 20 * time.Millisecond
+	var mu sync.Mutex
+	var ended []context.Context
+	h := newHarness(t, set, func(c *Config) {
+		c.Read = func(ctx context.Context, o stream.Options) error {
+			mu.Lock()
+			ended = append(ended, ctx)
+			mu.Unlock()
+			return errors.New("test hook: camera refused")
+		}
+	})
+	h.add("cam1", "rtsp://127.0.0.1:1/x", true)
+	if !testutil.Poll(10*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(ended) >= 20 }) {
+		t.Fatalf("only %d attempts", len(ended))
+	}
+	// The camera keeps running and retrying: every attempt but the one in
+	// flight (the last, perhaps not yet handled) has ended.
+	mu.Lock()
+	done := append([]context.Context(nil), ended[:len(ended)-2]...)
+	mu.Unlock()
+	for i, ctx := range done {
+		if !testutil.Poll(time.Second, func() bool { return ctx.Err() != nil }) {
+			t.Fatalf("attempt %d of %d ended but its context was never cancelled", i+1, len(done))
+		}
+	}
+}
