@@ -472,10 +472,10 @@ func TestAttemptContextReleased(t *testing.T) {
 	if !testutil.Poll(10*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(ended) >= 20 }) {
 		t.Fatalf("only %d attempts", len(ended))
 	}
-	// The camera keeps running and retrying: every attempt but the one in
-	// flight (the last, perhaps not yet handled) has ended.
+	// The camera keeps retrying. Each attempt is launched only once the
+	// one before it has ended and been handled, so all but the last have.
 	mu.Lock()
-	done := append([]context.Context(nil), ended[:len(ended)-2]...)
+	done := append([]context.Context(nil), ended[:len(ended)-1]...)
 	mu.Unlock()
 	for i, ctx := range done {
 		if !testutil.Poll(time.Second, func() bool { return ctx.Err() != nil }) {
