@@ -34,7 +34,9 @@ var batchBufs = sync.Pool{New: func() any { b := make([]byte, batchBufSize); ret
 // otherwise sleeps until the next tick of a clock shared by every camera
 // (multiples of interval), then takes everything queued with one read.
 // Every camera wakes on the same tick, so the runtime handles them in one
-// go.
+// go. That matters more than it looks: with a random phase per camera, 64
+// cameras cost 14.8 % of a core instead of 8.3 %, more than reading every
+// packet (13.5 %).
 //
 // What it costs: frames reach camd, and the relay's readers, up to one
 // interval later than they arrived, and a frame's Time is when its batch
