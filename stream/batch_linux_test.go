@@ -265,3 +265,80 @@ func TestBatchConnSlowReader(t *testing.T) {
 		t.Fatal("bytes differ from what was written")
 	}
 }
+
+// spreadGaps counts the gaps of more than 20 ms between the arrival of
+// consecutive frames. A camera at 25 fps read packet by packet has one at
+// nearly every frame; read in batches, most frames of a batch arrive
+// together.
+func spreadGaps(frames []Frame) int {
+	n := 0
+	for i := 1; i < len(frames); i++ {
+		if frames[i].Time.Sub(frames[i-1].Time) > 20*time.Millisecond {
+			n++
+		}
+	}
+	return n
+}
+
+// Read does batch the connection once it plays: frames arrive in clumps.
+func TestReadBatchesOncePlaying(t *testing.T) {
+	cam := newTestCamera(t, cameraConfig{codec: CodecH264})
+	rec := newRecorder()
+	o := rec.options(cam.URL())
+	o.ReadBatch = 500 * time.Millisecond
+	startRead(t, o)
+	frames := rec.waitFrames(t, 60, 30*time.Second)[10:60]
+	// About 12 frames a batch: some 4 gaps of 50 frames, against 49 read
+	// packet by packet.
+	if g := spreadGaps(frames); g > 25 {
+		t.Errorf("%d of %d frames arrived more than 20 ms after the one before: not batched", g, len(frames)-1)
+	}
+}
+
+// switchToTCP starts a Read against a camera whose UDP packets never
+// arrive (a NAT or firewall in the way) and waits until the client, having
+// given up on UDP about 3 s after PLAY, has dialed again and gone through
+// OPTIONS to PLAY on a new TCP connection.
+func switchToTCP(t *testing.T, batch time.Duration) (*testCamera, *recorder) {
+	t.Helper()
+	cam := newTestCamera(t, cameraConfig{codec: CodecH264, udp: true})
+	cam.muted.Store(true)
+	rec := newRecorder()
+	o := rec.options(cam.URL())
+	o.Transport = TransportAuto
+	o.ReadTimeout = 5 * time.Second
+	o.ReadBatch = batch
+	r := startRead(t, o)
+	deadline := time.After(30 * time.Second)
+	for cam.tcpPlays.Load() == 0 {
+		select {
+		case err := <-r.done:
+			r.done <- err
+			t.Fatalf("Read ended before PLAY on TCP: %v", err)
+		case <-deadline:
+			t.Fatal("no PLAY on TCP within 30 s")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return cam, rec
+}
+
+// The answers on the connection dialed for the switch are not batched:
+// with hour-long batches each would wait out ReadTimeout, the switch would
+// fail at every attempt, and such a camera would never play.
+func TestReadBatchedSwitchAnswersNotBatched(t *testing.T) {
+	switchToTCP(t, time.Hour)
+}
+
+// Once it plays, the connection dialed for the switch is batched.
+func TestReadBatchedSwitchThenBatched(t *testing.T) {
+	cam, rec := switchToTCP(t, time.Second) // within a quarter of ReadTimeout
+	cam.muted.Store(false)
+	frames := rec.waitFrames(t, 50, 30*time.Second)[10:50]
+	if tr := rec.lastInfo().Transport; tr != "tcp" {
+		t.Fatalf("frames over %q, want tcp", tr)
+	}
+	if g := spreadGaps(frames); g > 20 {
+		t.Errorf("%d of %d frames arrived more than 20 ms after the one before: the new connection is not batched", g, len(frames)-1)
+	}
+}

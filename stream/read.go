@@ -88,11 +88,14 @@ func Read(ctx context.Context, o Options) (err error) {
 		decodeErrors = func(err error) { o.OnDecodeError(RedactError(err, o.URL)) }
 	}
 
-	// The connection to batch once playing. The client dials on its own
-	// goroutine, and dials again when it switches from UDP to TCP after
-	// PLAY: such a connection is batched from the start.
+	// The connection is batched once PLAY has been answered on it, and not
+	// before: an answer must not wait for a tick. The client dials on its
+	// own goroutine, and dials again when it switches from UDP to TCP after
+	// PLAY (and goes through OPTIONS to PLAY again on the new connection).
+	// OnRequest and OnResponse run on the client's goroutine, which owns
+	// playCSeq.
 	var batch atomic.Pointer[batchConn]
-	var playing atomic.Bool
+	var playCSeq string
 	c := &gortsplib.Client{
 		Scheme:       u.Scheme,
 		Host:         u.Host,
@@ -106,12 +109,27 @@ func Read(ctx context.Context, o Options) (err error) {
 			}
 			if b := newBatchConn(nc, o.ReadBatch); b != nil {
 				batch.Store(b)
-				if playing.Load() {
-					b.enable()
-				}
 				return b, nil
 			}
 			return nc, nil
+		},
+		OnRequest: func(req *base.Request) {
+			if req.Method == base.Play {
+				playCSeq = cseq(req.Header)
+			}
+		},
+		OnResponse: func(res *base.Response) {
+			// The client takes a response without a CSeq as the answer.
+			if playCSeq == "" || res.StatusCode != base.StatusOK {
+				return
+			}
+			if cs := cseq(res.Header); cs != "" && cs != playCSeq {
+				return
+			}
+			playCSeq = ""
+			if b := batch.Load(); b != nil {
+				b.enable()
+			}
 		},
 		// The library's defaults log to the standard logger; camd decides
 		// what to log, and a hostile camera must not be able to flood it.
@@ -195,12 +213,16 @@ func Read(ctx context.Context, o Options) (err error) {
 	if _, err := c.Play(nil); err != nil {
 		return step("play", err)
 	}
-	playing.Store(true)
-	if b := batch.Load(); b != nil {
-		b.enable()
-	}
 
 	return step("read", c.Wait())
+}
+
+// cseq is a request's or response's CSeq, or "" without one.
+func cseq(h base.Header) string {
+	if v := h["CSeq"]; len(v) == 1 {
+		return strings.TrimSpace(v[0])
+	}
+	return ""
 }
 
 // protocol maps a Transport to the client's setting; nil lets gortsplib

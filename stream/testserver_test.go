@@ -181,6 +181,8 @@ type testCamera struct {
 	garbage atomic.Bool // send random payloads instead of the clip
 	muted   atomic.Bool // send nothing (a stall)
 
+	tcpPlays atomic.Int32 // PLAYs answered on TCP sessions
+
 	mu    sync.Mutex
 	conns map[*gortsplib.ServerConn]struct{}
 
@@ -382,7 +384,10 @@ func (c *testCamera) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Resp
 }
 
 // OnPlay implements gortsplib.ServerHandlerOnPlay.
-func (c *testCamera) OnPlay(*gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {
+func (c *testCamera) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {
+	if t := ctx.Session.Transport(); t != nil && t.Protocol == gortsplib.ProtocolTCP {
+		c.tcpPlays.Add(1)
+	}
 	return &base.Response{StatusCode: base.StatusOK}, nil
 }
 
