@@ -98,7 +98,8 @@ type SupervisionConfig struct {
 	// ReadTimeout defaults to 10 seconds.
 	ReadTimeout Duration `yaml:"read_timeout"`
 	// ReadBatch defaults to 100 milliseconds; 0s reads every packet as it
-	// arrives (device.Settings.ReadBatch says what it trades).
+	// arrives (device.Settings.ReadBatch says what it trades). It may not
+	// be above a quarter of ReadTimeout.
 	ReadBatch *Duration `yaml:"read_batch"`
 }
 
@@ -235,6 +236,15 @@ func (c Config) Validate() error {
 	s := c.Super
 	if s.BackoffMax != 0 && s.BackoffMin != 0 && s.BackoffMax < s.BackoffMin {
 		return bad("supervision.backoff_max (%s) is below backoff_min (%s)", s.BackoffMax.D(), s.BackoffMin.D())
+	}
+	if s.ReadBatch != nil {
+		rt := s.ReadTimeout.D()
+		if rt <= 0 {
+			rt = device.DefaultSettings().ReadTimeout
+		}
+		if b := s.ReadBatch.D(); b > device.MaxReadBatch(rt) {
+			return bad("supervision.read_batch (%s) is above a quarter of read_timeout (%s): a camera read that seldom could be dropped as silent", b, rt)
+		}
 	}
 	return nil
 }

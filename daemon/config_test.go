@@ -82,6 +82,10 @@ func TestParseConfigReadBatch(t *testing.T) {
 		"":                                    device.DefaultReadBatch,
 		"supervision:\n  read_batch: 0s\n":    -1,
 		"supervision:\n  read_batch: 250ms\n": 250 * time.Millisecond,
+		// At most a quarter of read_timeout, which defaults to 10 s.
+		"supervision:\n  read_batch: 2500ms\n":                  2500 * time.Millisecond,
+		"supervision:\n  read_timeout: 20s\n  read_batch: 5s\n": 5 * time.Second,
+		"supervision:\n  read_timeout: 200ms\n":                 50 * time.Millisecond, // the default, lowered
 	} {
 		c, err := ParseConfig([]byte(in))
 		if err != nil {
@@ -95,19 +99,21 @@ func TestParseConfigReadBatch(t *testing.T) {
 
 func TestParseConfigRejects(t *testing.T) {
 	for name, in := range map[string]string{
-		"unknown key":     "supervision:\n  stall_timout: 90s\n",
-		"unknown section": "camera: {}\n",
-		"bare number":     "supervision:\n  stall_timeout: 90\n",
-		"negative":        "supervision:\n  stall_timeout: -5s\n",
-		"bad level":       "log:\n  level: loud\n",
-		"bad format":      "log:\n  format: xml\n",
-		"bad listen":      "api:\n  listen: 7654\n",
-		"bad relay":       "relay:\n  listen: nowhere\n",
-		"backoff order":   "supervision:\n  backoff_min: 10s\n  backoff_max: 1s\n",
-		"negative fd":     "fd:\n  ceiling: -1\n",
-		"two documents":   "log: {level: info}\n---\nlog: {level: debug}\n",
-		"not yaml":        "log: [\n",
-		"wrong type":      "api: 12\n",
+		"unknown key":      "supervision:\n  stall_timout: 90s\n",
+		"unknown section":  "camera: {}\n",
+		"bare number":      "supervision:\n  stall_timeout: 90\n",
+		"negative":         "supervision:\n  stall_timeout: -5s\n",
+		"bad level":        "log:\n  level: loud\n",
+		"bad format":       "log:\n  format: xml\n",
+		"bad listen":       "api:\n  listen: 7654\n",
+		"bad relay":        "relay:\n  listen: nowhere\n",
+		"backoff order":    "supervision:\n  backoff_min: 10s\n  backoff_max: 1s\n",
+		"batch too long":   "supervision:\n  read_batch: 3s\n",
+		"batch vs timeout": "supervision:\n  read_timeout: 2s\n  read_batch: 600ms\n",
+		"negative fd":      "fd:\n  ceiling: -1\n",
+		"two documents":    "log: {level: info}\n---\nlog: {level: debug}\n",
+		"not yaml":         "log: [\n",
+		"wrong type":       "api: 12\n",
 	} {
 		_, err := ParseConfig([]byte(in))
 		if !errors.Is(err, ErrConfig) {

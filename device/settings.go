@@ -32,12 +32,19 @@ type Settings struct {
 	// which saves most of camd's CPU; frames reach camd and the relay's
 	// readers up to ReadBatch later. It applies from a camera's next
 	// connection, and only on Linux. It defaults to 100 milliseconds; a
-	// negative value reads every packet as it arrives.
+	// negative value reads every packet as it arrives. It is at most a
+	// quarter of ReadTimeout (a larger value is lowered to that): the RTSP
+	// client counts a connection silent from the last batch it was given,
+	// so batches as far apart as ReadTimeout would drop a slow camera.
 	ReadBatch time.Duration `yaml:"read_batch" json:"read_batch"`
 }
 
 // DefaultReadBatch is Settings.ReadBatch's default.
 const DefaultReadBatch = 100 * time.Millisecond
+
+// MaxReadBatch is the largest Settings.ReadBatch allowed with readTimeout:
+// a quarter of it.
+func MaxReadBatch(readTimeout time.Duration) time.Duration { return readTimeout / 4 }
 
 // DefaultSettings returns the settings with every default filled in.
 func DefaultSettings() Settings { return Settings{}.withDefaults() }
@@ -61,6 +68,7 @@ func (s Settings) withDefaults() Settings {
 	if s.ReadBatch == 0 {
 		s.ReadBatch = DefaultReadBatch
 	}
+	s.ReadBatch = min(s.ReadBatch, MaxReadBatch(s.ReadTimeout))
 	if s.BackoffMax < s.BackoffMin {
 		s.BackoffMax = s.BackoffMin
 	}
