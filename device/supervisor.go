@@ -26,9 +26,14 @@ type supervisor struct {
 	cancelRun   context.CancelFunc // ends run; set by the Manager before run starts
 	cmds        chan command
 	attemptDone chan attemptResult
-	firstFrame  chan uint64
-	kick        chan struct{} // another camera came back; see runLoop.kicked
-	done        chan struct{}
+	// firstGen is the newest attempt generation that has delivered a
+	// frame, and firstFrame signals that it moved. An older attempt that
+	// is still winding down can neither move it back nor use up the
+	// signal of the current one.
+	firstGen   atomic.Uint64
+	firstFrame chan struct{}
+	kick       chan struct{} // another camera came back; see runLoop.kicked
+	done       chan struct{}
 
 	mu sync.Mutex // guards st; only run writes it
 	st status
@@ -76,6 +81,10 @@ type attempt struct {
 	gen     uint64
 	cancel  context.CancelFunc
 	started time.Time
+	// abandoned is set when the reader did not return after cancel and a
+	// new attempt may run: from then on its frames, info and end are
+	// ignored, so that they cannot mix with the new attempt's.
+	abandoned atomic.Bool
 }
 
 func newSupervisor(m *Manager, rec store.Camera) *supervisor {
@@ -86,7 +95,7 @@ func newSupervisor(m *Manager, rec store.Camera) *supervisor {
 		meter:       stream.NewMeter(),
 		cmds:        make(chan command),
 		attemptDone: make(chan attemptResult, 1),
-		firstFrame:  make(chan uint64, 1),
+		firstFrame:  make(chan struct{}, 1),
 		kick:        make(chan struct{}, 1),
 		done:        make(chan struct{}),
 	}
@@ -140,6 +149,7 @@ type runLoop struct {
 	kickedAt     time.Time // when kicked last moved retry earlier
 	stall        *time.Timer
 	fail         *time.Timer
+	abandon      *time.Timer // set while relaunch waits for a cancelled reader
 }
 
 func stoppedTimer() *time.Timer {
@@ -152,11 +162,12 @@ func stoppedTimer() *time.Timer {
 // the persisted status as it is so that the camera comes back next start.
 func (s *supervisor) run(ctx context.Context, start bool) {
 	defer close(s.done)
-	l := &runLoop{s: s, ctx: ctx, retry: stoppedTimer(), stall: stoppedTimer(), fail: stoppedTimer()}
+	l := &runLoop{s: s, ctx: ctx, retry: stoppedTimer(), stall: stoppedTimer(), fail: stoppedTimer(), abandon: stoppedTimer()}
 	defer func() {
 		l.retry.Stop()
 		l.stall.Stop()
 		l.fail.Stop()
+		l.abandon.Stop()
 		l.stopAttempt()
 	}()
 	if start {
@@ -171,8 +182,10 @@ func (s *supervisor) run(ctx context.Context, start bool) {
 			close(c.reply)
 		case r := <-s.attemptDone:
 			l.attemptEnded(r)
-		case gen := <-s.firstFrame:
-			if l.att != nil && gen == l.att.gen {
+		case <-s.firstFrame:
+			// A frame from an attempt being replaced (relaunch) does not
+			// make the camera RUNNING: its replacement has shown nothing.
+			if l.att != nil && !l.relaunch && s.firstGen.Load() == l.att.gen {
 				l.running()
 			}
 		case <-s.kick:
@@ -185,6 +198,8 @@ func (s *supervisor) run(ctx context.Context, start bool) {
 			}
 		case <-l.fail.C:
 			l.checkFailing()
+		case <-l.abandon.C:
+			l.abandonHung()
 		}
 	}
 }
@@ -250,11 +265,6 @@ func (l *runLoop) launch() {
 	s := l.s
 	l.retry.Stop()
 	l.retryAt = time.Time{}
-	// A first-frame signal left from an earlier attempt must not count.
-	select {
-	case <-s.firstFrame:
-	default:
-	}
 	l.gen++
 	actx, cancel := context.WithCancel(l.ctx)
 	a := &attempt{gen: l.gen, cancel: cancel, started: time.Now()}
@@ -263,12 +273,19 @@ func (l *runLoop) launch() {
 	tr, _ := stream.ParseTransport(s.rec.Transport)
 	var gotFirst atomic.Bool
 	opts := stream.Options{
-		URL:           s.rec.URL,
-		Transport:     tr,
-		ReadTimeout:   set.ReadTimeout,
-		ReadBatch:     max(set.ReadBatch, 0),
-		OnDecodeError: s.meter.DecodeError,
+		URL:         s.rec.URL,
+		Transport:   tr,
+		ReadTimeout: set.ReadTimeout,
+		ReadBatch:   max(set.ReadBatch, 0),
+		OnDecodeError: func(err error) {
+			if !a.abandoned.Load() {
+				s.meter.DecodeError(err)
+			}
+		},
 		OnInfo: func(i stream.Info) {
+			if a.abandoned.Load() {
+				return
+			}
 			s.meter.SetInfo(i)
 			if s.tap != nil {
 				s.tap.Info(i)
@@ -277,16 +294,16 @@ func (l *runLoop) launch() {
 		// OnFrame runs on the RTSP client's goroutine; stream.Read
 		// recovers a panic there and returns it as ErrReaderPanic.
 		OnFrame: func(f stream.Frame) {
+			if a.abandoned.Load() {
+				return
+			}
 			s.meter.Observe(f)
 			if s.tap != nil {
 				s.tap.Frame(f)
 			}
 			if !gotFirst.Load() {
 				gotFirst.Store(true)
-				select {
-				case s.firstFrame <- a.gen:
-				default:
-				}
+				s.frameFrom(a.gen)
 			}
 		},
 	}
@@ -298,10 +315,16 @@ func (l *runLoop) launch() {
 				res.err = fmt.Errorf("reader panicked: %v", r)
 				res.panicked = true
 			}
-			if s.tap != nil {
+			if s.tap != nil && !a.abandoned.Load() {
 				s.tap.Disconnected()
 			}
-			s.attemptDone <- res
+			// run takes every result while it runs (stopAttempt in its
+			// defer included); an abandoned reader that returns after it
+			// has ended must not block forever.
+			select {
+			case s.attemptDone <- res:
+			case <-s.done:
+			}
 		}()
 		res.err = read(actx, opts)
 		res.panicked = errors.Is(res.err, stream.ErrReaderPanic)
@@ -309,13 +332,40 @@ func (l *runLoop) launch() {
 	l.armStall()
 }
 
+// frameFrom records the first frame of attempt gen and signals run, unless
+// a newer attempt has already had one.
+func (s *supervisor) frameFrom(gen uint64) {
+	for {
+		cur := s.firstGen.Load()
+		if cur >= gen {
+			return
+		}
+		if s.firstGen.CompareAndSwap(cur, gen) {
+			break
+		}
+	}
+	select {
+	case s.firstFrame <- struct{}{}:
+	default: // one signal pending is enough: run reads firstGen
+	}
+}
+
+// abandonAfter is how long a cancelled reader has to return before the
+// supervisor gives up on it: stream.Read closes the connection at once on
+// cancel, so only a bug (in the RTSP client, or a Tap that blocks) takes
+// longer. A hung reader must not hold the camera down for good.
+func (l *runLoop) abandonAfter() time.Duration {
+	return l.settings().ReadTimeout + 5*time.Second
+}
+
 // stopAttempt cancels the attempt in flight and waits for it to end.
 func (l *runLoop) stopAttempt() {
+	l.abandon.Stop()
 	if l.att == nil {
 		return
 	}
 	l.att.cancel()
-	t := time.NewTimer(l.settings().ReadTimeout + 5*time.Second)
+	t := time.NewTimer(l.abandonAfter())
 	defer t.Stop()
 	for waiting := true; waiting; {
 		select {
@@ -323,11 +373,27 @@ func (l *runLoop) stopAttempt() {
 			waiting = r.gen != l.att.gen
 		case <-t.C:
 			l.s.log.Error("reader did not stop after cancel; abandoning it")
+			l.att.abandoned.Store(true)
 			waiting = false
 		}
 	}
 	l.att = nil
 	l.relaunch = false
+}
+
+// abandonHung gives up on a reader that a restart cancelled and that has
+// not returned (see abandonAfter), and starts the new attempt without it.
+func (l *runLoop) abandonHung() {
+	if l.att == nil || !l.relaunch {
+		return
+	}
+	l.s.log.Error("reader did not stop after cancel; abandoning it and reconnecting", "waited", l.abandonAfter())
+	l.att.abandoned.Store(true)
+	l.att = nil
+	l.relaunch = false
+	if l.want {
+		l.launch()
+	}
 }
 
 // restartAttempt abandons the attempt in flight (if any) and starts a fresh
@@ -344,7 +410,10 @@ func (l *runLoop) restartAttempt(st State) {
 		l.launch()
 		return
 	}
-	l.relaunch = true
+	if !l.relaunch {
+		l.relaunch = true
+		l.abandon.Reset(l.abandonAfter())
+	}
 	l.att.cancel()
 }
 
@@ -360,6 +429,7 @@ func (l *runLoop) attemptEnded(r attemptResult) {
 	l.att.cancel()
 	l.att = nil
 	l.stall.Stop()
+	l.abandon.Stop()
 	if l.relaunch {
 		l.relaunch = false
 		if l.want {

@@ -489,3 +489,98 @@ func TestAttemptContextReleased(t *testing.T) {
 		}
 	}
 }
+
+// A reader that does not return after a stall restart cancels it (a bug in
+// the RTSP client, or a Tap that blocks) is abandoned after ReadTimeout + 5 s
+// and a new attempt runs, as an operator's stop already did: it must not
+// hold the camera down for good. What the abandoned reader does after that
+// (late frames, its end) does not touch the camera.
+func TestRestartAbandonsHungReader(t *testing.T) {
+	set := fastSettings()
+	set.StallTimeout = 4 * time.Second
+	set.ReadTimeout = time.Second
+	// Only the abandon may start the second attempt, not a forced restart.
+	set.ForceRestartAfter = time.Hour
+	release := make(chan struct{})
+	var calls atomic.Int32
+	h := newHarness(t, set, func(c *Config) {
+		c.Read = func(ctx context.Context, o stream.Options) error {
+			o.OnInfo(stream.Info{Codec: stream.CodecH264})
+			if calls.Add(1) == 1 {
+				<-release // hung: ignores ctx
+				for range 100 {
+					o.OnFrame(stream.Frame{Time: time.Now(), Size: 1 << 20, Key: true})
+				}
+				return errors.New("test hook: late end of the abandoned reader")
+			}
+			tick := time.NewTicker(40 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-tick.C:
+					o.OnFrame(stream.Frame{Time: time.Now(), Size: 1000, Key: true})
+				}
+			}
+		}
+	})
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+	h.add("cam1", "rtsp://127.0.0.1:1/x", true)
+	// Stall at 4 s, then 6 s for the reader to return.
+	v := h.waitState("cam1", StateRunning, 30*time.Second)
+	if n := calls.Load(); n != 2 {
+		t.Fatalf("%d attempts, want 2; log:\n%s", n, h.logs.String())
+	}
+	if !strings.Contains(h.logs.String(), "abandoning it and reconnecting") {
+		t.Error("no log line for the abandoned reader")
+	}
+	close(release)
+	time.Sleep(500 * time.Millisecond)
+	after := h.get("cam1")
+	if after.State != StateRunning || after.Reconnects != v.Reconnects || calls.Load() != 2 {
+		t.Errorf("the abandoned reader's end counted: state %s, reconnects %d → %d, attempts %d",
+			after.State, v.Reconnects, after.Reconnects, calls.Load())
+	}
+	if after.Bytes >= 100<<20 {
+		t.Errorf("the abandoned reader's late frames counted: %d bytes", after.Bytes)
+	}
+}
+
+// The first frame of an attempt already cancelled for a restart does not
+// make the camera RUNNING: its replacement has shown nothing yet.
+func TestLateFirstFrameDuringRestart(t *testing.T) {
+	set := fastSettings()
+	set.StallTimeout = 10 * time.Second
+	var calls atomic.Int32
+	h := newHarness(t, set, func(c *Config) {
+		c.Read = func(ctx context.Context, o stream.Options) error {
+			n := calls.Add(1)
+			o.OnInfo(stream.Info{Codec: stream.CodecH264})
+			<-ctx.Done()
+			if n == 1 { // a frame in flight when the cancel came
+				o.OnFrame(stream.Frame{Time: time.Now(), Size: 100, Key: true})
+				time.Sleep(300 * time.Millisecond)
+			}
+			return ctx.Err()
+		}
+	})
+	h.add("cam1", "rtsp://127.0.0.1:1/x", true)
+	h.waitState("cam1", StateStarting, time.Second)
+	if _, err := h.m.RestartCamera(context.Background(), "cam1"); err != nil {
+		t.Fatal(err)
+	}
+	if !testutil.Poll(10*time.Second, func() bool { return calls.Load() >= 2 }) {
+		t.Fatal("no second attempt")
+	}
+	time.Sleep(500 * time.Millisecond)
+	if tr := h.trans.of("cam1"); h.trans.seen("cam1", StateRunning) {
+		t.Errorf("RUNNING although only the cancelled attempt sent a frame (transitions %v)", tr)
+	}
+}
