@@ -130,8 +130,8 @@ func TestBlackhole(t *testing.T) {
 				t.Errorf("camera RUNNING during the blackhole (states %s)", states(evs))
 			}
 			dropped := l.faultCounters()
+			t1 := time.Now() // before: camd may be back before the command returns
 			l.nsNftDelete(faultTable)
-			t1 := time.Now()
 			t.Logf("blackhole held %s (%d packets dropped); states %s", ms(held), dropped, states(c.rec.since(t0)))
 
 			e = c.waitEvent(t1, waitTimeout, "RUNNING after the blackhole", toState(device.StateRunning))
@@ -173,8 +173,8 @@ func TestLinkDownUp(t *testing.T) {
 	t.Logf("link down for %s: state %s, %d failed attempts, last error %q, guard rejected %s packets",
 		ms(time.Since(t0)), v.State, v.Reconnects-recBefore, v.LastError, l.guardRejects())
 
+	t1 := time.Now() // before: camd may be back before the command returns
 	run(t, "", "ip", "link", "set", l.hostIf, "up")
-	t1 := time.Now()
 	e = c.waitEvent(t1, waitTimeout, "RUNNING after the link came up", toState(device.StateRunning))
 	c.flowing()
 	t.Logf("link up: RUNNING again after %s; states %s", ms(e.at.Sub(t1)), states(c.rec.since(t0)))
@@ -189,8 +189,10 @@ func TestTCPReset(t *testing.T) {
 	c := startCamd(t, l, set)
 	c.flowing()
 
-	l.nsNft(resetRules(l.camPort))
+	// The clock starts before the command: a reset can end the connection
+	// before nft has returned, and an event before t0 would go unseen.
 	t0 := time.Now()
+	l.nsNft(resetRules(l.camPort))
 	e := c.waitEvent(t0, waitTimeout, "change away from RUNNING", leftRunning)
 	lat := e.at.Sub(t0)
 	v := c.view()
@@ -214,8 +216,8 @@ func TestTCPReset(t *testing.T) {
 		t.Errorf("camera RUNNING while every packet is reset (states %s)", states(c.rec.since(t0)))
 	}
 	resets := l.faultCounters()
+	t1 := time.Now() // before: camd may be back before the command returns
 	l.nsNftDelete(faultTable)
-	t1 := time.Now()
 	t.Logf("tcp reset held 2s: %d more failed attempts, %d resets sent, last error %q", v.Reconnects-recBefore, resets, v.LastError)
 
 	e = c.waitEvent(t1, waitTimeout, "RUNNING after the resets stopped", toState(device.StateRunning))
