@@ -288,8 +288,8 @@ func TestReadBatchesOncePlaying(t *testing.T) {
 	o.ReadBatch = 500 * time.Millisecond
 	startRead(t, o)
 	frames := rec.waitFrames(t, 60, 30*time.Second)[10:60]
-	// About 12 frames a batch: some 4 gaps of 50 frames, against 49 read
-	// packet by packet.
+	// About 12 frames a batch: some 4 of the 49 gaps are spread out, where
+	// reading packet by packet spreads all 49.
 	if g := spreadGaps(frames); g > 25 {
 		t.Errorf("%d of %d frames arrived more than 20 ms after the one before: not batched", g, len(frames)-1)
 	}
