@@ -92,9 +92,9 @@ func Read(ctx context.Context, o Options) (err error) {
 	// before: an answer must not wait for a tick. The client dials on its
 	// own goroutine, and dials again when it switches from UDP to TCP after
 	// PLAY (and goes through OPTIONS to PLAY again on the new connection).
-	// OnRequest and OnResponse run on the client's goroutine, which owns
-	// playCSeq.
-	var batch atomic.Pointer[batchConn]
+	// DialContext, OnRequest and OnResponse all run on the client's
+	// goroutine, which owns batch and playCSeq.
+	var batch *batchConn
 	var playCSeq string
 	c := &gortsplib.Client{
 		Scheme:       u.Scheme,
@@ -108,7 +108,7 @@ func Read(ctx context.Context, o Options) (err error) {
 				return nil, err
 			}
 			if b := newBatchConn(nc, o.ReadBatch); b != nil {
-				batch.Store(b)
+				batch = b
 				return b, nil
 			}
 			return nc, nil
@@ -127,8 +127,8 @@ func Read(ctx context.Context, o Options) (err error) {
 				return
 			}
 			playCSeq = ""
-			if b := batch.Load(); b != nil {
-				b.enable()
+			if batch != nil {
+				batch.enable()
 			}
 		},
 		// The library's defaults log to the standard logger; camd decides
