@@ -169,10 +169,16 @@ func (f *Feed) Info(i stream.Info) {
 // stream and to notice new parameters); the first reader starts at the next
 // keyframe.
 func (f *Feed) Frame(fr stream.Frame) {
-	var buf *frameBuf
-	if fr.Key || f.readers.Load() > 0 {
-		buf = copyAU(fr.AU)
+	if !fr.Key && f.readers.Load() == 0 {
+		// Nothing to relay, and nothing for run to do but note that the
+		// next reader must start at a keyframe, which a gap says: waking
+		// run for it would double the wake-ups of ingest.
+		f.qmu.Lock()
+		f.gap = f.gap || !f.stopped
+		f.qmu.Unlock()
+		return
 	}
+	buf := copyAU(fr.AU)
 	f.qmu.Lock()
 	if f.stopped || f.queued >= maxQueuedFrames {
 		f.gap = f.gap || !f.stopped
