@@ -43,7 +43,7 @@ bench: build
 
 # Every fuzz target for FUZZTIME each (the seed corpora also run in make test).
 FUZZTIME ?= 30s
-FUZZ := ./daemon:FuzzParseConfig ./api:FuzzCameraRequest ./device:FuzzSpecValidate ./stream:FuzzIngest
+FUZZ := ./daemon:FuzzParseConfig ./api:FuzzCameraRequest ./device:FuzzSpecValidate ./stream:FuzzIngest ./stream:FuzzDemux
 fuzz:
 	@set -e; for f in $(FUZZ); do \
 		echo "fuzz $${f#*:} in $${f%%:*} for $(FUZZTIME)"; \

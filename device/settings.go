@@ -29,8 +29,10 @@ type Settings struct {
 	ReadTimeout time.Duration `yaml:"read_timeout" json:"read_timeout"`
 	// ReadBatch: a playing TCP camera connection is read at most every
 	// ReadBatch (or once 64 KiB are queued) instead of once per packet,
-	// which saves most of camd's CPU; frames reach camd and the relay's
-	// readers up to ReadBatch later. It applies from a camera's next
+	// and (over rtsp://, not rtsps://) camd parses the video packets of a
+	// batch itself rather than through the RTSP client: together that
+	// saves most of camd's CPU. Frames reach camd and the relay's readers
+	// up to ReadBatch later. It applies from a camera's next
 	// connection, and only on Linux. It defaults to 100 milliseconds; a
 	// negative value reads every packet as it arrives. It is at most a
 	// quarter of ReadTimeout (a larger value is lowered to that): the RTSP

@@ -21,7 +21,7 @@ const batchBufSize = 64 << 10
 // batchBufs holds the read buffers. A connection holds one only while it
 // has bytes the client has not taken yet, which is for the few
 // microseconds it takes to parse them, so a handful serve every camera.
-var batchBufs = sync.Pool{New: func() any { b := make([]byte, batchBufSize); return &b }}
+var batchBufs = sync.Pool{New: func() any { b := make([]byte, batchHead+batchBufSize); return &b }}
 
 // batchConn is a camera's TCP connection that, once enabled (after PLAY),
 // is read in batches instead of one packet at a time.
@@ -43,6 +43,9 @@ var batchBufs = sync.Pool{New: func() any { b := make([]byte, batchBufSize); ret
 // was read. End of stream and connection errors are not delayed: they wake
 // the reader whatever the low-water mark.
 //
+// Given a take callback, it also takes the video track's RTP packets out of
+// what the client reads, from the same point on: see demux.
+//
 // Read is called by one goroutine (the RTSP client's reader); enable and
 // Close may be called from others.
 type batchConn struct {
@@ -50,8 +53,15 @@ type batchConn struct {
 	rc       syscall.RawConn
 	interval time.Duration
 	on       atomic.Bool
+	// takeCh is the interleaved channel whose frames go to take once
+	// batching is on, -1 for none. It is set before on.
+	takeCh atomic.Int32
+	take   func([]byte)
 
-	// Owned by the reading goroutine.
+	// Owned by the reading goroutine. dm sees every byte read (when take
+	// is set), so that it knows where messages and frames start by the
+	// time it takes frames.
+	dm      demux
 	started bool
 	buf     *[]byte // non-nil while it holds bytes not yet taken
 	r, w    int
@@ -60,6 +70,8 @@ type batchConn struct {
 	drained bool
 	// reads counts the reads that returned data (for tests).
 	reads int
+	// taken is dm.taken, for tests on other goroutines.
+	taken atomic.Uint64
 
 	// The callbacks for rc.Read and what they pass back, bound once in
 	// newBatchConn: a closure made per call would be one allocation per
@@ -72,9 +84,17 @@ type batchConn struct {
 	pollFD         [1]unix.PollFd
 }
 
+// batchHead is the room left before the bytes of a batched read: the demux
+// can hold back one byte ('$') from the read before, and writes it before
+// this read's bytes.
+const batchHead = 8
+
 // newBatchConn wraps c if it is a TCP connection and interval > 0; it
-// returns nil otherwise (and c is used as it is).
-func newBatchConn(c net.Conn, interval time.Duration) *batchConn {
+// returns nil otherwise (and c is used as it is). take, when not nil, gets
+// the payload of each interleaved frame on the channel passed to enable,
+// which the client then does not see; it is called on the reading
+// goroutine and the payload is valid only during the call.
+func newBatchConn(c net.Conn, interval time.Duration, take func([]byte)) *batchConn {
 	tc, ok := c.(*net.TCPConn)
 	if !ok || interval <= 0 {
 		return nil
@@ -83,18 +103,30 @@ func newBatchConn(c net.Conn, interval time.Duration) *batchConn {
 	if err != nil {
 		return nil
 	}
-	b := &batchConn{Conn: c, rc: rc, interval: interval}
+	b := &batchConn{Conn: c, rc: rc, interval: interval, take: take}
+	b.takeCh.Store(-1)
 	b.waitFn, b.readFn = b.waitReady, b.readFD
 	return b
 }
 
-// enable switches to batched reads from the next Read on. Before it, reads
-// go straight to the connection, so that RTSP answers are not delayed.
-func (c *batchConn) enable() { c.on.Store(true) }
+// enable switches to batched reads from the next Read on, and to taking
+// the frames of interleaved channel takeCh (none if negative, or without a
+// take callback). Before it, reads go straight to the connection, so that
+// RTSP answers are not delayed.
+func (c *batchConn) enable(takeCh int) {
+	if c.take != nil && takeCh >= 0 && takeCh <= 255 {
+		c.takeCh.Store(int32(takeCh))
+	}
+	c.on.Store(true)
+}
 
 func (c *batchConn) Read(p []byte) (int, error) {
 	if !c.on.Load() {
-		return c.Conn.Read(p)
+		n, err := c.Conn.Read(p)
+		if c.take != nil {
+			c.dm.filter(p[:n], 0, -1, nil) // follows; takes nothing yet
+		}
+		return n, err
 	}
 	if !c.started {
 		c.started = true
@@ -102,7 +134,8 @@ func (c *batchConn) Read(p []byte) (int, error) {
 			// Without the mark every packet would still wake the
 			// poller; batching then saves nothing, so read as before.
 			c.on.Store(false)
-			return c.Conn.Read(p)
+			c.takeCh.Store(-1)
+			return c.Read(p)
 		}
 	}
 	for c.buf == nil {
@@ -114,7 +147,7 @@ func (c *batchConn) Read(p []byte) (int, error) {
 		// The buffer is taken only now, so that a sleeping camera holds
 		// none.
 		c.buf = batchBufs.Get().(*[]byte)
-		n, err := c.readNow(*c.buf)
+		n, err := c.readNow((*c.buf)[batchHead:])
 		if n == 0 {
 			c.release()
 			if err != nil {
@@ -122,7 +155,10 @@ func (c *batchConn) Read(p []byte) (int, error) {
 			}
 			continue // nothing queued after all: sleep again
 		}
-		c.r, c.w = 0, n
+		c.r, c.w = batchHead, batchHead+n
+		if c.take != nil {
+			c.demux()
+		}
 	}
 	n := copy(p, (*c.buf)[c.r:c.w])
 	c.r += n
@@ -130,6 +166,12 @@ func (c *batchConn) Read(p []byte) (int, error) {
 		c.release()
 	}
 	return n, nil
+}
+
+// demux runs the bytes just read through dm (see demuxBatch).
+func (c *batchConn) demux() {
+	c.r, c.w = 0, demuxBatch(&c.dm, *c.buf, c.r, c.w, int(c.takeCh.Load()), c.take)
+	c.taken.Store(c.dm.taken)
 }
 
 func (c *batchConn) release() {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -33,7 +34,7 @@ func tcpPair(t *testing.T, interval time.Duration) (*batchConn, *net.TCPConn) {
 	if wc == nil {
 		t.Fatal("accept failed")
 	}
-	b := newBatchConn(rc, interval)
+	b := newBatchConn(rc, interval, nil)
 	if b == nil {
 		t.Fatal("newBatchConn returned nil for a TCP connection")
 	}
@@ -60,7 +61,7 @@ func readAll(t *testing.T, c net.Conn, n int) []byte {
 // reads than writes.
 func TestBatchConnBatchesPackets(t *testing.T) {
 	b, w := tcpPair(t, 100*time.Millisecond)
-	b.enable()
+	b.enable(-1)
 	const writes, size = 150, 700 // 1.5 s of a ~0.5 Mbit/s camera
 	var want bytes.Buffer
 	go func() {
@@ -92,7 +93,7 @@ func TestBatchConnBatchesPackets(t *testing.T) {
 // the tick, an hour here.)
 func TestBatchConnBurstWakesBeforeTick(t *testing.T) {
 	b, w := tcpPair(t, time.Hour)
-	b.enable()
+	b.enable(-1)
 	// A first read, so that the next one sleeps.
 	w.Write([]byte("x"))
 	readAll(t, b, 1)
@@ -118,7 +119,7 @@ func TestBatchConnBurstWakesBeforeTick(t *testing.T) {
 // A few bytes, below the mark, wait for the tick and not longer.
 func TestBatchConnSmallWriteArrivesByTheTick(t *testing.T) {
 	b, w := tcpPair(t, 50*time.Millisecond)
-	b.enable()
+	b.enable(-1)
 	w.Write([]byte("a"))
 	readAll(t, b, 1)
 	start := time.Now()
@@ -158,7 +159,7 @@ func TestBatchConnEndsPromptly(t *testing.T) {
 			}
 			t.Run(name, func(t *testing.T) {
 				b, w := tcpPair(t, time.Hour)
-				b.enable()
+				b.enable(-1)
 				w.Write([]byte("x"))
 				readAll(t, b, 1)
 				if between {
@@ -245,7 +246,7 @@ func TestReadBatchedDropIsPrompt(t *testing.T) {
 // full buffers queued) still gets every byte and no error.
 func TestBatchConnSlowReader(t *testing.T) {
 	b, w := tcpPair(t, 20*time.Millisecond)
-	b.enable()
+	b.enable(-1)
 	data := make([]byte, 1<<20)
 	for i := range data {
 		data[i] = byte(i * 13)
@@ -340,5 +341,101 @@ func TestReadBatchedSwitchThenBatched(t *testing.T) {
 	}
 	if g := spreadGaps(frames); g > 20 {
 		t.Errorf("%d of %d frames arrived more than 20 ms after the one before: the new connection is not batched", g, len(frames)-1)
+	}
+}
+
+// dialedConns records the batched connections Read makes until the test
+// ends.
+func dialedConns(t *testing.T) func() []*batchConn {
+	var mu sync.Mutex
+	var conns []*batchConn
+	testDialed = func(b *batchConn) {
+		mu.Lock()
+		defer mu.Unlock()
+		conns = append(conns, b)
+	}
+	t.Cleanup(func() { testDialed = nil })
+	return func() []*batchConn {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]*batchConn(nil), conns...)
+	}
+}
+
+// Over plain TCP, the video's RTP packets are taken from the connection
+// (not through the client), and give the clip's access units, every one
+// and in order, with the client's answers and its read timeout unharmed.
+func TestReadTakesFrames(t *testing.T) {
+	conns := dialedConns(t)
+	aus := loadAnnexB(t, clipH264, false)
+	index := map[[32]byte]int{}
+	for i, au := range aus {
+		index[auDigest(au)] = i
+	}
+	// Keepalives every second, answered in the middle of the stream.
+	cam := newTestCamera(t, cameraConfig{codec: CodecH264, idleTimeout: 6 * time.Second})
+	var mu sync.Mutex
+	var seq []int
+	rec := newRecorder()
+	o := rec.options(cam.URL())
+	onFrame := o.OnFrame
+	o.OnFrame = func(f Frame) {
+		i, ok := index[auDigest(f.AU)]
+		if !ok {
+			i = -1
+		}
+		mu.Lock()
+		seq = append(seq, i)
+		mu.Unlock()
+		onFrame(f)
+	}
+	o.ReadBatch = 100 * time.Millisecond
+	o.ReadTimeout = 2 * time.Second // several timeouts' worth below
+	startRead(t, o)
+	rec.waitFrames(t, 150, 60*time.Second) // 6 s: past the client's timeout
+	mu.Lock()
+	defer mu.Unlock()
+	for k := 1; k < len(seq); k++ {
+		if seq[k] < 0 || seq[k-1] >= 0 && seq[k] != (seq[k-1]+1)%len(aus) {
+			t.Fatalf("frame %d is access unit %d of the clip after %d (-1: none of the clip's)", k, seq[k], seq[k-1])
+		}
+	}
+	if _, _, decodeErr := rec.snapshot(); decodeErr != 0 {
+		t.Errorf("%d decode errors", decodeErr)
+	}
+	if n := cam.keepalives.Load(); n < 3 {
+		t.Errorf("%d keepalives answered while playing, want one a second", n)
+	}
+	cs := conns()
+	if len(cs) != 1 {
+		t.Fatalf("%d connections, want 1", len(cs))
+	}
+	// About 7 packets a frame; the client reads those that come before
+	// PLAY's answer itself.
+	if n := cs[0].taken.Load(); n < uint64(len(seq)) {
+		t.Errorf("%d packets taken from the connection in %d frames, want nearly all", n, len(seq))
+	}
+}
+
+// With every packet taken, the client still sees data come (an empty frame
+// on an unused channel after each batch): its read timeout, which counts
+// from the last message it read, does not end a camera that sends only
+// video.
+func TestReadTakenFramesFeedTimeout(t *testing.T) {
+	conns := dialedConns(t)
+	cam := newTestCamera(t, cameraConfig{codec: CodecH264}) // keepalives every 50 s
+	rec := newRecorder()
+	o := rec.options(cam.URL())
+	o.ReadBatch = 100 * time.Millisecond
+	o.ReadTimeout = time.Second
+	r := startRead(t, o)
+	rec.waitFrames(t, 125, 60*time.Second) // 5 s, five timeouts
+	select {
+	case err := <-r.done:
+		t.Fatalf("Read ended: %v", err)
+	default:
+	}
+	if cs := conns(); len(cs) != 1 || cs[0].taken.Load() == 0 {
+		t.Fatalf("%d connections (want 1), or no packet taken: not the path under test", len(cs))
 	}
 }

@@ -12,6 +12,6 @@ import (
 // packet is read as it arrives.
 type batchConn struct{ net.Conn }
 
-func newBatchConn(net.Conn, time.Duration) *batchConn { return nil }
+func newBatchConn(net.Conn, time.Duration, func([]byte)) *batchConn { return nil }
 
-func (*batchConn) enable() {}
+func (*batchConn) enable(int) {}

@@ -90,10 +90,13 @@ type Options struct {
 	ReadTimeout time.Duration
 	// ReadBatch, when positive, has a playing TCP connection read in
 	// batches: at most every ReadBatch (on ticks shared by all cameras) or
-	// once 64 KiB are queued, instead of once per packet. It saves most of
-	// the CPU of ingest at the cost of up to ReadBatch of delay. It works
-	// on Linux; elsewhere, and over UDP, every packet is read as it
-	// arrives. 0 reads every packet as it arrives.
+	// once 64 KiB are queued, instead of once per packet. Over rtsp:// (not
+	// rtsps://, whose bytes are encrypted below the client) the video's RTP
+	// packets are then taken out of each batch and handled without the
+	// RTSP client's per-packet allocations (see demux). Together that
+	// saves most of the CPU of ingest at the cost of up to ReadBatch of
+	// delay. It works on Linux; elsewhere, and over UDP, every packet is
+	// read as it arrives. 0 reads every packet as it arrives.
 	ReadBatch time.Duration
 	// OnInfo is called once the video track is set up, before any frame,
 	// and again before the next frame whenever what it reports changes

@@ -58,6 +58,13 @@ type ingest struct {
 	prevRunPTS int64
 
 	oneAU [1][]byte
+
+	// For packets taken from the connection (take): the packet they are
+	// read into, the copies the decoder may still refer to, and the PTS
+	// of a packet, which the client computes.
+	pkt   rtp.Packet
+	arena rtpArena
+	ptsOf func(*rtp.Packet) int64
 }
 
 // newIngest prepares the decoder for forma, which must be H.264, H.265 or
@@ -72,31 +79,49 @@ func newIngest(medi *description.Media, forma format.Format, onInfo func(Info),
 		onDecodeError: onDecodeError,
 	}
 	in.info = Info{Media: medi, Format: forma}
-	var err error
-	switch f := forma.(type) {
+	switch forma.(type) {
 	case *format.H264:
 		in.codec = CodecH264
-		in.h264, err = f.CreateDecoder()
-		if err == nil && len(f.SPS) > 0 {
-			in.parseSPS(f.SPS)
-		}
 	case *format.H265:
 		in.codec = CodecH265
-		in.h265, err = f.CreateDecoder()
-		if err == nil && len(f.SPS) > 0 {
-			in.parseSPS(f.SPS)
-		}
 	case *format.MJPEG:
 		in.codec = CodecMJPEG
-		in.mjpeg, err = f.CreateDecoder()
 	default:
 		return nil, fmt.Errorf("unsupported video codec %s", codecName(forma))
 	}
-	if err != nil {
-		return nil, fmt.Errorf("create %s decoder: %w", in.codec, err)
+	if err := in.newDecoder(); err != nil {
+		return nil, err
+	}
+	switch f := forma.(type) {
+	case *format.H264:
+		if len(f.SPS) > 0 {
+			in.parseSPS(f.SPS)
+		}
+	case *format.H265:
+		if len(f.SPS) > 0 {
+			in.parseSPS(f.SPS)
+		}
 	}
 	in.info.Codec = in.codec
 	return in, nil
+}
+
+// newDecoder sets up a fresh decoder for the track, which holds nothing
+// of the packets before.
+func (in *ingest) newDecoder() error {
+	var err error
+	switch f := in.info.Format.(type) {
+	case *format.H264:
+		in.h264, err = f.CreateDecoder()
+	case *format.H265:
+		in.h265, err = f.CreateDecoder()
+	case *format.MJPEG:
+		in.mjpeg, err = f.CreateDecoder()
+	}
+	if err != nil {
+		return fmt.Errorf("create %s decoder: %w", in.codec, err)
+	}
+	return nil
 }
 
 // setTransport records the transport in use; the next frame re-sends Info
@@ -126,11 +151,12 @@ func (in *ingest) decodeError(err error) {
 	}
 }
 
-// handle takes one RTP packet of the track, its PTS (ptsOK false when the
-// client could not compute one yet) and the wall-clock time, and emits a
-// Frame when the packet completes an access unit. Undecodable input is
-// counted and dropped; it never stops the stream.
-func (in *ingest) handle(pkt *rtp.Packet, pts int64, now time.Time) {
+// handle takes one RTP packet of the track, its PTS and the wall-clock
+// time, and emits a Frame when the packet completes an access unit.
+// Undecodable input is counted and dropped; it never stops the stream. It
+// returns true when the decoder gave an access unit (emitted, or dropped
+// as empty): the decoder then refers to no packet before this one.
+func (in *ingest) handle(pkt *rtp.Packet, pts int64, now time.Time) bool {
 	if !in.runStarted || pkt.Timestamp != in.runTS {
 		in.prevRunPTS = in.runPTS
 		in.runStarted, in.runTS, in.runPTS = true, pkt.Timestamp, pts
@@ -145,7 +171,7 @@ func (in *ingest) handle(pkt *rtp.Packet, pts int64, now time.Time) {
 			if err != rtph264.ErrMorePacketsNeeded && err != rtph264.ErrNonStartingPacketAndNoPrevious { //nolint:errorlint // sentinels returned as is
 				in.decodeError(fmt.Errorf("decode H.264 RTP packet: %w", err))
 			}
-			return
+			return false
 		}
 	case CodecH265:
 		au, err = in.h265.Decode(pkt)
@@ -153,7 +179,7 @@ func (in *ingest) handle(pkt *rtp.Packet, pts int64, now time.Time) {
 			if err != rtph265.ErrMorePacketsNeeded && err != rtph265.ErrNonStartingPacketAndNoPrevious { //nolint:errorlint // sentinels returned as is
 				in.decodeError(fmt.Errorf("decode H.265 RTP packet: %w", err))
 			}
-			return
+			return false
 		}
 	case CodecMJPEG:
 		in.mjpegSize(pkt.Payload)
@@ -163,7 +189,7 @@ func (in *ingest) handle(pkt *rtp.Packet, pts int64, now time.Time) {
 			if err != rtpmjpeg.ErrMorePacketsNeeded && err != rtpmjpeg.ErrNonStartingPacketAndNoPrevious { //nolint:errorlint // sentinels returned as is
 				in.decodeError(fmt.Errorf("decode MJPEG RTP packet: %w", err))
 			}
-			return
+			return false
 		}
 		in.oneAU[0] = img
 		au = in.oneAU[:]
@@ -181,7 +207,7 @@ func (in *ingest) handle(pkt *rtp.Packet, pts int64, now time.Time) {
 	size, key, ok := in.inspect(au)
 	if !ok {
 		in.decodeError(errEmptyAU)
-		return
+		return true
 	}
 	if !in.infoSent || in.infoDirty.Load() {
 		in.sendInfo()
@@ -197,6 +223,7 @@ func (in *ingest) handle(pkt *rtp.Packet, pts int64, now time.Time) {
 		})
 	}
 	in.oneAU[0] = nil
+	return true
 }
 
 var errEmptyAU = errors.New("decode access unit: no data")

@@ -14,6 +14,7 @@ import (
 	"github.com/bluenviron/gortsplib/v5/pkg/base"
 	"github.com/bluenviron/gortsplib/v5/pkg/description"
 	"github.com/bluenviron/gortsplib/v5/pkg/format"
+	"github.com/bluenviron/gortsplib/v5/pkg/headers"
 	"github.com/pion/rtp"
 )
 
@@ -96,7 +97,22 @@ func Read(ctx context.Context, o Options) (err error) {
 	// goroutine, which owns batch and playCSeq.
 	var batch *batchConn
 	var playCSeq string
-	c := &gortsplib.Client{
+	rtpCh := -1 // the video RTP's interleaved channel, from SETUP's answer
+	// Over plain TCP a batched connection takes the video's RTP packets out
+	// of what the client reads (see demux) and they come here. Over TLS the
+	// bytes are not readable under the client.
+	var c *gortsplib.Client
+	var take func([]byte)
+	if u.Scheme == "rtsp" {
+		take = func(b []byte) {
+			if panicked.Load() != nil {
+				return
+			}
+			defer recoverPanic()
+			in.take(b, time.Now())
+		}
+	}
+	c = &gortsplib.Client{
 		Scheme:       u.Scheme,
 		Host:         u.Host,
 		ReadTimeout:  timeout,
@@ -107,8 +123,11 @@ func Read(ctx context.Context, o Options) (err error) {
 			if err != nil {
 				return nil, err
 			}
-			if b := newBatchConn(nc, o.ReadBatch); b != nil {
+			if b := newBatchConn(nc, o.ReadBatch, take); b != nil {
 				batch = b
+				if testDialed != nil {
+					testDialed(b)
+				}
 				return b, nil
 			}
 			return nc, nil
@@ -119,6 +138,9 @@ func Read(ctx context.Context, o Options) (err error) {
 			}
 		},
 		OnResponse: func(res *base.Response) {
+			if ch, ok := interleavedChannel(res); ok {
+				rtpCh = ch // only SETUP is answered with a Transport
+			}
 			// The client takes a response without a CSeq as the answer.
 			if playCSeq == "" || res.StatusCode != base.StatusOK {
 				return
@@ -128,7 +150,7 @@ func Read(ctx context.Context, o Options) (err error) {
 			}
 			playCSeq = ""
 			if batch != nil {
-				batch.enable()
+				batch.enable(rtpCh)
 			}
 		},
 		// The library's defaults log to the standard logger; camd decides
@@ -167,6 +189,9 @@ func Read(ctx context.Context, o Options) (err error) {
 		if !stopClose() {
 			<-closed // it ran: Read returns only once it has ended
 		}
+		if in != nil {
+			in.arena.release() // the client's goroutines have ended
+		}
 	}()
 
 	// step wraps a client error; a failure caused by our own Close on ctx
@@ -192,6 +217,10 @@ func Read(ctx context.Context, o Options) (err error) {
 	if err != nil {
 		return fmt.Errorf("setup: %w", err)
 	}
+	in.ptsOf = func(pkt *rtp.Packet) int64 {
+		pts, _ := c.PacketPTS(medi, pkt)
+		return pts
+	}
 
 	if _, err := c.Setup(desc.BaseURL, medi, 0, 0); err != nil {
 		return step("setup", err)
@@ -216,6 +245,24 @@ func Read(ctx context.Context, o Options) (err error) {
 
 	return step("read", c.Wait())
 }
+
+// interleavedChannel is the first interleaved channel a response's
+// Transport header names (the RTP one; RTCP is the next).
+func interleavedChannel(res *base.Response) (int, bool) {
+	v, ok := res.Header["Transport"]
+	if !ok || res.StatusCode != base.StatusOK {
+		return 0, false
+	}
+	var th headers.Transport
+	if err := th.Unmarshal(v); err != nil || th.InterleavedIDs == nil {
+		return 0, false
+	}
+	return th.InterleavedIDs[0], true
+}
+
+// testDialed, when set (by tests), sees every batched connection Read
+// makes.
+var testDialed func(*batchConn)
 
 // cseq is a request's or response's CSeq, or "" without one.
 func cseq(h base.Header) string {

@@ -182,6 +182,10 @@ type testCamera struct {
 	muted   atomic.Bool // send nothing (a stall)
 
 	tcpPlays atomic.Int32 // PLAYs answered on TCP sessions
+	// keepalives counts the requests after a PLAY (GET_PARAMETER or
+	// OPTIONS), which the server answers in the middle of the stream.
+	keepalives atomic.Int32
+	playing    atomic.Bool
 
 	mu    sync.Mutex
 	conns map[*gortsplib.ServerConn]struct{}
@@ -196,6 +200,9 @@ type cameraConfig struct {
 	withAudio  bool
 	udp        bool
 	user, pass string
+	// idleTimeout, when set, is the server's session timeout: the client
+	// sends keepalives every timeout - 10 s, at least every second.
+	idleTimeout time.Duration
 }
 
 func newTestCamera(tb testing.TB, cfg cameraConfig) *testCamera {
@@ -237,16 +244,16 @@ func newTestCamera(tb testing.TB, cfg cameraConfig) *testCamera {
 		c.desc.Medias = append(c.desc.Medias, c.audio)
 	}
 
-	c.start(cfg.udp)
+	c.start(cfg.udp, cfg.idleTimeout)
 	tb.Cleanup(c.Close)
 	return c
 }
 
 // start starts the server on a free port; with UDP it needs an even/odd
 // pair of free UDP ports, found by trying.
-func (c *testCamera) start(udp bool) {
+func (c *testCamera) start(udp bool, idleTimeout time.Duration) {
 	for attempt := 0; ; attempt++ {
-		c.srv = &gortsplib.Server{Handler: c, RTSPAddress: "127.0.0.1:0"}
+		c.srv = &gortsplib.Server{Handler: c, RTSPAddress: "127.0.0.1:0", IdleTimeout: idleTimeout}
 		if udp {
 			n, err := rand.Int(rand.Reader, big.NewInt(10000))
 			if err != nil {
@@ -388,7 +395,15 @@ func (c *testCamera) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Respon
 	if t := ctx.Session.Transport(); t != nil && t.Protocol == gortsplib.ProtocolTCP {
 		c.tcpPlays.Add(1)
 	}
+	c.playing.Store(true)
 	return &base.Response{StatusCode: base.StatusOK}, nil
+}
+
+// OnRequest implements gortsplib.ServerHandlerOnRequest.
+func (c *testCamera) OnRequest(_ *gortsplib.ServerConn, req *base.Request) {
+	if c.playing.Load() && (req.Method == base.GetParameter || req.Method == base.Options) {
+		c.keepalives.Add(1)
+	}
 }
 
 // closedPort returns a local TCP address nothing listens on.

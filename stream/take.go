@@ -1,0 +1,120 @@
+package stream
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+)
+
+// take handles one RTP packet of the track that the connection took out of
+// what the RTSP client reads (see demux): the client's own path, without
+// its allocations. b is valid only during the call.
+func (in *ingest) take(b []byte, now time.Time) {
+	// The decoder keeps slices of a packet's payload until its access unit
+	// is complete, so the packet is copied first: b's buffer is reused.
+	data, reset := in.arena.add(b)
+	if reset {
+		// The decoder may refer to what the arena dropped: it starts over.
+		if err := in.newDecoder(); err != nil {
+			in.decodeError(err)
+			return
+		}
+	}
+	if err := in.pkt.Unmarshal(data); err != nil {
+		in.decodeError(fmt.Errorf("decode RTP packet: %w", err))
+		return
+	}
+	if pt := in.info.Format.PayloadType(); in.pkt.PayloadType != pt {
+		in.decodeError(fmt.Errorf("decode RTP packet: payload type %d, want %d", in.pkt.PayloadType, pt))
+		return
+	}
+	var pts int64
+	if in.ptsOf != nil {
+		pts = in.ptsOf(&in.pkt)
+	}
+	if in.handle(&in.pkt, pts, now) {
+		in.arena.flip()
+	}
+}
+
+// arenaChunk is the size of the blocks arenas copy packets into. The
+// blocks come from a pool shared by every camera, so memory follows the
+// access units in flight rather than each camera's largest.
+const arenaChunk = 32 << 10
+
+var arenaChunks = sync.Pool{New: func() any { b := make([]byte, 0, arenaChunk); return &b }}
+
+// maxArena bounds the bytes an arena half holds: more than the largest
+// access unit the decoders accept. A camera that never completes one (a
+// hostile one) has the decoder start over instead of growing it.
+const maxArena = h264.MaxAccessUnitSize + 1<<20
+
+// rtpArena holds copies of the packets the decoder may still refer to, in
+// two halves. Packets go to the current half; when an access unit is
+// complete (flip) the other half is emptied and becomes current. That is
+// safe because after returning an access unit the decoder refers at most
+// to the packet that completed it (the first of the next access unit, for
+// cameras that do not set the marker bit), which is in the half just left.
+type rtpArena struct {
+	half [2]arenaHalf
+	cur  int
+}
+
+type arenaHalf struct {
+	chunks []*[]byte // the last one is filling
+	size   int
+}
+
+// add copies b into the current half and returns the copy. reset reports
+// that the arena was full and emptied first: whatever referred to it must
+// start over.
+func (a *rtpArena) add(b []byte) (data []byte, reset bool) {
+	h := &a.half[a.cur]
+	if h.size+len(b) > maxArena {
+		a.half[0].empty()
+		a.half[1].empty()
+		reset = true
+	}
+	h.size += len(b)
+	if len(b) > arenaChunk {
+		// Larger than any RTP packet over a network; still valid in an
+		// interleaved frame. The garbage collector has it.
+		return append([]byte(nil), b...), reset
+	}
+	var c *[]byte
+	if n := len(h.chunks); n > 0 && cap(*h.chunks[n-1])-len(*h.chunks[n-1]) >= len(b) {
+		c = h.chunks[n-1]
+	} else {
+		c = arenaChunks.Get().(*[]byte)
+		h.chunks = append(h.chunks, c)
+	}
+	n := len(*c)
+	*c = append(*c, b...)
+	// The full slice expression keeps an append to the copy from writing
+	// over the next packet.
+	return (*c)[n:len(*c):len(*c)], reset
+}
+
+// flip empties the other half and makes it current.
+func (a *rtpArena) flip() {
+	a.cur ^= 1
+	a.half[a.cur].empty()
+}
+
+// release gives every block back; the arena is not used after it.
+func (a *rtpArena) release() {
+	a.half[0].empty()
+	a.half[1].empty()
+}
+
+func (h *arenaHalf) empty() {
+	for i, c := range h.chunks {
+		*c = (*c)[:0]
+		arenaChunks.Put(c)
+		h.chunks[i] = nil
+	}
+	h.chunks = h.chunks[:0]
+	h.size = 0
+}
