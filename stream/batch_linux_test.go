@@ -439,3 +439,41 @@ func TestReadTakenFramesFeedTimeout(t *testing.T) {
 		t.Fatalf("%d connections (want 1), or no packet taken: not the path under test", len(cs))
 	}
 }
+
+// Cancelling a Read while a batch is being taken ends it with the
+// cancellation, not a panic: the client drops its own PTS decoder as soon
+// as it starts closing, while the rest of the batch is still taken, so the
+// PTS come from camd's. Here OnFrame holds the reader in a batch while the
+// context is cancelled.
+func TestReadCancelWhileTaking(t *testing.T) {
+	conns := dialedConns(t)
+	cam := newTestCamera(t, cameraConfig{codec: CodecH264})
+	rec := newRecorder()
+	o := rec.options(cam.URL())
+	o.ReadBatch = 400 * time.Millisecond // about 10 frames a batch
+	var r *reading
+	var once sync.Once
+	ready := make(chan struct{})
+	n := 0
+	inner := o.OnFrame
+	o.OnFrame = func(f Frame) {
+		inner(f)
+		n++
+		if cs := conns(); n >= 40 && len(cs) == 1 && cs[0].taken.Load() > 0 {
+			once.Do(func() {
+				<-ready
+				r.cancel()
+				time.Sleep(300 * time.Millisecond) // the client closes meanwhile
+			})
+		}
+	}
+	r = startRead(t, o)
+	close(ready)
+	if err := r.wait(t, 30*time.Second); !errors.Is(err, context.Canceled) {
+		var pe *PanicError
+		if errors.As(err, &pe) {
+			t.Logf("stack:\n%s", pe.Stack)
+		}
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+}

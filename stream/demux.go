@@ -18,8 +18,8 @@ import "bytes"
 // empty line, and as many bytes of body as its one Content-Length says.
 //
 // Where a message does anything this reading is not sure to frame as
-// gortsplib does (a first line without CRLF, an over-long line, a bad
-// Content-Length, more than 255 headers), the demux turns off for good and
+// gortsplib does (a first line without CRLF, a line end in a request's
+// method, an over-long line, a bad Content-Length, more than 255 headers), the demux turns off for good and
 // passes every byte from then on: gortsplib then reads the stream
 // exactly as it would have without camd in the way, frames included.
 //
@@ -54,6 +54,9 @@ type demux struct {
 	// first is the first byte of a possible message, until the second
 	// says whether gortsplib reads a message or skips it.
 	first byte
+	// method is set while the method of a request's first line is read:
+	// gortsplib reads it up to a space, across a line end if need be.
+	method bool
 	// skipped is set when the client has a byte it will skip once it sees
 	// the next one: the next frame is not taken, or the client would pair
 	// that byte with what follows the frame instead.
@@ -158,6 +161,7 @@ func (d *demux) filter(b []byte, start int, takeCh int, onFrame func([]byte)) in
 			if isMessageStart(d.first, c) {
 				d.st = dsLine
 				d.left = demuxMaxLine - 2
+				d.method = d.first != 'R' || c != 'T' // not a response
 				emit(i, i+1)
 				i++
 				continue
@@ -228,6 +232,20 @@ func (d *demux) filter(b []byte, start int, takeCh int, onFrame func([]byte)) in
 			}
 
 		case dsLine:
+			if d.method {
+				switch {
+				case c == '\r' || c == '\n' || d.left == 0:
+					d.off = true
+				case c == ' ':
+					d.method = false
+					fallthrough
+				default:
+					d.left--
+					emit(i, i+1)
+					i++
+				}
+				continue
+			}
 			j := bytes.IndexByte(b[i:min(len(b), i+d.left+1)], '\r')
 			if j < 0 {
 				n := min(len(b)-i, d.left+1)

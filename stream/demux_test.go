@@ -236,7 +236,8 @@ func genMessage(r *rand.Rand) []byte {
 		b.WriteString([]string{
 			"GET_PARAMETER rtsp://cam/ RTSP/1.0\r\n", "OPTIONS * RTSP/1.0\r\n", "ANNOUNCE rtsp://c/x RTSP/1.0\r\n",
 			"REDIRECT rtsp://c/x RTSP/1.0\r\n", "SET_PARAMETER rtsp://c/x RTSP/1.0\r\n", "TEARDOWN rtsp://c/x RTSP/1.0\r\n",
-		}[r.IntN(6)])
+			"SE\r\nX * RTSP/1.0\r\n", // a method gortsplib reads across the line end
+		}[r.IntN(7)])
 	} else {
 		b.WriteString([]string{"RTSP/1.0 200 OK\r\n", "RTSP/1.0 200\r\n", "RTSP/1.0 454 Session Not Found\r\n", "RTSP/1.0 200 OK\n"}[r.IntN(4)])
 	}
@@ -389,6 +390,7 @@ func TestDemuxTurnsOff(t *testing.T) {
 	}
 	for name, msg := range map[string]string{
 		"no colon":          "RTSP/1.0 200 OK\r\nCSeq 1\r\n" + strings.Repeat("x", 600),
+		"CRLF in a method":  "SE\r\nX * RTSP/1.0\r\nContent-Length: 8\r\n\r\n$\x00\x00\x04EVIL",
 		"bad length":        "RTSP/1.0 200 OK\r\nContent-Length: 1x\r\n\r\n",
 		"LF only":           "RTSP/1.0 200 OK\nCSeq: 1\n\n\r" + strings.Repeat("x", 2000),
 		"long first line":   "RTSP/1.0 200 " + strings.Repeat("K", 2000) + "\r\n\r\n",
@@ -452,4 +454,22 @@ func FuzzDemux(f *testing.F) {
 		tc.stream = append(append(append([]byte(nil), tc.stream[:at]...), raw...), tc.stream[at:]...)
 		checkDemux(t, tc)
 	})
+}
+
+// gortsplib reads a request's method up to a space, so "SE\r\nX" is a
+// method to it, and the Content-Length after belongs to that request. The
+// demux does not read it as a line end plus a header: it turns off.
+func TestDemuxMethodWithCRLF(t *testing.T) {
+	var s []byte
+	for i := range 3 {
+		s = append(s, '$', 0, 0, 4, 'v', 'v', 'v', byte('0'+i))
+	}
+	s = append(s, "SE\r\nX * RTSP/1.0\r\nContent-Length: 8\r\n\r\n$\x00\x00\x04EVIL"...)
+	for i := range 3 {
+		s = append(s, '$', 0, 0, 4, 'w', 'w', 'w', byte('0'+i))
+	}
+	if _, err := parseItems(bytes.NewReader(s), 0); err != io.EOF {
+		t.Fatalf("gortsplib alone: %v, want the whole stream read", err)
+	}
+	checkDemux(t, demuxCase{stream: s, ch: 0, reads: []int{1 << 16}})
 }

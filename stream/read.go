@@ -15,6 +15,7 @@ import (
 	"github.com/bluenviron/gortsplib/v5/pkg/description"
 	"github.com/bluenviron/gortsplib/v5/pkg/format"
 	"github.com/bluenviron/gortsplib/v5/pkg/headers"
+	"github.com/bluenviron/gortsplib/v5/pkg/rtptime"
 	"github.com/pion/rtp"
 )
 
@@ -98,6 +99,14 @@ func Read(ctx context.Context, o Options) (err error) {
 	var batch *batchConn
 	var playCSeq string
 	rtpCh := -1 // the video RTP's interleaved channel, from SETUP's answer
+	// mayTake is set once DESCRIBE shows the video is not encrypted (SRTP,
+	// which the client decrypts, even over rtsp://).
+	var mayTake atomic.Bool
+	// ptsDec turns RTP timestamps into PTS for both paths, packets taken
+	// and packets through the client; a new one for each PLAY, as the
+	// client does. It is camd's own because the client drops its decoder
+	// when it starts closing, while a batch may still be being taken.
+	var ptsDec atomic.Pointer[rtptime.GlobalDecoder]
 	// Over plain TCP a batched connection takes the video's RTP packets out
 	// of what the client reads (see demux) and they come here. Over TLS the
 	// bytes are not readable under the client.
@@ -135,6 +144,9 @@ func Read(ctx context.Context, o Options) (err error) {
 		OnRequest: func(req *base.Request) {
 			if req.Method == base.Play {
 				playCSeq = cseq(req.Header)
+				d := &rtptime.GlobalDecoder{}
+				d.Initialize()
+				ptsDec.Store(d)
 			}
 		},
 		OnResponse: func(res *base.Response) {
@@ -150,7 +162,11 @@ func Read(ctx context.Context, o Options) (err error) {
 			}
 			playCSeq = ""
 			if batch != nil {
-				batch.enable(rtpCh)
+				ch := rtpCh
+				if !mayTake.Load() {
+					ch = -1
+				}
+				batch.enable(ch)
 			}
 		},
 		// The library's defaults log to the standard logger; camd decides
@@ -218,9 +234,13 @@ func Read(ctx context.Context, o Options) (err error) {
 		return fmt.Errorf("setup: %w", err)
 	}
 	in.ptsOf = func(pkt *rtp.Packet) int64 {
-		pts, _ := c.PacketPTS(medi, pkt)
+		var pts int64
+		if d := ptsDec.Load(); d != nil {
+			pts, _ = d.Decode(forma, pkt)
+		}
 		return pts
 	}
+	mayTake.Store(!encrypted(desc, medi))
 
 	if _, err := c.Setup(desc.BaseURL, medi, 0, 0); err != nil {
 		return step("setup", err)
@@ -231,8 +251,7 @@ func Read(ctx context.Context, o Options) (err error) {
 			return
 		}
 		defer recoverPanic()
-		pts, _ := c.PacketPTS(medi, pkt)
-		in.handle(pkt, pts, time.Now())
+		in.handle(pkt, in.ptsOf(pkt), time.Now())
 	})
 
 	// Info goes out before PLAY so that it precedes every frame.
@@ -246,6 +265,13 @@ func Read(ctx context.Context, o Options) (err error) {
 	return step("read", c.Wait())
 }
 
+// encrypted reports whether the camera's SDP gives keys for the video
+// (SDES a=crypto or MIKEY): then the client decrypts SRTP, over rtsp:// as
+// well as rtsps://, and only its path may handle the packets.
+func encrypted(desc *description.Session, medi *description.Media) bool {
+	return desc.KeyMgmtMikey != nil || medi.KeyMgmtMikey != nil || medi.KeyMgmtSDES != nil
+}
+
 // interleavedChannel is the first interleaved channel a response's
 // Transport header names (the RTP one; RTCP is the next).
 func interleavedChannel(res *base.Response) (int, bool) {
@@ -254,8 +280,8 @@ func interleavedChannel(res *base.Response) (int, bool) {
 		return 0, false
 	}
 	var th headers.Transport
-	if err := th.Unmarshal(v); err != nil || th.InterleavedIDs == nil {
-		return 0, false
+	if err := th.Unmarshal(v); err != nil || th.InterleavedIDs == nil || th.Profile != headers.TransportProfileAVP {
+		return 0, false // SAVP: the client decrypts the packets
 	}
 	return th.InterleavedIDs[0], true
 }

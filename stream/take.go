@@ -26,8 +26,12 @@ func (in *ingest) take(b []byte, now time.Time) {
 		in.decodeError(fmt.Errorf("decode RTP packet: %w", err))
 		return
 	}
-	if pt := in.info.Format.PayloadType(); in.pkt.PayloadType != pt {
-		in.decodeError(fmt.Errorf("decode RTP packet: payload type %d, want %d", in.pkt.PayloadType, pt))
+	if pt := in.pkt.PayloadType; pt != in.info.Format.PayloadType() {
+		// Another format of the track is dropped, as the client drops
+		// it; a payload type the track does not have is an error there.
+		if !in.hasPayloadType(pt) {
+			in.decodeError(fmt.Errorf("decode RTP packet: payload type %d is not the track's", pt))
+		}
 		return
 	}
 	var pts int64
@@ -37,6 +41,20 @@ func (in *ingest) take(b []byte, now time.Time) {
 	if in.handle(&in.pkt, pts, now) {
 		in.arena.flip()
 	}
+}
+
+// hasPayloadType reports whether one of the track's formats has payload
+// type pt.
+func (in *ingest) hasPayloadType(pt uint8) bool {
+	if in.info.Media == nil {
+		return false
+	}
+	for _, f := range in.info.Media.Formats {
+		if f.PayloadType() == pt {
+			return true
+		}
+	}
+	return false
 }
 
 // arenaChunk is the size of the blocks arenas copy packets into. The
@@ -54,9 +72,11 @@ const maxArena = h264.MaxAccessUnitSize + 1<<20
 // rtpArena holds copies of the packets the decoder may still refer to, in
 // two halves. Packets go to the current half; when an access unit is
 // complete (flip) the other half is emptied and becomes current. That is
-// safe because after returning an access unit the decoder refers at most
-// to the packet that completed it (the first of the next access unit, for
-// cameras that do not set the marker bit), which is in the half just left.
+// safe because after returning an access unit the decoder refers to no
+// packet before the one that completed it: at most to that one (the first
+// of the next access unit, for cameras that do not set the marker bit),
+// which is in the half just left. (MJPEG's quantization tables point into
+// an image's first packet, which is in the same half as its last.)
 type rtpArena struct {
 	half [2]arenaHalf
 	cur  int

@@ -397,12 +397,6 @@ func (f *Feed) handleFrame(fr *queuedFrame) {
 	if o.needKey && !fr.key {
 		return
 	}
-	if fr.buf == nil {
-		// Not copied: nobody was reading. Whoever comes next starts at a
-		// keyframe.
-		o.needKey = true
-		return
-	}
 	au := fr.buf.au
 	if len(au) == 0 {
 		return
