@@ -110,7 +110,6 @@ func Read(ctx context.Context, o Options) (err error) {
 	// Over plain TCP a batched connection takes the video's RTP packets out
 	// of what the client reads (see demux) and they come here. Over TLS the
 	// bytes are not readable under the client.
-	var c *gortsplib.Client
 	var take func([]byte)
 	if u.Scheme == "rtsp" {
 		take = func(b []byte) {
@@ -121,7 +120,7 @@ func Read(ctx context.Context, o Options) (err error) {
 			in.take(b, time.Now())
 		}
 	}
-	c = &gortsplib.Client{
+	c := &gortsplib.Client{
 		Scheme:       u.Scheme,
 		Host:         u.Host,
 		ReadTimeout:  timeout,
