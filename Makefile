@@ -42,12 +42,22 @@ bench: build
 	$(GO) run ./bench/cmd/camdbench -camd ./camd -out bench/RESULTS.md $(BENCHFLAGS)
 
 # Every fuzz target for FUZZTIME each (the seed corpora also run in make test).
+# Go 1.26's fuzz coordinator can fail a run that found nothing with a bare
+# "context deadline exceeded" at the end of FUZZTIME (golang/go#75804, fixed
+# in Go 1.27): that alone, with no failing input written, is not a failure.
 FUZZTIME ?= 30s
 FUZZ := ./daemon:FuzzParseConfig ./api:FuzzCameraRequest ./device:FuzzSpecValidate ./stream:FuzzIngest ./stream:FuzzDemux
 fuzz:
-	@set -e; for f in $(FUZZ); do \
+	@set -e; out=$$(mktemp); trap 'rm -f $$out' EXIT; for f in $(FUZZ); do \
 		echo "fuzz $${f#*:} in $${f%%:*} for $(FUZZTIME)"; \
-		$(GO) test -run '^$$' -fuzz "^$${f#*:}$$" -fuzztime $(FUZZTIME) $${f%%:*}; \
+		if $(GO) test -run '^$$' -fuzz "^$${f#*:}$$" -fuzztime $(FUZZTIME) $${f%%:*} >$$out 2>&1; then \
+			cat $$out; \
+		else \
+			cat $$out; \
+			if grep -q 'Failing input written' $$out || [ "$$(grep -c -- '^--- FAIL' $$out)" != 1 ] || \
+				[ "$$(grep -A1 -- '^--- FAIL' $$out | tail -n1 | tr -d ' \t')" != contextdeadlineexceeded ]; then exit 1; fi; \
+			echo "fuzz $${f#*:}: the fuzz coordinator's end-of-time race (golang/go#75804), no failing input: not a failure"; \
+		fi; \
 	done
 
 # 64 simulated cameras under random faults for SOAK (default 2m).
