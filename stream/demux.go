@@ -112,15 +112,15 @@ func isMessageStart(a, b byte) bool {
 //
 // A taken frame's '$' is held back until its channel is known, so the
 // output can be one byte longer than the input read so far: start must be
-// at least 1 whenever takeCh ≥ 0.
+// at least 1 whenever takeCh ≥ 0. With takeCh < 0 (and no '$' held from an
+// earlier call) nothing is held or taken and b is not changed.
 //
 // Frames must reach camd in order, through whichever path. The client
 // parses what filter returns only after it returns, so once filter has
 // passed on any part of a frame on takeCh (one begun before taking started)
 // it takes no frame until the next call: the client has handled that frame
 // by then, because it reads again only once it has used every whole
-// message it was given. With takeCh < 0 (and no '$' held from
-// an earlier call) nothing is held or taken and b is not changed.
+// message it was given.
 func (d *demux) filter(b []byte, start int, takeCh int, onFrame func([]byte)) int {
 	out := 0
 	passed := false // a part of a frame on takeCh was passed on
