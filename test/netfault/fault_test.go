@@ -90,8 +90,10 @@ func TestBlackhole(t *testing.T) {
 			}
 			stallsBefore := c.view().Stalls
 
-			l.nsNft(blackholeRules(l.camPort))
+			// The clock starts before the command, so that the time nft
+			// takes (longer on a loaded machine) counts against camd.
 			t0 := time.Now()
+			l.nsNft(blackholeRules(l.camPort))
 
 			// Silent and ESTABLISHED: no frame arrives, the kernel has
 			// not given up on the connection, camd has not noticed yet.

@@ -27,7 +27,12 @@ type sample struct {
 	fds        int
 	goroutines int
 	rssKiB     int
-	heapInuse  int64 // bytes
+	// anonKiB and fileKiB split RSS: private memory (heap, stacks) and
+	// pages of mapped files, mostly camd's own code, which grows as new
+	// code paths first run and says nothing about a leak.
+	anonKiB   int
+	fileKiB   int
+	heapInuse int64 // bytes
 	// gcGoal is the heap size at which the next GC starts: about twice
 	// the live heap after the last one, whatever the GC's phase now.
 	gcGoal     int64
@@ -75,10 +80,10 @@ func (m *monitor) take(record bool) sample {
 	} else {
 		s.fds = len(ents)
 	}
-	if kb, err := vmRSS(m.pid); err != nil {
+	if r, err := readRSS(m.pid); err != nil {
 		errs = append(errs, err.Error())
 	} else {
-		s.rssKiB = kb
+		s.rssKiB, s.anonKiB, s.fileKiB = r.total, r.anon, r.file
 	}
 	if fi, err := os.Stat(m.dbPath); err == nil {
 		s.storeSize = fi.Size()
@@ -153,7 +158,7 @@ func (m *monitor) settled(phase string, limit time.Duration) (sample, time.Durat
 	m.samples = append(m.samples, win...)
 	m.mu.Unlock()
 	out := win[len(win)-1]
-	var rss []int
+	var rss, anon, file []int
 	var heap, goal []int64
 	for _, w := range win {
 		if w.err != "" {
@@ -161,13 +166,12 @@ func (m *monitor) settled(phase string, limit time.Duration) (sample, time.Durat
 		}
 		out.fds = min(out.fds, w.fds)
 		out.goroutines = min(out.goroutines, w.goroutines)
-		rss, heap, goal = append(rss, w.rssKiB), append(heap, w.heapInuse), append(goal, w.gcGoal)
+		rss, anon, file = append(rss, w.rssKiB), append(anon, w.anonKiB), append(file, w.fileKiB)
+		heap, goal = append(heap, w.heapInuse), append(goal, w.gcGoal)
 	}
 	if len(rss) > 0 {
-		slices.Sort(rss)
-		slices.Sort(heap)
-		slices.Sort(goal)
-		out.rssKiB, out.heapInuse, out.gcGoal = rss[len(rss)/2], heap[len(heap)/2], goal[len(goal)/2]
+		out.rssKiB, out.anonKiB, out.fileKiB = median(rss), median(anon), median(file)
+		out.heapInuse, out.gcGoal = median(heap), median(goal)
 	}
 	return out, time.Since(start)
 }
@@ -202,20 +206,44 @@ func (m *monitor) metrics() (map[string]float64, error) {
 	return out, nil
 }
 
-// vmRSS reads VmRSS (KiB) from /proc/PID/status.
-func vmRSS(pid int) (int, error) {
+// median returns the middle value of v, which it sorts.
+func median[T int | int64](v []T) T {
+	slices.Sort(v)
+	return v[len(v)/2]
+}
+
+// rss is a process's resident memory in KiB: all of it, and its private
+// (anonymous) and file-backed parts.
+type rss struct{ total, anon, file int }
+
+// readRSS reads VmRSS, RssAnon and RssFile from /proc/PID/status.
+func readRSS(pid int) (rss, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, err
+		return rss{}, err
 	}
 	defer f.Close()
+	var r rss
+	fields := map[string]*int{"VmRSS:": &r.total, "RssAnon:": &r.anon, "RssFile:": &r.file}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			return strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+		key, v, ok := strings.Cut(sc.Text(), "\t")
+		dst := fields[key]
+		if !ok || dst == nil {
+			continue
 		}
+		if *dst, err = strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB")); err != nil {
+			return rss{}, fmt.Errorf("/proc/%d/status: %s: %w", pid, key, err)
+		}
+		delete(fields, key)
 	}
-	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+	if err := sc.Err(); err != nil {
+		return rss{}, fmt.Errorf("read /proc/%d/status: %w", pid, err)
+	}
+	for k := range fields {
+		return rss{}, fmt.Errorf("no %s in /proc/%d/status", strings.TrimSuffix(k, ":"), pid)
+	}
+	return r, nil
 }
 
 // logSeries prints every sample.
@@ -224,11 +252,11 @@ func (m *monitor) logSeries(t *testing.T) {
 	defer m.mu.Unlock()
 	sort.SliceStable(m.samples, func(i, j int) bool { return m.samples[i].at < m.samples[j].at })
 	var b strings.Builder
-	fmt.Fprintf(&b, "%8s  %-16s %5s %10s %8s %9s %12s %10s %9s\n", "t", "phase", "fds", "goroutines", "rss_MiB",
-		"heap_MiB", "gc_goal_MiB", "stack_MiB", "store_KiB")
+	fmt.Fprintf(&b, "%8s  %-16s %5s %10s %8s %9s %9s %9s %12s %10s %9s\n", "t", "phase", "fds", "goroutines", "rss_MiB",
+		"anon_MiB", "file_MiB", "heap_MiB", "gc_goal_MiB", "stack_MiB", "store_KiB")
 	for _, s := range m.samples {
-		fmt.Fprintf(&b, "%8s  %-16s %5d %10d %8.1f %9.1f %12.1f %10.2f %9d", s.at.Round(time.Second), s.phase, s.fds, s.goroutines,
-			float64(s.rssKiB)/1024, float64(s.heapInuse)/(1<<20), float64(s.gcGoal)/(1<<20), float64(s.stackInuse)/(1<<20), s.storeSize/1024)
+		fmt.Fprintf(&b, "%8s  %-16s %5d %10d %8.1f %9.1f %9.1f %9.1f %12.1f %10.2f %9d", s.at.Round(time.Second), s.phase, s.fds, s.goroutines,
+			mib(s.rssKiB), mib(s.anonKiB), mib(s.fileKiB), float64(s.heapInuse)/(1<<20), float64(s.gcGoal)/(1<<20), float64(s.stackInuse)/(1<<20), s.storeSize/1024)
 		if s.err != "" {
 			fmt.Fprintf(&b, "  (%s)", s.err)
 		}
