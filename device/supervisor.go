@@ -146,7 +146,7 @@ type runLoop struct {
 	crashRun     int // consecutive reader crashes
 	retry        *time.Timer
 	retryAt      time.Time // when retry fires; zero when it is not set
-	kickedAt     time.Time // when kicked last moved retry earlier
+	kickedAt     time.Time // when kicked last moved retry earlier in this outage
 	stall        *time.Timer
 	fail         *time.Timer
 	abandon      *time.Timer // set while relaunch waits for a cancelled reader
@@ -486,8 +486,10 @@ func (l *runLoop) scheduleRetry(d time.Duration) {
 // network, or the host the cameras share, may be back, so a camera waiting
 // out a long backoff retries now (after the shortest backoff, which keeps
 // the cameras from reconnecting in lock-step) rather than up to BackoffMax
-// later. It does so at most once per BackoffMax, so that a camera that is
-// really down is not retried at every recovery of another.
+// later. It does so at most once per BackoffMax while the camera stays
+// down, so that a camera that is really down is not retried at every
+// recovery of another; once the camera is back, its next outage starts
+// afresh (running clears kickedAt).
 func (l *runLoop) kicked() {
 	if !l.want || l.att != nil || l.retryAt.IsZero() {
 		return
@@ -515,6 +517,7 @@ func (l *runLoop) running() {
 		s.m.recovered(s)
 	}
 	l.failingSince = time.Time{}
+	l.kickedAt = time.Time{}
 	l.fails, l.crashRun, l.forced = 0, 0, 0
 	l.fail.Stop()
 	s.setState(StateRunning)
