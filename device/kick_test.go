@@ -93,9 +93,10 @@ func must(t *testing.T, err error) {
 
 // A camera hurried in one outage that came back is hurried again in its
 // next outage, even within BackoffMax of the first: the once-per-BackoffMax
-// limit is for a camera that stays down. (Without this, the bench saw one
-// of 256 cameras wait 7 s after a 5 s outage: it had been hurried during
-// the drop test just before.)
+// limit is for a camera that stays down. (Without this, a camera hurried
+// during the bench's drop test could wait out its whole backoff in the
+// outage test that followed: the likely reason one of 256 cameras was back
+// only 7.1 s after a 5 s outage.)
 func TestHurriedAgainInTheNextOutage(t *testing.T) {
 	sm := newSim(t, 2)
 	set := Settings{
@@ -114,9 +115,9 @@ func TestHurriedAgainInTheNextOutage(t *testing.T) {
 	hurried := func() int { return len(h.logs.Lines("another camera came back", "camera=cam2 ")) }
 
 	for outage := 1; outage <= 2; outage++ {
-		// cam2 is refused long enough for its backoff to reach seconds
-		// (1.6-3.2 s with these settings), so that an attempt in flight
-		// when cam1 comes back, which would ignore the hurry, is unlikely.
+		// cam2 is refused long enough for its backoff to reach seconds,
+		// so that an attempt in flight when cam1 comes back, which would
+		// ignore the hurry, is unlikely.
 		must(t, sm.SetFault(2, sim.FaultRefuse, 0))
 		must(t, sm.SetFault(2, sim.FaultDrop, 0))
 		time.Sleep(6 * time.Second)

@@ -22,7 +22,7 @@ type Settings struct {
 	BackoffMin time.Duration `yaml:"backoff_min" json:"backoff_min"`
 	// BackoffMax caps the reconnect delay. A camera coming back after failed
 	// attempts hurries the others' next attempt, each at most once per
-	// BackoffMax. It defaults to 30 seconds.
+	// BackoffMax while it stays down. It defaults to 30 seconds.
 	BackoffMax time.Duration `yaml:"backoff_max" json:"backoff_max"`
 	// ReadTimeout bounds every RTSP request and read of the camera
 	// connection. It defaults to 10 seconds.
