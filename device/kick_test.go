@@ -16,16 +16,7 @@ import (
 func TestRecoveryOfOneCameraHurriesTheOthers(t *testing.T) {
 	const n = 8
 	sm := newSim(t, n)
-	set := Settings{
-		StallTimeout:      5 * time.Second,
-		FlapDebounce:      3 * time.Second,
-		CrashedAfter:      3 * time.Second,
-		ForceRestartAfter: 5 * time.Minute, // no forced restart (it resets the backoff)
-		BackoffMin:        100 * time.Millisecond,
-		BackoffMax:        30 * time.Second,
-		ReadTimeout:       2 * time.Second,
-	}
-	h := newHarness(t, set)
+	h := newHarness(t, hurrySettings(30*time.Second))
 	for i := 1; i <= n; i++ {
 		h.add(fmt.Sprintf("cam%d", i), sm.URL(i), true)
 	}
@@ -84,6 +75,20 @@ func TestRecoveryOfOneCameraHurriesTheOthers(t *testing.T) {
 	}
 }
 
+// hurrySettings are the hurry tests' settings: a backoff that grows from
+// 100 ms to backoffMax, and no forced restart (it resets the backoff).
+func hurrySettings(backoffMax time.Duration) Settings {
+	return Settings{
+		StallTimeout:      5 * time.Second,
+		FlapDebounce:      3 * time.Second,
+		CrashedAfter:      3 * time.Second,
+		ForceRestartAfter: 5 * time.Minute,
+		BackoffMin:        100 * time.Millisecond,
+		BackoffMax:        backoffMax,
+		ReadTimeout:       2 * time.Second,
+	}
+}
+
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
@@ -99,16 +104,7 @@ func must(t *testing.T, err error) {
 // only 7.1 s after a 5 s outage.)
 func TestHurriedAgainInTheNextOutage(t *testing.T) {
 	sm := newSim(t, 2)
-	set := Settings{
-		StallTimeout:      5 * time.Second,
-		FlapDebounce:      3 * time.Second,
-		CrashedAfter:      3 * time.Second,
-		ForceRestartAfter: 5 * time.Minute, // no forced restart (it resets the backoff)
-		BackoffMin:        100 * time.Millisecond,
-		BackoffMax:        time.Minute,
-		ReadTimeout:       2 * time.Second,
-	}
-	h := newHarness(t, set)
+	h := newHarness(t, hurrySettings(time.Minute))
 	h.add("cam1", sm.URL(1), true)
 	h.add("cam2", sm.URL(2), true)
 	h.waitAll(StateRunning, 20*time.Second)
