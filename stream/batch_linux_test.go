@@ -364,56 +364,62 @@ func dialedConns(t *testing.T) func() []*batchConn {
 
 // Over plain TCP, the video's RTP packets are taken from the connection
 // (not through the client), and give the clip's access units, every one
-// and in order, with the client's answers and its read timeout unharmed.
+// and in order, with the client's answers and its read timeout unharmed:
+// for H.264 and for H.265, whose depacketizers join fragmented NAL units
+// into the arena on this path.
 func TestReadTakesFrames(t *testing.T) {
-	conns := dialedConns(t)
-	aus := loadAnnexB(t, clipH264, false)
-	index := map[[32]byte]int{}
-	for i, au := range aus {
-		index[auDigest(au)] = i
-	}
-	// Keepalives every second, answered in the middle of the stream.
-	cam := newTestCamera(t, cameraConfig{codec: CodecH264, idleTimeout: 6 * time.Second})
-	var mu sync.Mutex
-	var seq []int
-	rec := newRecorder()
-	o := rec.options(cam.URL())
-	onFrame := o.OnFrame
-	o.OnFrame = func(f Frame) {
-		i, ok := index[auDigest(f.AU)]
-		if !ok {
-			i = -1
-		}
-		mu.Lock()
-		seq = append(seq, i)
-		mu.Unlock()
-		onFrame(f)
-	}
-	o.ReadBatch = 100 * time.Millisecond
-	o.ReadTimeout = 2 * time.Second // several timeouts' worth below
-	startRead(t, o)
-	rec.waitFrames(t, 150, 60*time.Second) // 6 s: past the client's timeout
-	mu.Lock()
-	defer mu.Unlock()
-	for k := 1; k < len(seq); k++ {
-		if seq[k] < 0 || seq[k-1] >= 0 && seq[k] != (seq[k-1]+1)%len(aus) {
-			t.Fatalf("frame %d is access unit %d of the clip after %d (-1: none of the clip's)", k, seq[k], seq[k-1])
-		}
-	}
-	if _, _, decodeErr := rec.snapshot(); decodeErr != 0 {
-		t.Errorf("%d decode errors", decodeErr)
-	}
-	if n := cam.keepalives.Load(); n < 3 {
-		t.Errorf("%d keepalives answered while playing, want one a second", n)
-	}
-	cs := conns()
-	if len(cs) != 1 {
-		t.Fatalf("%d connections, want 1", len(cs))
-	}
-	// About 7 packets a frame; the client reads those that come before
-	// PLAY's answer itself.
-	if n := cs[0].taken.Load(); n < uint64(len(seq)) {
-		t.Errorf("%d packets taken from the connection in %d frames, want nearly all", n, len(seq))
+	for _, c := range []struct{ codec, clip string }{{CodecH264, clipH264}, {CodecH265, clipH265}} {
+		t.Run(c.codec, func(t *testing.T) {
+			conns := dialedConns(t)
+			aus := loadAnnexB(t, c.clip, c.codec == CodecH265)
+			index := map[[32]byte]int{}
+			for i, au := range aus {
+				index[auDigest(au)] = i
+			}
+			// Keepalives every second, answered in the middle of the stream.
+			cam := newTestCamera(t, cameraConfig{codec: c.codec, idleTimeout: 6 * time.Second})
+			var mu sync.Mutex
+			var seq []int
+			rec := newRecorder()
+			o := rec.options(cam.URL())
+			onFrame := o.OnFrame
+			o.OnFrame = func(f Frame) {
+				i, ok := index[auDigest(f.AU)]
+				if !ok {
+					i = -1
+				}
+				mu.Lock()
+				seq = append(seq, i)
+				mu.Unlock()
+				onFrame(f)
+			}
+			o.ReadBatch = 100 * time.Millisecond
+			o.ReadTimeout = 2 * time.Second // several timeouts' worth below
+			startRead(t, o)
+			rec.waitFrames(t, 150, 60*time.Second) // 6 s: past the client's timeout
+			mu.Lock()
+			defer mu.Unlock()
+			for k := 1; k < len(seq); k++ {
+				if seq[k] < 0 || seq[k-1] >= 0 && seq[k] != (seq[k-1]+1)%len(aus) {
+					t.Fatalf("frame %d is access unit %d of the clip after %d (-1: none of the clip's)", k, seq[k], seq[k-1])
+				}
+			}
+			if _, _, decodeErr := rec.snapshot(); decodeErr != 0 {
+				t.Errorf("%d decode errors", decodeErr)
+			}
+			if n := cam.keepalives.Load(); n < 3 {
+				t.Errorf("%d keepalives answered while playing, want one a second", n)
+			}
+			cs := conns()
+			if len(cs) != 1 {
+				t.Fatalf("%d connections, want 1", len(cs))
+			}
+			// About 7 packets a frame; the client reads those that come before
+			// PLAY's answer itself.
+			if n := cs[0].taken.Load(); n < uint64(len(seq)) {
+				t.Errorf("%d packets taken from the connection in %d frames, want nearly all", n, len(seq))
+			}
+		})
 	}
 }
 

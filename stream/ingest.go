@@ -31,8 +31,8 @@ const (
 type ingest struct {
 	codec     string
 	clockRate int
-	h264      *rtph264.Decoder
-	h265      *rtph265.Decoder
+	h264      h264Depacketizer
+	h265      h265Depacketizer
 	mjpeg     *rtpmjpeg.Decoder
 
 	onInfo        func(Info)
@@ -65,6 +65,9 @@ type ingest struct {
 	pkt   rtp.Packet
 	arena rtpArena
 	ptsOf func(*rtp.Packet) int64
+	// taking is set while take hands a packet to handle: the H.264
+	// depacketizer may then join fragments into the arena.
+	taking bool
 }
 
 // newIngest prepares the decoder for forma, which must be H.264, H.265 or
@@ -112,9 +115,18 @@ func (in *ingest) newDecoder() error {
 	var err error
 	switch f := in.info.Format.(type) {
 	case *format.H264:
-		in.h264, err = f.CreateDecoder()
+		// The check of rtph264.Decoder.Init, which h264Depacketizer
+		// stands in for.
+		if f.PacketizationMode != 0 && f.PacketizationMode != 1 {
+			err = fmt.Errorf("unsupported packetization mode: %d", f.PacketizationMode)
+		}
+		in.h264 = h264Depacketizer{}
 	case *format.H265:
-		in.h265, err = f.CreateDecoder()
+		// The check of rtph265.Decoder.Init.
+		if f.MaxDONDiff != 0 {
+			err = fmt.Errorf("MaxDONDiff != 0 is not supported (yet)")
+		}
+		in.h265 = h265Depacketizer{}
 	case *format.MJPEG:
 		in.mjpeg, err = f.CreateDecoder()
 	}
@@ -166,7 +178,7 @@ func (in *ingest) handle(pkt *rtp.Packet, pts int64, now time.Time) bool {
 	var err error
 	switch in.codec {
 	case CodecH264:
-		au, err = in.h264.Decode(pkt)
+		au, err = in.h264.decode(pkt, in.joinArena())
 		if err != nil {
 			if err != rtph264.ErrMorePacketsNeeded && err != rtph264.ErrNonStartingPacketAndNoPrevious { //nolint:errorlint // sentinels returned as is
 				in.decodeError(fmt.Errorf("decode H.264 RTP packet: %w", err))
@@ -174,7 +186,7 @@ func (in *ingest) handle(pkt *rtp.Packet, pts int64, now time.Time) bool {
 			return false
 		}
 	case CodecH265:
-		au, err = in.h265.Decode(pkt)
+		au, err = in.h265.decode(pkt, in.joinArena())
 		if err != nil {
 			if err != rtph265.ErrMorePacketsNeeded && err != rtph265.ErrNonStartingPacketAndNoPrevious { //nolint:errorlint // sentinels returned as is
 				in.decodeError(fmt.Errorf("decode H.265 RTP packet: %w", err))
@@ -224,6 +236,16 @@ func (in *ingest) handle(pkt *rtp.Packet, pts int64, now time.Time) bool {
 	}
 	in.oneAU[0] = nil
 	return true
+}
+
+// joinArena is where the depacketizers join fragmented NAL units: the
+// packet arena while take hands over a packet, else nowhere (a new
+// buffer), because packets from the client are not in the arena.
+func (in *ingest) joinArena() *rtpArena {
+	if in.taking {
+		return &in.arena
+	}
+	return nil
 }
 
 var errEmptyAU = errors.New("decode access unit: no data")

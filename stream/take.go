@@ -38,7 +38,10 @@ func (in *ingest) take(b []byte, now time.Time) {
 	if in.ptsOf != nil {
 		pts = in.ptsOf(&in.pkt)
 	}
-	if in.handle(&in.pkt, pts, now) {
+	in.taking = true
+	done := in.handle(&in.pkt, pts, now)
+	in.taking = false
+	if done {
 		in.arena.flip()
 	}
 }
@@ -76,7 +79,10 @@ const maxArena = h264.MaxAccessUnitSize + 1<<20
 // packet before the one that completed it: at most to that one (the first
 // of the next access unit, for cameras that do not set the marker bit),
 // which is in the half just left. (MJPEG's quantization tables point into
-// an image's first packet, which is in the same half as its last.)
+// an image's first packet, which is in the same half as its last.) The
+// H.264 depacketizer also joins fragmented NAL units into the half that
+// holds their packets (alloc): the fragments of one NAL unit never span a
+// flip, so a joined unit is safe for as long as its last packet is.
 type rtpArena struct {
 	half [2]arenaHalf
 	cur  int
@@ -98,23 +104,36 @@ func (a *rtpArena) add(b []byte) (data []byte, reset bool) {
 		reset = true
 	}
 	h.size += len(b)
-	if len(b) > arenaChunk {
-		// Larger than any RTP packet over a network; still valid in an
-		// interleaved frame. The garbage collector has it.
-		return append([]byte(nil), b...), reset
+	data = a.alloc(len(b))
+	copy(data, b)
+	return data, reset
+}
+
+// alloc returns n bytes in the current half, which the caller fills: a
+// NAL unit the depacketizer joins from fragments in this half lives as
+// long as they do. Only add counts against maxArena; what is built from
+// the packets is no larger than they are. Blocks come from the pool with
+// their old contents.
+func (a *rtpArena) alloc(n int) []byte {
+	if n > arenaChunk {
+		// Larger than any RTP packet over a network (a packet in an
+		// interleaved frame can be), or a large joined NAL unit. The
+		// garbage collector has it.
+		return make([]byte, n)
 	}
+	h := &a.half[a.cur]
 	var c *[]byte
-	if n := len(h.chunks); n > 0 && cap(*h.chunks[n-1])-len(*h.chunks[n-1]) >= len(b) {
-		c = h.chunks[n-1]
+	if k := len(h.chunks); k > 0 && cap(*h.chunks[k-1])-len(*h.chunks[k-1]) >= n {
+		c = h.chunks[k-1]
 	} else {
 		c = arenaChunks.Get().(*[]byte)
 		h.chunks = append(h.chunks, c)
 	}
-	n := len(*c)
-	*c = append(*c, b...)
-	// The full slice expression keeps an append to the copy from writing
-	// over the next packet.
-	return (*c)[n:len(*c):len(*c)], reset
+	m := len(*c)
+	*c = (*c)[:m+n]
+	// The full slice expression keeps an append to the result from
+	// writing over what follows it.
+	return (*c)[m : m+n : m+n]
 }
 
 // flip empties the other half and makes it current.
