@@ -13,8 +13,9 @@ import (
 // allocations on the common path. That decoder allocates for every
 // access unit: a new buffer for each fragmented NAL unit, its header byte,
 // the list of NAL units; and it scans each fragmented NAL unit twice for
-// start codes. At 25 fps per camera that garbage was about a fifth of camd's
-// ingest CPU, in the allocator and the collector.
+// start codes. At 25 fps per camera that garbage and the second scan were
+// about a third of camd's ingest CPU (at 64 simulated cameras, 3.5 % of a
+// core with the original and 2.4 % with this one).
 //
 // This one gives the same access units and the same errors for the same
 // packets (TestH264DepacketizerMatchesGortsplib and FuzzH264Depacketizer

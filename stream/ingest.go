@@ -65,8 +65,8 @@ type ingest struct {
 	pkt   rtp.Packet
 	arena rtpArena
 	ptsOf func(*rtp.Packet) int64
-	// taking is set while take hands a packet to handle: the H.264
-	// depacketizer may then join fragments into the arena.
+	// taking is set while take hands a packet to handle: the H.264 and
+	// H.265 depacketizers may then join fragments into the arena.
 	taking bool
 }
 

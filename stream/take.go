@@ -80,9 +80,10 @@ const maxArena = h264.MaxAccessUnitSize + 1<<20
 // of the next access unit, for cameras that do not set the marker bit),
 // which is in the half just left. (MJPEG's quantization tables point into
 // an image's first packet, which is in the same half as its last.) The
-// H.264 depacketizer also joins fragmented NAL units into the half that
-// holds their packets (alloc): the fragments of one NAL unit never span a
-// flip, so a joined unit is safe for as long as its last packet is.
+// H.264 and H.265 depacketizers also join fragmented NAL units into the
+// half that holds their packets (alloc): no access unit is complete while
+// a NAL unit is in fragments, so its fragments never span a flip, and the
+// joined unit is safe for as long as its last packet is.
 type rtpArena struct {
 	half [2]arenaHalf
 	cur  int
