@@ -205,13 +205,19 @@ func genDepackStream(r *rand.Rand, aus int) []depackPacket {
 // packets, through the arena (take's path) and without it, for generated
 // streams that reach every branch of both.
 func TestH264DepacketizerMatchesGortsplib(t *testing.T) {
+	compareGenerated(t, h264Depackers, genDepackStream, 1)
+}
+
+// compareGenerated runs depackCompare on 300 streams from gen (seeded with
+// stream), through the arena and without it, with fresh depacketizers
+// each time.
+func compareGenerated(t *testing.T, depackers func(testing.TB) depacker, gen func(*rand.Rand, int) []depackPacket, stream uint64) {
 	var aus, errs int
 	for seed := range uint64(300) {
-		r := rand.New(rand.NewPCG(seed, 1))
-		pkts := genDepackStream(r, 60)
+		pkts := gen(rand.New(rand.NewPCG(seed, stream)), 60)
 		for _, viaArena := range []bool{false, true} {
 			t.Run(fmt.Sprintf("seed%d/arena=%v", seed, viaArena), func(t *testing.T) {
-				a, e := depackCompare(t, h264Depackers(t), pkts, viaArena)
+				a, e := depackCompare(t, depackers(t), pkts, viaArena)
 				aus += a
 				errs += e
 			})

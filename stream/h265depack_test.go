@@ -1,7 +1,6 @@
 package stream
 
 import (
-	"fmt"
 	"math/rand/v2"
 	"testing"
 
@@ -109,22 +108,7 @@ func genH265Stream(r *rand.Rand, aus int) []depackPacket {
 // h265Depacketizer gives gortsplib's access units and errors for the same
 // packets, through the arena and without it.
 func TestH265DepacketizerMatchesGortsplib(t *testing.T) {
-	var aus, errs int
-	for seed := range uint64(300) {
-		r := rand.New(rand.NewPCG(seed, 2))
-		pkts := genH265Stream(r, 60)
-		for _, viaArena := range []bool{false, true} {
-			t.Run(fmt.Sprintf("seed%d/arena=%v", seed, viaArena), func(t *testing.T) {
-				a, e := depackCompare(t, h265Depackers(t), pkts, viaArena)
-				aus += a
-				errs += e
-			})
-		}
-	}
-	if aus < 10000 || errs < 1000 {
-		t.Errorf("%d access units and %d errors compared: the streams are too tame", aus, errs)
-	}
-	t.Logf("%d access units and %d errors compared", aus, errs)
+	compareGenerated(t, h265Depackers, genH265Stream, 2)
 }
 
 // FuzzH265Depacketizer is FuzzH264Depacketizer for H.265.
