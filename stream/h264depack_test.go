@@ -110,10 +110,7 @@ func head(b []byte) []byte {
 // hold start codes (Annex-B inside RTP), lost and reordered packets,
 // cameras without the marker bit, and packets no decoder accepts.
 func genDepackStream(r *rand.Rand, aus int) []depackPacket {
-	var out []depackPacket
-	var seq uint16
-	var ts uint32
-	noMarker := r.IntN(4) == 0
+	w := &streamWriter{r: r, noMarker: r.IntN(4) == 0}
 	nalu := func() []byte {
 		n := make([]byte, 1+r.IntN(3000))
 		for i := range n {
@@ -134,13 +131,7 @@ func genDepackStream(r *rand.Rand, aus int) []depackPacket {
 		}
 		return n
 	}
-	emit := func(payload []byte, marker bool) {
-		out = append(out, depackPacket{payload: payload, seq: seq, ts: ts, marker: marker && !noMarker})
-		seq++
-		if r.IntN(200) == 0 {
-			seq++ // lost
-		}
-	}
+	emit := w.emit
 	for range aus {
 		k := 1 + r.IntN(4)
 		if r.IntN(50) == 0 {
@@ -195,10 +186,28 @@ func genDepackStream(r *rand.Rand, aus int) []depackPacket {
 			}
 		}
 		if r.IntN(30) != 0 {
-			ts += 3600
+			w.ts += 3600
 		}
 	}
-	return out
+	return w.out
+}
+
+// streamWriter numbers the packets of a generated stream and loses one in
+// about 200 (a gap in the sequence numbers).
+type streamWriter struct {
+	r        *rand.Rand
+	out      []depackPacket
+	seq      uint16
+	ts       uint32 // the timestamp of the packets emitted next
+	noMarker bool   // a camera that never sets the marker bit
+}
+
+func (w *streamWriter) emit(payload []byte, marker bool) {
+	w.out = append(w.out, depackPacket{payload: payload, seq: w.seq, ts: w.ts, marker: marker && !w.noMarker})
+	w.seq++
+	if w.r.IntN(200) == 0 {
+		w.seq++ // lost
+	}
 }
 
 // h264Depacketizer gives gortsplib's access units and errors for the same

@@ -20,9 +20,7 @@ func h265Depackers(t testing.TB) depacker {
 // aggregation units, fragmentation units split at random, start codes
 // inside NAL units, lost packets, PACI and broken packets.
 func genH265Stream(r *rand.Rand, aus int) []depackPacket {
-	var out []depackPacket
-	var seq uint16
-	var ts uint32
+	w := &streamWriter{r: r}
 	nalu := func() []byte {
 		n := make([]byte, 2+r.IntN(3000))
 		for i := range n {
@@ -35,13 +33,7 @@ func genH265Stream(r *rand.Rand, aus int) []depackPacket {
 		}
 		return n
 	}
-	emit := func(payload []byte, marker bool) {
-		out = append(out, depackPacket{payload: payload, seq: seq, ts: ts, marker: marker})
-		seq++
-		if r.IntN(200) == 0 {
-			seq++ // lost
-		}
-	}
+	emit := w.emit
 	for range aus {
 		k := 1 + r.IntN(4)
 		if r.IntN(50) == 0 {
@@ -100,9 +92,9 @@ func genH265Stream(r *rand.Rand, aus int) []depackPacket {
 				emit(n, last)
 			}
 		}
-		ts += 3600
+		w.ts += 3600
 	}
-	return out
+	return w.out
 }
 
 // h265Depacketizer gives gortsplib's access units and errors for the same
