@@ -2,6 +2,7 @@ package stream
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -12,6 +13,9 @@ import (
 
 	"golang.org/x/sys/unix"
 )
+
+// batchSupported is set where connections are read in batches.
+const batchSupported = true
 
 // batchBufSize is the size of one batched read, and the amount of data that
 // wakes a reader before its tick (SO_RCVLOWAT). 64 KiB is half a second of
@@ -43,6 +47,12 @@ var batchBufs = sync.Pool{New: func() any { b := make([]byte, batchHead+batchBuf
 // was read. End of stream and connection errors are not delayed: they wake
 // the reader whatever the low-water mark.
 //
+// Once enabled it also ends a connection that brings no data for timeout
+// (ErrReadTimeout), checked at the ticks it wakes on anyway. That is the
+// check gortsplib's client makes with a timer of its own, which wakes every
+// camera's client once a second at its own phase; Read turns that timer
+// down when the connection is batched (see quietClientTimers).
+//
 // Given a take callback, it also takes the video track's RTP packets out of
 // what the client reads, from the same point on: see demux.
 //
@@ -53,10 +63,16 @@ type batchConn struct {
 	rc       syscall.RawConn
 	interval time.Duration
 	on       atomic.Bool
+	// plain is set when batching could not be turned on: reads then go
+	// straight to the connection (owned by the reading goroutine).
+	plain bool
 	// takeCh is the interleaved channel whose frames go to take once
 	// batching is on, -1 for none. It is set before on.
 	takeCh atomic.Int32
-	take   func([]byte)
+	take   func([]byte, time.Time)
+	// timeout is how long a batched connection may bring no data; 0 for
+	// no limit.
+	timeout time.Duration
 
 	// Owned by the reading goroutine. dm sees every byte read (when take
 	// is set), so that it knows where messages and frames start by the
@@ -68,6 +84,10 @@ type batchConn struct {
 	// drained is set when the last read left the socket empty: the next
 	// one sleeps first.
 	drained bool
+	// readAt is when the last batch was read: the time take is given for
+	// its packets (one clock read per batch rather than per packet).
+	// lastData is when data last came, for timeout.
+	readAt, lastData time.Time
 	// reads counts the reads that returned data (for tests).
 	reads int
 	// taken is dm.taken, for tests on other goroutines.
@@ -77,6 +97,7 @@ type batchConn struct {
 	// newBatchConn: a closure made per call would be one allocation per
 	// read, and garbage is what camd's CPU goes to next.
 	waitFn, readFn func(fd uintptr) bool
+	takeFn         func([]byte)
 	waitFirst      bool
 	readDst        []byte
 	readN          int
@@ -90,11 +111,13 @@ type batchConn struct {
 const batchHead = 8
 
 // newBatchConn wraps c if it is a TCP connection and interval > 0; it
-// returns nil otherwise (and c is used as it is). take, when not nil, gets
-// the payload of each interleaved frame on the channel passed to enable,
-// which the client then does not see; it is called on the reading
+// returns nil otherwise (and c is used as it is). Once enabled, a Read
+// that has had no data for timeout (when positive) fails with
+// ErrReadTimeout. take, when not nil, gets the payload of each interleaved
+// frame on the channel passed to enable, which the client then does not
+// see, and the time its batch was read; it is called on the reading
 // goroutine and the payload is valid only during the call.
-func newBatchConn(c net.Conn, interval time.Duration, take func([]byte)) *batchConn {
+func newBatchConn(c net.Conn, interval, timeout time.Duration, take func([]byte, time.Time)) *batchConn {
 	tc, ok := c.(*net.TCPConn)
 	if !ok || interval <= 0 {
 		return nil
@@ -103,11 +126,14 @@ func newBatchConn(c net.Conn, interval time.Duration, take func([]byte)) *batchC
 	if err != nil {
 		return nil
 	}
-	b := &batchConn{Conn: c, rc: rc, interval: interval, take: take}
+	b := &batchConn{Conn: c, rc: rc, interval: interval, timeout: timeout, take: take}
 	b.takeCh.Store(-1)
-	b.waitFn, b.readFn = b.waitReady, b.readFD
+	b.waitFn, b.readFn, b.takeFn = b.waitReady, b.readFD, b.takeAt
 	return b
 }
+
+// takeAt is the demux's callback: take, with the time of the batch.
+func (c *batchConn) takeAt(b []byte) { c.take(b, c.readAt) }
 
 // enable switches to batched reads from the next Read on, and to taking
 // the frames of interleaved channel takeCh (none if negative, or without a
@@ -121,6 +147,9 @@ func (c *batchConn) enable(takeCh int) {
 }
 
 func (c *batchConn) Read(p []byte) (int, error) {
+	if c.plain {
+		return c.readPlain(p)
+	}
 	if !c.on.Load() {
 		n, err := c.Conn.Read(p)
 		if c.take != nil {
@@ -130,12 +159,13 @@ func (c *batchConn) Read(p []byte) (int, error) {
 	}
 	if !c.started {
 		c.started = true
+		c.lastData = time.Now()
 		if err := c.setLowat(batchBufSize); err != nil {
 			// Without the mark every packet would still wake the
 			// poller; batching then saves nothing, so read as before.
-			c.on.Store(false)
+			c.plain = true
 			c.takeCh.Store(-1)
-			return c.Read(p)
+			return c.readPlain(p)
 		}
 	}
 	for c.buf == nil {
@@ -153,8 +183,13 @@ func (c *batchConn) Read(p []byte) (int, error) {
 			if err != nil {
 				return 0, err
 			}
+			if c.timeout > 0 && time.Since(c.lastData) >= c.timeout {
+				return 0, c.timeoutError()
+			}
 			continue // nothing queued after all: sleep again
 		}
+		c.readAt = time.Now()
+		c.lastData = c.readAt
 		c.r, c.w = batchHead, batchHead+n
 		if c.take != nil {
 			c.demux()
@@ -168,9 +203,29 @@ func (c *batchConn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// readPlain reads as the connection would unbatched, for a connection
+// that cannot be batched after all; with a timeout it keeps applying it,
+// as a read deadline.
+func (c *batchConn) readPlain(p []byte) (int, error) {
+	if c.timeout > 0 {
+		if err := c.Conn.SetReadDeadline(time.Now().Add(c.timeout)); err != nil {
+			return 0, err
+		}
+	}
+	n, err := c.Conn.Read(p)
+	if errors.Is(err, os.ErrDeadlineExceeded) && c.timeout > 0 {
+		return n, c.timeoutError()
+	}
+	return n, err
+}
+
+func (c *batchConn) timeoutError() error {
+	return fmt.Errorf("%w: no data for %s", ErrReadTimeout, c.timeout)
+}
+
 // demux runs the bytes just read through dm (see demuxBatch).
 func (c *batchConn) demux() {
-	c.r, c.w = 0, demuxBatch(&c.dm, *c.buf, c.r, c.w, int(c.takeCh.Load()), c.take)
+	c.r, c.w = 0, demuxBatch(&c.dm, *c.buf, c.r, c.w, int(c.takeCh.Load()), c.takeFn)
 	c.taken.Store(c.dm.taken)
 }
 

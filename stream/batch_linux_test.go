@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -34,7 +35,7 @@ func tcpPair(t *testing.T, interval time.Duration) (*batchConn, *net.TCPConn) {
 	if wc == nil {
 		t.Fatal("accept failed")
 	}
-	b := newBatchConn(rc, interval, nil)
+	b := newBatchConn(rc, interval, 0, nil)
 	if b == nil {
 		t.Fatal("newBatchConn returned nil for a TCP connection")
 	}
@@ -130,6 +131,58 @@ func TestBatchConnSmallWriteArrivesByTheTick(t *testing.T) {
 	// The tick is at most 50 ms away; a generous bound for a loaded box.
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("a small write took %v to arrive with 50 ms batches", d)
+	}
+}
+
+// A batched connection with a timeout fails with ErrReadTimeout once it
+// has brought no data for that long, and not while data keeps coming, a
+// little at a time: batched or, where batching could not be turned on,
+// read as it is.
+func TestBatchConnTimesOut(t *testing.T) {
+	for _, plain := range []bool{false, true} {
+		name := "batched"
+		if plain {
+			name = "unbatchable"
+		}
+		t.Run(name, func(t *testing.T) {
+			const timeout = 2 * time.Second
+			b, w := tcpPair(t, 50*time.Millisecond)
+			b.timeout = timeout
+			b.enable(-1)
+			b.plain = plain
+			// A byte every 100 ms for 3 s: well past the timeout in
+			// all, never near it between two bytes.
+			const n = 30
+			go func() {
+				for i := range n {
+					if _, err := w.Write([]byte{byte(i)}); err != nil {
+						return
+					}
+					time.Sleep(100 * time.Millisecond)
+				}
+			}()
+			readAll(t, b, n)
+			silent := time.Now()
+			done := make(chan error, 1)
+			go func() {
+				_, err := b.Read(make([]byte, 16))
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				d := time.Since(silent)
+				if !errors.Is(err, ErrReadTimeout) {
+					t.Fatalf("a silent connection's read: %v after %v, want ErrReadTimeout", err, d)
+				}
+				// Order of magnitude: the check runs at ticks.
+				if d < timeout/2 {
+					t.Errorf("timed out %v after the last byte, want about %v", d, timeout)
+				}
+				t.Logf("%v after the last byte: %v", d.Round(time.Millisecond), err)
+			case <-time.After(10 * timeout):
+				t.Fatalf("a connection silent for %v has not timed out", 10*timeout)
+			}
+		})
 	}
 }
 
@@ -428,6 +481,10 @@ func TestReadTakesFrames(t *testing.T) {
 // from the last message it read, does not end a camera that sends only
 // video.
 func TestReadTakenFramesFeedTimeout(t *testing.T) {
+	// The client's own check, at its period: as over a connection that
+	// switched from UDP.
+	testLoudClientTimers = true
+	t.Cleanup(func() { testLoudClientTimers = false })
 	conns := dialedConns(t)
 	cam := newTestCamera(t, cameraConfig{codec: CodecH264}) // keepalives every 50 s
 	rec := newRecorder()
@@ -444,6 +501,24 @@ func TestReadTakenFramesFeedTimeout(t *testing.T) {
 	if cs := conns(); len(cs) != 1 || cs[0].taken.Load() == 0 {
 		t.Fatalf("%d connections (want 1), or no packet taken: not the path under test", len(cs))
 	}
+}
+
+// A playing camera that goes silent over a batched connection is ended by
+// the connection's own check, the client's being turned down.
+func TestReadBatchedStallTimesOut(t *testing.T) {
+	cam := newTestCamera(t, cameraConfig{codec: CodecH264})
+	rec := newRecorder()
+	o := rec.options(cam.URL())
+	o.ReadBatch = 100 * time.Millisecond
+	o.ReadTimeout = time.Second
+	r := startRead(t, o)
+	rec.waitFrames(t, 5, 30*time.Second)
+	cam.muted.Store(true)
+	err := r.wait(t, 20*time.Second)
+	if !errors.Is(err, ErrReadTimeout) || !strings.HasPrefix(err.Error(), "read: ") {
+		t.Fatalf("err = %v, want the read to end with ErrReadTimeout", err)
+	}
+	t.Logf("stall: %v", err)
 }
 
 // Cancelling a Read while a batch is being taken ends it with the

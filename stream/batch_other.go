@@ -12,6 +12,10 @@ import (
 // packet is read as it arrives.
 type batchConn struct{ net.Conn }
 
-func newBatchConn(net.Conn, time.Duration, func([]byte)) *batchConn { return nil }
+const batchSupported = false
+
+func newBatchConn(net.Conn, time.Duration, time.Duration, func([]byte, time.Time)) *batchConn {
+	return nil
+}
 
 func (*batchConn) enable(int) {}

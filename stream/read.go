@@ -15,7 +15,6 @@ import (
 	"github.com/bluenviron/gortsplib/v5/pkg/description"
 	"github.com/bluenviron/gortsplib/v5/pkg/format"
 	"github.com/bluenviron/gortsplib/v5/pkg/headers"
-	"github.com/bluenviron/gortsplib/v5/pkg/rtptime"
 	"github.com/pion/rtp"
 )
 
@@ -25,6 +24,11 @@ const DefaultReadTimeout = 10 * time.Second
 // ErrNoVideo is returned (wrapped, with the tracks found) by Read when the
 // camera offers no H.264, H.265 or MJPEG video track.
 var ErrNoVideo = errors.New("no video track")
+
+// ErrReadTimeout is returned (wrapped) by Read when a playing camera's
+// batched TCP connection (Options.ReadBatch) brings no data for
+// ReadTimeout.
+var ErrReadTimeout = errors.New("read timeout")
 
 // Read makes one connection attempt to the camera at o.URL and reports its
 // video frames until the connection ends, then returns why. It never
@@ -106,20 +110,24 @@ func Read(ctx context.Context, o Options) (err error) {
 	// and packets through the client; a new one for each PLAY, as the
 	// client does. It is camd's own because the client drops its decoder
 	// when it starts closing, while a batch may still be being taken.
-	var ptsDec atomic.Pointer[rtptime.GlobalDecoder]
+	var ptsDec atomic.Pointer[ptsDecoder]
 	// Over plain TCP a batched connection takes the video's RTP packets out
 	// of what the client reads (see demux) and they come here. Over TLS the
 	// bytes are not readable under the client.
-	var take func([]byte)
+	var take func([]byte, time.Time)
 	if u.Scheme == "rtsp" {
-		take = func(b []byte) {
+		take = func(b []byte, now time.Time) {
 			if panicked.Load() != nil {
 				return
 			}
 			defer recoverPanic()
-			in.take(b, time.Now())
+			in.take(b, now)
 		}
 	}
+	// A batched connection checks for a read timeout itself, so the
+	// client's own check is turned down (see quietClientTimers). Then
+	// every connection must be batched, which a TCP one always can be.
+	quiet := quietsClientTimers(o)
 	c := &gortsplib.Client{
 		Scheme:       u.Scheme,
 		Host:         u.Host,
@@ -131,21 +139,27 @@ func Read(ctx context.Context, o Options) (err error) {
 			if err != nil {
 				return nil, err
 			}
-			if b := newBatchConn(nc, o.ReadBatch, take); b != nil {
+			var watch time.Duration // the batched connection's timeout
+			if quiet {
+				watch = timeout
+			}
+			if b := newBatchConn(nc, o.ReadBatch, watch, take); b != nil {
 				batch = b
 				if testDialed != nil {
 					testDialed(b)
 				}
 				return b, nil
 			}
+			if quiet {
+				nc.Close()
+				return nil, fmt.Errorf("connection to %s cannot be watched for a read timeout", address)
+			}
 			return nc, nil
 		},
 		OnRequest: func(req *base.Request) {
 			if req.Method == base.Play {
 				playCSeq = cseq(req.Header)
-				d := &rtptime.GlobalDecoder{}
-				d.Initialize()
-				ptsDec.Store(d)
+				ptsDec.Store(&ptsDecoder{})
 			}
 		},
 		OnResponse: func(res *base.Response) {
@@ -185,6 +199,9 @@ func Read(ctx context.Context, o Options) (err error) {
 			}
 			decodeErrors(fmt.Errorf("decode RTP/RTCP: %w", err))
 		},
+	}
+	if quiet {
+		quietClientTimers(c, quietPeriod)
 	}
 	if err := c.Start(); err != nil {
 		return fmt.Errorf("start RTSP client: %w", err)
@@ -235,7 +252,7 @@ func Read(ctx context.Context, o Options) (err error) {
 	in.ptsOf = func(pkt *rtp.Packet) int64 {
 		var pts int64
 		if d := ptsDec.Load(); d != nil {
-			pts, _ = d.Decode(forma, pkt)
+			pts = d.decode(forma, pkt)
 		}
 		return pts
 	}
