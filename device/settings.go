@@ -35,9 +35,9 @@ type Settings struct {
 	// up to ReadBatch later. It applies from a camera's next
 	// connection, and only on Linux. It defaults to 100 milliseconds; a
 	// negative value reads every packet as it arrives. It is at most a
-	// quarter of ReadTimeout (a larger value is lowered to that): the RTSP
-	// client counts a connection silent from the last batch it was given,
-	// so batches as far apart as ReadTimeout would drop a slow camera.
+	// quarter of ReadTimeout (a larger value is lowered to that): a
+	// connection counts as silent from the last batch read from it, so
+	// batches as far apart as ReadTimeout would drop a slow camera.
 	ReadBatch time.Duration `yaml:"read_batch" json:"read_batch"`
 }
 

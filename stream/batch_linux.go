@@ -73,6 +73,10 @@ type batchConn struct {
 	// timeout is how long a batched connection may bring no data; 0 for
 	// no limit.
 	timeout time.Duration
+	// clientQuiet is set (before the first Read) when the client does not
+	// check for a read timeout itself: then it needs no sign that taken
+	// data came (see demuxBatch).
+	clientQuiet bool
 
 	// Owned by the reading goroutine. dm sees every byte read (when take
 	// is set), so that it knows where messages and frames start by the
@@ -193,6 +197,9 @@ func (c *batchConn) Read(p []byte) (int, error) {
 		c.r, c.w = batchHead, batchHead+n
 		if c.take != nil {
 			c.demux()
+			if c.r == c.w {
+				c.release() // all taken: nothing for the client
+			}
 		}
 	}
 	n := copy(p, (*c.buf)[c.r:c.w])
@@ -225,7 +232,7 @@ func (c *batchConn) timeoutError() error {
 
 // demux runs the bytes just read through dm (see demuxBatch).
 func (c *batchConn) demux() {
-	c.r, c.w = 0, demuxBatch(&c.dm, *c.buf, c.r, c.w, int(c.takeCh.Load()), c.takeFn)
+	c.r, c.w = 0, demuxBatch(&c.dm, *c.buf, c.r, c.w, int(c.takeCh.Load()), c.takeFn, !c.clientQuiet)
 	c.taken.Store(c.dm.taken)
 }
 

@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"math"
 	"reflect"
 	"time"
 	"unsafe"
@@ -9,8 +10,10 @@ import (
 )
 
 // quietPeriod is the period quietClientTimers gives the client's timers:
-// long enough that they never wake a camera that plays.
-const quietPeriod = time.Hour
+// never, in effect (292 years). Not merely long: the client's check would
+// then end a camera whose last message to the client (the taken packets
+// not counting) was more than ReadTimeout before it.
+const quietPeriod = time.Duration(math.MaxInt64)
 
 // quietsClientTimers reports whether Read turns the client's timers down
 // for o: when the connection will be batched (TCP, on a system that
@@ -40,8 +43,8 @@ var quietTimers = []string{"checkTimeoutPeriod", "receiverReportPeriod"}
 
 // quietClientTimers sets the periods of c's quietTimers to period, before
 // c.Start. It reports whether it could set them all; if a gortsplib
-// upgrade renamed one, that timer keeps its period: nothing changes but
-// the CPU (the batched connection checks for a read timeout either way).
+// upgrade renamed one, that timer keeps its period, and Read feeds the
+// client's check as before (see demuxBatch): nothing changes but the CPU.
 //
 // Why reach into the client: those timers wake the client's goroutines once
 // a second, and once every 5 seconds, per camera, each at the phase of its

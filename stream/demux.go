@@ -431,14 +431,15 @@ func (d *demux) atBoundary() bool {
 
 // demuxBatch runs b[r:w], the bytes of one batched read, through d (taking
 // the frames on takeCh, r ≥ 1) and leaves what the client is to read at
-// b[:n]. After frames were taken, the client also gets an empty frame on a
-// channel it has not set up, which it ignores: its read timeout counts from
-// the last message it read, and must see that data still comes even when
-// all of it is taken. b must have room for that frame (r ≥ 5).
-func demuxBatch(d *demux, b []byte, r, w, takeCh int, take func([]byte)) int {
+// b[:n]. With feed, after frames were taken, the client also gets an empty
+// frame on a channel it has not set up, which it ignores: its read timeout
+// counts from the last message it read, and must see that data still comes
+// even when all of it is taken. b must have room for that frame (r ≥ 5).
+// Without feed (the client's check is turned down) n may be 0.
+func demuxBatch(d *demux, b []byte, r, w, takeCh int, take func([]byte), feed bool) int {
 	taken := d.taken
 	n := d.filter(b[:w], r, takeCh, take)
-	if n == 0 || (d.taken != taken && d.atBoundary()) {
+	if feed && (n == 0 || (d.taken != taken && d.atBoundary())) {
 		// filter's output is at most one byte longer than its input, so
 		// this fits in the room before it.
 		b[n], b[n+1], b[n+2], b[n+3] = '$', byte(takeCh+2), 0, 0

@@ -68,6 +68,9 @@ type batchReader struct {
 	onVideo func(string)
 	taken   int
 	passed  int // bytes the client got
+	// quiet: the client does not check for a read timeout, and is not
+	// fed empty frames.
+	quiet bool
 }
 
 func (r *batchReader) Read(p []byte) (int, error) {
@@ -95,7 +98,7 @@ func (r *batchReader) Read(p []byte) (int, error) {
 			r.taken++
 			r.onVideo(fmt.Sprintf("frame %d %q", r.tc.ch, b))
 		}
-		r.out = r.buf[:demuxBatch(&r.d, r.buf, batchHead, len(r.buf), r.tc.ch, take)]
+		r.out = r.buf[:demuxBatch(&r.d, r.buf, batchHead, len(r.buf), r.tc.ch, take, !r.quiet)]
 	}
 	n := copy(p, r.out)
 	r.out = r.out[n:]
@@ -106,13 +109,22 @@ func (r *batchReader) Read(p []byte) (int, error) {
 // checkDemux checks that gortsplib reading the stream through the demux
 // sees what it sees reading it directly, but for the video frames taken,
 // and that camd gets every video frame once, in order, from one path or
-// the other.
+// the other: with the client fed empty frames and without.
 func checkDemux(t *testing.T, tc demuxCase) (taken, wantFrames int) {
+	t.Helper()
+	taken, wantFrames = checkDemuxWith(t, tc, false)
+	if tq, _ := checkDemuxWith(t, tc, true); tq != taken {
+		t.Fatalf("%d frames taken with the client fed, %d without", taken, tq)
+	}
+	return taken, wantFrames
+}
+
+func checkDemuxWith(t *testing.T, tc demuxCase, quiet bool) (taken, wantFrames int) {
 	t.Helper()
 	want, wantErr := parseItems(bytes.NewReader(tc.stream), tc.ch)
 
 	var video []string // in the order camd would get them
-	br := &batchReader{tc: tc, onVideo: func(s string) { video = append(video, s) }}
+	br := &batchReader{tc: tc, quiet: quiet, onVideo: func(s string) { video = append(video, s) }}
 	c := conn.NewConn(bufio.NewReaderSize(br, 4096), io.Discard)
 	var other []string
 	var gotErr error
@@ -350,31 +362,38 @@ func TestDemuxTakesVideo(t *testing.T) {
 
 // Each batch from which frames were taken ends with an empty frame on an
 // unused channel, which feeds the client's read timeout, where the client
-// can take it: between messages, not in the middle of one.
+// can take it: between messages, not in the middle of one. A client whose
+// check is turned down gets none.
 func TestDemuxBatchFeedsTimeout(t *testing.T) {
 	video := []byte{'$', 4, 0, 2, 0x80, 0x60}
 	rtcp := []byte{'$', 5, 0, 2, 0x80, 0xc8}
 	marker := []byte{'$', 6, 0, 0}
 	for _, tc := range []struct {
-		name      string
-		in, out   []byte
-		wantTaken uint64
+		name           string
+		in, out, quiet []byte
+		wantTaken      uint64
 	}{
-		{"all taken", bytes.Repeat(video, 3), marker, 3},
-		{"RTCP after", append(bytes.Repeat(video, 3), rtcp...), append(append([]byte(nil), rtcp...), marker...), 3},
-		{"RTCP before", append(append([]byte(nil), rtcp...), video...), append(append([]byte(nil), rtcp...), marker...), 1},
-		{"in a message", append(append([]byte(nil), video...), "RTSP/1.0 2"...), []byte("RTSP/1.0 2"), 1},
-		{"nothing taken", rtcp, rtcp, 0},
-		{"a frame's start", video[:3], marker, 0},
+		{"all taken", bytes.Repeat(video, 3), marker, nil, 3},
+		{"RTCP after", append(bytes.Repeat(video, 3), rtcp...), append(append([]byte(nil), rtcp...), marker...), rtcp, 3},
+		{"RTCP before", append(append([]byte(nil), rtcp...), video...), append(append([]byte(nil), rtcp...), marker...), rtcp, 1},
+		{"in a message", append(append([]byte(nil), video...), "RTSP/1.0 2"...), []byte("RTSP/1.0 2"), []byte("RTSP/1.0 2"), 1},
+		{"nothing taken", rtcp, rtcp, rtcp, 0},
+		{"a frame's start", video[:3], marker, nil, 0},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var d demux
-			b := append(make([]byte, batchHead), tc.in...)
-			n := demuxBatch(&d, b, batchHead, len(b), 4, func([]byte) {})
-			if !bytes.Equal(b[:n], tc.out) || d.taken != tc.wantTaken {
-				t.Errorf("passed %q, took %d; want %q, %d", b[:n], d.taken, tc.out, tc.wantTaken)
-			}
-		})
+		for _, feed := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/feed=%v", tc.name, feed), func(t *testing.T) {
+				var d demux
+				b := append(make([]byte, batchHead), tc.in...)
+				n := demuxBatch(&d, b, batchHead, len(b), 4, func([]byte) {}, feed)
+				want := tc.out
+				if !feed {
+					want = tc.quiet
+				}
+				if !bytes.Equal(b[:n], want) || d.taken != tc.wantTaken {
+					t.Errorf("passed %q, took %d; want %q, %d", b[:n], d.taken, want, tc.wantTaken)
+				}
+			})
+		}
 	}
 }
 
@@ -435,7 +454,7 @@ func TestDemuxAllocs(t *testing.T) {
 	var d demux
 	allocs := testing.AllocsPerRun(100, func() {
 		copy(buf[batchHead:], s)
-		demuxBatch(&d, buf, batchHead, len(buf), 0, func([]byte) {})
+		demuxBatch(&d, buf, batchHead, len(buf), 0, func([]byte) {}, true)
 	})
 	if allocs != 0 {
 		t.Errorf("%v allocations per batch of 50 frames, want 0", allocs)

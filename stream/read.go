@@ -127,7 +127,10 @@ func Read(ctx context.Context, o Options) (err error) {
 	// A batched connection checks for a read timeout itself, so the
 	// client's own check is turned down (see quietClientTimers). Then
 	// every connection must be batched, which a TCP one always can be.
+	// quieted says the client's check is off for sure: then it needs no
+	// sign of data taken from under it.
 	quiet := quietsClientTimers(o)
+	var quieted bool
 	c := &gortsplib.Client{
 		Scheme:       u.Scheme,
 		Host:         u.Host,
@@ -144,6 +147,7 @@ func Read(ctx context.Context, o Options) (err error) {
 				watch = timeout
 			}
 			if b := newBatchConn(nc, o.ReadBatch, watch, take); b != nil {
+				b.clientQuiet = quieted
 				batch = b
 				if testDialed != nil {
 					testDialed(b)
@@ -201,7 +205,7 @@ func Read(ctx context.Context, o Options) (err error) {
 		},
 	}
 	if quiet {
-		quietClientTimers(c, quietPeriod)
+		quieted = quietClientTimers(c, quietPeriod)
 	}
 	if err := c.Start(); err != nil {
 		return fmt.Errorf("start RTSP client: %w", err)
