@@ -155,7 +155,10 @@ func (c *batchConn) Read(p []byte) (int, error) {
 		return c.readPlain(p)
 	}
 	if !c.on.Load() {
-		n, err := c.Conn.Read(p)
+		// With a timeout, the reads before batching are bounded too: the
+		// client's own check is off, and the read after PLAY's answer
+		// usually starts before enable.
+		n, err := c.readPlain(p)
 		if c.take != nil {
 			c.dm.filter(p[:n], 0, -1, nil) // follows; takes nothing yet
 		}
@@ -164,6 +167,13 @@ func (c *batchConn) Read(p []byte) (int, error) {
 	if !c.started {
 		c.started = true
 		c.lastData = time.Now()
+		if c.timeout > 0 {
+			// The deadline of the last plain read would cut batched
+			// reads short; wait sets its own.
+			if err := c.Conn.SetReadDeadline(time.Time{}); err != nil {
+				return 0, err
+			}
+		}
 		if err := c.setLowat(batchBufSize); err != nil {
 			// Without the mark every packet would still wake the
 			// poller; batching then saves nothing, so read as before.
@@ -210,9 +220,9 @@ func (c *batchConn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// readPlain reads as the connection would unbatched, for a connection
-// that cannot be batched after all; with a timeout it keeps applying it,
-// as a read deadline.
+// readPlain reads as the connection would unbatched: before batching is
+// enabled, and for a connection that cannot be batched after all. With a
+// timeout it applies it as a read deadline.
 func (c *batchConn) readPlain(p []byte) (int, error) {
 	if c.timeout > 0 {
 		if err := c.Conn.SetReadDeadline(time.Now().Add(c.timeout)); err != nil {
@@ -242,9 +252,17 @@ func (c *batchConn) release() {
 }
 
 // wait sleeps until batchBufSize bytes are queued (the low-water mark
-// makes the socket readable), the next tick, or the connection's end.
+// makes the socket readable), the next tick (or the timeout, if sooner),
+// or the connection's end.
 func (c *batchConn) wait() error {
-	if err := c.Conn.SetReadDeadline(c.nextTick()); err != nil {
+	wake := c.nextTick()
+	if c.timeout > 0 {
+		// Not later than the timeout, whatever the interval.
+		if t := c.lastData.Add(c.timeout); t.Before(wake) {
+			wake = t
+		}
+	}
+	if err := c.Conn.SetReadDeadline(wake); err != nil {
 		return err
 	}
 	c.waitFirst = true

@@ -136,20 +136,24 @@ func TestBatchConnSmallWriteArrivesByTheTick(t *testing.T) {
 
 // A batched connection with a timeout fails with ErrReadTimeout once it
 // has brought no data for that long, and not while data keeps coming, a
-// little at a time: batched or, where batching could not be turned on,
-// read as it is.
+// little at a time: batched (also with ticks further apart than the
+// timeout) or, where batching could not be turned on, read as it is.
 func TestBatchConnTimesOut(t *testing.T) {
-	for _, plain := range []bool{false, true} {
-		name := "batched"
-		if plain {
-			name = "unbatchable"
-		}
-		t.Run(name, func(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		interval time.Duration
+		plain    bool
+	}{
+		{"batched", 50 * time.Millisecond, false},
+		{"hour-long ticks", time.Hour, false},
+		{"unbatchable", 50 * time.Millisecond, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			const timeout = 2 * time.Second
-			b, w := tcpPair(t, 50*time.Millisecond)
+			b, w := tcpPair(t, tc.interval)
 			b.timeout = timeout
 			b.enable(-1)
-			b.plain = plain
+			b.plain = tc.plain
 			// A byte every 100 ms for 3 s: well past the timeout in
 			// all, never near it between two bytes.
 			const n = 30
@@ -184,6 +188,43 @@ func TestBatchConnTimesOut(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Before batching is enabled the timeout applies too, as a deadline on
+// each read: the client's read after PLAY's answer can start before
+// enable, and the client's own check is off. The deadline goes once
+// batching starts.
+func TestBatchConnTimesOutBeforeEnable(t *testing.T) {
+	const timeout = time.Second
+	b, w := tcpPair(t, 50*time.Millisecond)
+	b.timeout = timeout
+	start := time.Now()
+	if _, err := b.Read(make([]byte, 16)); !errors.Is(err, ErrReadTimeout) {
+		t.Fatalf("a silent read before enable: %v, want ErrReadTimeout", err)
+	}
+	if d := time.Since(start); d < timeout/2 || d > 10*timeout {
+		t.Errorf("timed out after %v, want about %v", d, timeout)
+	}
+
+	// A read before enable leaves a deadline a second away; batched reads
+	// after it must not fail at it. Here the socket never runs dry (more
+	// than a buffer queued), so no wait sets a deadline of its own between
+	// them.
+	b2, w2 := tcpPair(t, 50*time.Millisecond)
+	b2.timeout = timeout
+	w2.Write([]byte("a"))
+	readAll(t, b2, 1)
+	b2.enable(-1)
+	const queued = 4 * batchBufSize
+	go w2.Write(make([]byte, queued))
+	time.Sleep(200 * time.Millisecond) // all of it queued
+	got := len(readAll(t, b2, 1))      // a buffer's worth is read
+	time.Sleep(timeout + timeout/2)    // past the old deadline
+	got += len(readAll(t, b2, queued-got))
+	if got != queued {
+		t.Fatalf("read %d of %d bytes", got, queued)
+	}
+	_ = w
 }
 
 // End of stream, a reset and Close are not held back by the batch, whether
@@ -500,6 +541,47 @@ func TestReadTakenFramesFeedTimeout(t *testing.T) {
 	}
 	if cs := conns(); len(cs) != 1 || cs[0].taken.Load() == 0 {
 		t.Fatalf("%d connections (want 1), or no packet taken: not the path under test", len(cs))
+	}
+}
+
+// A camera that answers PLAY and then sends nothing is ended by the
+// timeout as well: the client's read after PLAY's answer usually starts
+// before batching is enabled, and must be bounded too.
+func TestReadSilentFromPlayTimesOut(t *testing.T) {
+	cam := newTestCamera(t, cameraConfig{codec: CodecH264}) // keepalives every 50 s
+	cam.muted.Store(true)
+	rec := newRecorder()
+	o := rec.options(cam.URL())
+	o.ReadBatch = 100 * time.Millisecond
+	o.ReadTimeout = time.Second
+	r := startRead(t, o)
+	err := r.wait(t, 20*time.Second)
+	if !errors.Is(err, ErrReadTimeout) {
+		t.Fatalf("err = %v, want the read to end with ErrReadTimeout", err)
+	}
+	t.Logf("silent from PLAY: %v", err)
+}
+
+// With the client's timers turned down, a camera that sends only video
+// (all of it taken; no keepalive answer in the window) is not ended by the
+// client, whose check must never run: the client gets nothing from the
+// connection for several read timeouts.
+func TestReadQuietClientOutlivesTimeout(t *testing.T) {
+	conns := dialedConns(t)
+	cam := newTestCamera(t, cameraConfig{codec: CodecH264}) // keepalives every 50 s
+	rec := newRecorder()
+	o := rec.options(cam.URL())
+	o.ReadBatch = 100 * time.Millisecond
+	o.ReadTimeout = time.Second
+	r := startRead(t, o)
+	rec.waitFrames(t, 125, 60*time.Second) // 5 s, five timeouts
+	select {
+	case err := <-r.done:
+		t.Fatalf("Read ended: %v", err)
+	default:
+	}
+	if cs := conns(); len(cs) != 1 || cs[0].taken.Load() == 0 || !cs[0].clientQuiet {
+		t.Fatalf("%d connections (want 1), no packet taken, or the client not quiet: not the path under test", len(cs))
 	}
 }
 

@@ -10,7 +10,10 @@ import (
 // batchConn is Linux-only (it relies on SO_RCVLOWAT waking the poller only
 // once enough data is queued, which is tested there); elsewhere every
 // packet is read as it arrives.
-type batchConn struct{ net.Conn }
+type batchConn struct {
+	net.Conn
+	clientQuiet bool
+}
 
 const batchSupported = false
 
