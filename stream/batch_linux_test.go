@@ -517,90 +517,72 @@ func TestReadTakesFrames(t *testing.T) {
 	}
 }
 
-// With every packet taken, the client still sees data come (an empty frame
-// on an unused channel after each batch): its read timeout, which counts
-// from the last message it read, does not end a camera that sends only
-// video.
-func TestReadTakenFramesFeedTimeout(t *testing.T) {
-	// The client's own check, at its period: as over a connection that
-	// switched from UDP.
-	testLoudClientTimers = true
-	t.Cleanup(func() { testLoudClientTimers = false })
-	conns := dialedConns(t)
-	cam := newTestCamera(t, cameraConfig{codec: CodecH264}) // keepalives every 50 s
-	rec := newRecorder()
-	o := rec.options(cam.URL())
-	o.ReadBatch = 100 * time.Millisecond
-	o.ReadTimeout = time.Second
-	r := startRead(t, o)
-	rec.waitFrames(t, 125, 60*time.Second) // 5 s, five timeouts
-	select {
-	case err := <-r.done:
-		t.Fatalf("Read ended: %v", err)
-	default:
-	}
-	if cs := conns(); len(cs) != 1 || cs[0].taken.Load() == 0 {
-		t.Fatalf("%d connections (want 1), or no packet taken: not the path under test", len(cs))
-	}
-}
-
-// A camera that answers PLAY and then sends nothing is ended by the
-// timeout as well: the client's read after PLAY's answer usually starts
-// before batching is enabled, and must be bounded too.
-func TestReadSilentFromPlayTimesOut(t *testing.T) {
-	cam := newTestCamera(t, cameraConfig{codec: CodecH264}) // keepalives every 50 s
-	cam.muted.Store(true)
-	rec := newRecorder()
-	o := rec.options(cam.URL())
-	o.ReadBatch = 100 * time.Millisecond
-	o.ReadTimeout = time.Second
-	r := startRead(t, o)
-	err := r.wait(t, 20*time.Second)
-	if !errors.Is(err, ErrReadTimeout) {
-		t.Fatalf("err = %v, want the read to end with ErrReadTimeout", err)
-	}
-	t.Logf("silent from PLAY: %v", err)
-}
-
-// With the client's timers turned down, a camera that sends only video
-// (all of it taken; no keepalive answer in the window) is not ended by the
-// client, whose check must never run: the client gets nothing from the
-// connection for several read timeouts.
-func TestReadQuietClientOutlivesTimeout(t *testing.T) {
-	conns := dialedConns(t)
-	cam := newTestCamera(t, cameraConfig{codec: CodecH264}) // keepalives every 50 s
-	rec := newRecorder()
-	o := rec.options(cam.URL())
-	o.ReadBatch = 100 * time.Millisecond
-	o.ReadTimeout = time.Second
-	r := startRead(t, o)
-	rec.waitFrames(t, 125, 60*time.Second) // 5 s, five timeouts
-	select {
-	case err := <-r.done:
-		t.Fatalf("Read ended: %v", err)
-	default:
-	}
-	if cs := conns(); len(cs) != 1 || cs[0].taken.Load() == 0 || !cs[0].clientQuiet {
-		t.Fatalf("%d connections (want 1), no packet taken, or the client not quiet: not the path under test", len(cs))
+// A camera that sends only video, all of it taken, is not ended by the
+// client (no keepalive answer comes in the window, so the client gets
+// nothing else for several read timeouts):
+//   - "client fed": with the client's own check at its period, as over a
+//     connection that switched from UDP, it still sees data come (an empty
+//     frame on an unused channel after each batch);
+//   - "client quiet": with the client's timers turned down it is fed
+//     nothing, and its check must never run.
+func TestReadTakenFramesOutliveTimeout(t *testing.T) {
+	for _, quiet := range []bool{false, true} {
+		name := "client fed"
+		if quiet {
+			name = "client quiet"
+		}
+		t.Run(name, func(t *testing.T) {
+			testLoudClientTimers = !quiet
+			t.Cleanup(func() { testLoudClientTimers = false })
+			conns := dialedConns(t)
+			cam := newTestCamera(t, cameraConfig{codec: CodecH264}) // keepalives every 50 s
+			rec := newRecorder()
+			o := rec.options(cam.URL())
+			o.ReadBatch = 100 * time.Millisecond
+			o.ReadTimeout = time.Second
+			r := startRead(t, o)
+			rec.waitFrames(t, 125, 60*time.Second) // 5 s, five timeouts
+			select {
+			case err := <-r.done:
+				t.Fatalf("Read ended: %v", err)
+			default:
+			}
+			if cs := conns(); len(cs) != 1 || cs[0].taken.Load() == 0 || cs[0].clientQuiet != quiet {
+				t.Fatalf("%d connections (want 1), no packet taken, or the client not as set: not the path under test", len(cs))
+			}
+		})
 	}
 }
 
-// A playing camera that goes silent over a batched connection is ended by
-// the connection's own check, the client's being turned down.
+// A camera that goes silent over a batched connection is ended by the
+// connection's own check, the client's being turned down: after frames
+// came, and from PLAY on (the client's read after PLAY's answer usually
+// starts before batching is enabled, and must be bounded too).
 func TestReadBatchedStallTimesOut(t *testing.T) {
-	cam := newTestCamera(t, cameraConfig{codec: CodecH264})
-	rec := newRecorder()
-	o := rec.options(cam.URL())
-	o.ReadBatch = 100 * time.Millisecond
-	o.ReadTimeout = time.Second
-	r := startRead(t, o)
-	rec.waitFrames(t, 5, 30*time.Second)
-	cam.muted.Store(true)
-	err := r.wait(t, 20*time.Second)
-	if !errors.Is(err, ErrReadTimeout) || !strings.HasPrefix(err.Error(), "read: ") {
-		t.Fatalf("err = %v, want the read to end with ErrReadTimeout", err)
+	for _, fromPlay := range []bool{false, true} {
+		name := "after frames"
+		if fromPlay {
+			name = "from PLAY"
+		}
+		t.Run(name, func(t *testing.T) {
+			cam := newTestCamera(t, cameraConfig{codec: CodecH264}) // keepalives every 50 s
+			cam.muted.Store(fromPlay)
+			rec := newRecorder()
+			o := rec.options(cam.URL())
+			o.ReadBatch = 100 * time.Millisecond
+			o.ReadTimeout = time.Second
+			r := startRead(t, o)
+			if !fromPlay {
+				rec.waitFrames(t, 5, 30*time.Second)
+				cam.muted.Store(true)
+			}
+			err := r.wait(t, 20*time.Second)
+			if !errors.Is(err, ErrReadTimeout) || !strings.HasPrefix(err.Error(), "read: ") {
+				t.Fatalf("err = %v, want the read to end with ErrReadTimeout", err)
+			}
+			t.Logf("stall: %v", err)
+		})
 	}
-	t.Logf("stall: %v", err)
 }
 
 // Cancelling a Read while a batch is being taken ends it with the
