@@ -14,8 +14,8 @@ import (
 // 32-bit differences between timestamps, so that wrapping is seen through.
 //
 // GlobalDecoder does that per packet with a map lookup, a lock and a clock
-// read (for tracks that follow the leading one), about 5 % of camd's ingest
-// CPU; this is the same arithmetic without them.
+// read (for tracks that follow the leading one), about 4 % of camd's CPU in
+// a profile with 64 cameras; this is the same arithmetic without them.
 //
 // The lock is uncontended: one PLAY's packets come on one goroutine, but
 // over UDP that is not the one that reads TCP.

@@ -25,9 +25,10 @@ const DefaultReadTimeout = 10 * time.Second
 // camera offers no H.264, H.265 or MJPEG video track.
 var ErrNoVideo = errors.New("no video track")
 
-// ErrReadTimeout is returned (wrapped) by Read when a playing camera's
-// batched TCP connection (Options.ReadBatch) brings no data for
-// ReadTimeout.
+// ErrReadTimeout is returned (wrapped) by Read when a TCP connection that
+// is read in batches (Options.ReadBatch) brings not a byte for
+// ReadTimeout. (The RTSP client's own check, which counts whole messages,
+// is off on such connections.)
 var ErrReadTimeout = errors.New("read timeout")
 
 // Read makes one connection attempt to the camera at o.URL and reports its
