@@ -47,11 +47,12 @@ var batchBufs = sync.Pool{New: func() any { b := make([]byte, batchHead+batchBuf
 // was read. End of stream and connection errors are not delayed: they wake
 // the reader whatever the low-water mark.
 //
-// Once enabled it also ends a connection that brings no data for timeout
-// (ErrReadTimeout), checked at the ticks it wakes on anyway. That is the
-// check gortsplib's client makes with a timer of its own, which wakes every
-// camera's client once a second at its own phase; Read turns that timer
-// down when the connection is batched (see quietClientTimers).
+// Given a timeout, it also ends a connection that brings no data for that
+// long (ErrReadTimeout): once enabled, checked at the ticks it wakes on
+// anyway (or at the timeout, if sooner); before, as a read deadline. That
+// is the check gortsplib's client makes with a timer of its own, which
+// wakes every camera's client once a second at its own phase; Read turns
+// that timer off when the connection is batched (see quietClientTimers).
 //
 // Given a take callback, it also takes the video track's RTP packets out of
 // what the client reads, from the same point on: see demux.
@@ -115,9 +116,9 @@ type batchConn struct {
 const batchHead = 8
 
 // newBatchConn wraps c if it is a TCP connection and interval > 0; it
-// returns nil otherwise (and c is used as it is). Once enabled, a Read
-// that has had no data for timeout (when positive) fails with
-// ErrReadTimeout. take, when not nil, gets the payload of each interleaved
+// returns nil otherwise (and c is used as it is). A Read that has had no
+// data for timeout (when positive) fails with ErrReadTimeout. take, when
+// not nil, gets the payload of each interleaved
 // frame on the channel passed to enable, which the client then does not
 // see, and the time its batch was read; it is called on the reading
 // goroutine and the payload is valid only during the call.
