@@ -299,6 +299,7 @@ func TestStatus(t *testing.T) {
 
 func TestRoutingErrors(t *testing.T) {
 	e := newEnv(t)
+	e.add("cam", "rtsp://127.0.0.1:1/x", false)
 	for _, tc := range []struct {
 		method, path string
 		code         int
@@ -311,6 +312,13 @@ func TestRoutingErrors(t *testing.T) {
 		{"DELETE", "/api/v1/cameras", 405, "GET, HEAD, POST"},
 		{"POST", "/api/v1/cameras/x", 405, "GET, HEAD, PUT, PATCH, DELETE"},
 		{"POST", "/api/v1/status", 405, "GET, HEAD"},
+		// Paths ServeMux would redirect with an empty body.
+		{"GET", "/api", 404, ""},
+		{"PATCH", "/api/v1/cameras/.", 404, ""},
+		{"GET", "/api/v1/cameras/cam/../cam", 404, ""},
+		{"DELETE", "/api/v1/cameras/%2E%2E", 404, ""},
+		{"GET", "/api/v1//cameras", 404, ""},
+		{"GET", "/api/v1/cameras/cam//", 404, ""},
 	} {
 		r := e.do(tc.method, tc.path, "", nil)
 		if r.code != tc.code || r.hdr.Get("Allow") != tc.allow {

@@ -74,7 +74,9 @@ func newEnv(t testing.TB, mod ...func(*Config)) *env {
 	}
 	e.srv = srv
 	e.base = "http://" + srv.Addr()
-	e.hc = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{}}
+	// A redirect is an answer to check, never to follow: the API has none.
+	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	e.hc = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{}, CheckRedirect: noRedirect}
 	ctx, cancel := context.WithCancel(context.Background())
 	e.stop = cancel
 	e.done = make(chan error, 1)

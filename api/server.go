@@ -22,6 +22,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -284,7 +285,9 @@ func (s *Server) routes() (h http.Handler, err error) {
 	api("/api/v1/status", s.notAllowed("GET, HEAD"))
 	// Unknown API routes answer in JSON, after authentication so that
 	// probing without a token learns nothing about which routes exist.
+	// "/api" is here too: without it ServeMux redirects it to "/api/".
 	api("/api/", s.notFound)
+	api("/api", s.notFound)
 
 	for pattern, h := range s.cfg.Mount {
 		mux.Handle(pattern, s.auth(h.ServeHTTP))
@@ -299,7 +302,34 @@ func (s *Server) routes() (h http.Handler, err error) {
 	if !rootTaken {
 		mux.HandleFunc("/", s.notFound)
 	}
-	return s.logged(mux), nil
+	return s.logged(s.canonicalAPI(mux)), nil
+}
+
+// canonicalAPI answers an API path that is not in clean form (a "." or ".."
+// segment, an empty one) as a route that does not exist. ServeMux would
+// redirect it to its clean form with an empty body, which an API client
+// cannot read as an error, and which would turn "cameras/x/../y" into a
+// request about y. No camera's name makes such a path: names start with a
+// letter or digit. Other paths (the status page) keep ServeMux's redirect.
+func (s *Server) canonicalAPI(mux http.Handler) http.Handler {
+	notFound := s.auth(s.notFound)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if r.Method != http.MethodConnect && (p == "/api" || strings.HasPrefix(p, "/api/")) && !isCleanPath(p) {
+			notFound.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// isCleanPath reports whether ServeMux would leave p as it is: path.Clean
+// leaves it alone, except for one trailing slash, which is kept.
+func isCleanPath(p string) bool {
+	if strings.HasSuffix(p, "/") && p != "/" {
+		p = p[:len(p)-1]
+	}
+	return path.Clean(p) == p
 }
 
 // statusRecorder remembers the status code for the request log.
