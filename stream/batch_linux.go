@@ -118,10 +118,10 @@ const batchHead = 8
 // newBatchConn wraps c if it is a TCP connection and interval > 0; it
 // returns nil otherwise (and c is used as it is). A Read that has had no
 // data for timeout (when positive) fails with ErrReadTimeout. take, when
-// not nil, gets the payload of each interleaved
-// frame on the channel passed to enable, which the client then does not
-// see, and the time its batch was read; it is called on the reading
-// goroutine and the payload is valid only during the call.
+// not nil, gets the payload of each interleaved frame on the channel
+// passed to enable, which the client then does not see, and the time its
+// batch was read; it is called on the reading goroutine and the payload is
+// valid only during the call.
 func newBatchConn(c net.Conn, interval, timeout time.Duration, take func([]byte, time.Time)) *batchConn {
 	tc, ok := c.(*net.TCPConn)
 	if !ok || interval <= 0 {

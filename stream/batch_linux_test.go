@@ -13,8 +13,9 @@ import (
 	"time"
 )
 
-// tcpPair returns a batchConn (enabled) on the reading end of a loopback
-// TCP connection, and the writing end.
+// tcpPair returns a batchConn on the reading end of a loopback TCP
+// connection, not yet enabled, and the writing end; both close at the
+// test's end.
 func tcpPair(t *testing.T, interval time.Duration) (*batchConn, *net.TCPConn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -196,7 +197,7 @@ func TestBatchConnTimesOut(t *testing.T) {
 // batching starts.
 func TestBatchConnTimesOutBeforeEnable(t *testing.T) {
 	const timeout = time.Second
-	b, w := tcpPair(t, 50*time.Millisecond)
+	b, _ := tcpPair(t, 50*time.Millisecond)
 	b.timeout = timeout
 	start := time.Now()
 	if _, err := b.Read(make([]byte, 16)); !errors.Is(err, ErrReadTimeout) {
@@ -224,7 +225,6 @@ func TestBatchConnTimesOutBeforeEnable(t *testing.T) {
 	if got != queued {
 		t.Fatalf("read %d of %d bytes", got, queued)
 	}
-	_ = w
 }
 
 // End of stream, a reset and Close are not held back by the batch, whether
