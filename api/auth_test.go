@@ -19,7 +19,7 @@ import (
 // checked on the unit below.
 func TestTokenRequired(t *testing.T) {
 	yes := true
-	const tok = "s3cr3t-token"
+	const tok = "s3cr3t-token-0123456789"
 	e := newEnv(t, func(c *Config) {
 		c.RequireToken = &yes
 		c.Token = tok
@@ -76,7 +76,7 @@ func TestTokenRequired(t *testing.T) {
 }
 
 func TestLoopbackNeedsNoToken(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.Token = "abc" })
+	e := newEnv(t, func(c *Config) { c.Token = "abcdefghijklmnopqrstuvwxyz" })
 	if e.srv.TokenRequired() {
 		t.Fatal("token required on loopback")
 	}

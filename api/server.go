@@ -2,10 +2,35 @@
 // the CLI uses to talk to it.
 //
 // The server binds its listener in New, so that a busy port is reported at
-// once as one clear line instead of failing later inside a goroutine. When
-// the listener is not a loopback address every request must carry the
-// bearer token (see EnsureToken); on loopback the token is optional unless
-// Config.RequireToken forces it.
+// once as one clear line instead of failing later inside a goroutine.
+//
+// Every request passes these doors, in order, on every route (the API,
+// /metrics, /healthz, /readyz and the status page alike):
+//
+//   - Connections: at most Config.MaxConns client connections are open at
+//     once; one over the cap is closed as soon as it is accepted.
+//   - TLS: with Config.TLSCert and Config.TLSKey the API speaks only HTTPS
+//     (a plain-HTTP request gets Go's 400 "Client sent an HTTP request to
+//     an HTTPS server"). Off loopback without TLS, Run logs a WARN.
+//   - Host: when no token is required, the Host header must name
+//     localhost, a loopback address or the listen host (any IP address when
+//     listening on all interfaces), or the answer is 421. This defeats DNS
+//     rebinding, where a web page's own name resolves to 127.0.0.1. With a
+//     token required any Host is accepted: a rebinding page cannot read the
+//     token, so the token is the guard.
+//   - Origin: a POST, PUT, PATCH or DELETE that a browser marks as
+//     cross-origin (Sec-Fetch-Site, or an Origin that is not the Host) is
+//     refused with 403 (http.CrossOriginProtection), whatever its content
+//     type. The CLI sends neither header; the status page's fetches are
+//     same-origin.
+//   - Token: when the listener is not a loopback address every request but
+//     /healthz, /readyz and the status page must carry the bearer token (see
+//     EnsureToken); on loopback it is optional unless Config.RequireToken
+//     forces it. Waiving it off loopback also needs
+//     Config.AllowNoTokenOffLoopback, and Run then logs a WARN. Tokens are
+//     at least MinTokenLen bytes. A wrong token is logged (at most once a
+//     second) and answered later and later per client address
+//     (internal/authguard); a request with no token at all is not counted.
 //
 // Nothing the API returns, logs or reports in an error contains a camera
 // password: views come redacted from the device.Manager, and submitted URLs
@@ -16,6 +41,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -25,10 +51,10 @@ import (
 	"path"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/camd/camd/device"
+	"github.com/camd/camd/internal/authguard"
 )
 
 // DefaultListen is the API's address when Config.Listen is empty.
@@ -70,6 +96,20 @@ type Config struct {
 	// once its context is done; then their connections are closed and
 	// their contexts cancelled. It defaults to 5 seconds.
 	ShutdownTimeout time.Duration
+	// AllowNoTokenOffLoopback lets RequireToken false stand on an address
+	// that is not loopback; without it New refuses with
+	// ErrNoTokenOffLoopback. It defaults to false.
+	AllowNoTokenOffLoopback bool
+	// TLSCert and TLSKey are PEM files; with both set the API speaks only
+	// HTTPS. They default to "" (plain HTTP).
+	TLSCert, TLSKey string
+	// MaxConns caps open client connections. It defaults to
+	// DefaultMaxConns.
+	MaxConns int
+	// AuthGuard tunes how failed authentication is slowed and logged; its
+	// Door and Logger are filled in. The zero value is authguard's
+	// defaults.
+	AuthGuard authguard.Config
 }
 
 // Server is the control API server.
@@ -82,13 +122,17 @@ type Server struct {
 	requireToken bool
 	tokenHash    [sha256.Size]byte
 	started      time.Time
+	offLoopback  bool
+	hosts        hostCheck
+	guard        *authguard.Guard
+	tlsCert      *tls.Certificate // nil without TLS
+	limit        *limitListener
 
 	// baseCtx is every request's parent; cancelling it tells handlers that
 	// outlived the graceful shutdown to give up.
 	baseCtx    context.Context
 	cancelBase context.CancelFunc
 
-	conns atomic.Int64
 	// handlers counts running handlers; hmu and stopping make every Add
 	// happen before Run's Wait, even for a request that a connection
 	// goroutine dispatches after a forced Close.
@@ -118,25 +162,65 @@ func New(cfg Config) (*Server, error) {
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 5 * time.Second
 	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	if cfg.Token != "" && len(cfg.Token) < MinTokenLen {
+		return nil, fmt.Errorf("api: %w", ErrTokenTooShort)
+	}
+	waived := cfg.RequireToken != nil && !*cfg.RequireToken
+	// An address that is plainly not loopback is refused before it is
+	// bound; a host name is known only once bound.
+	if waived && !cfg.AllowNoTokenOffLoopback && listenOffLoopback(cfg.Listen) {
+		return nil, fmt.Errorf("api: listen %s: %w", cfg.Listen, ErrNoTokenOffLoopback)
+	}
+	var cert *tls.Certificate
+	if cfg.TLSCert != "" || cfg.TLSKey != "" {
+		c, err := loadCert(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return nil, err
+		}
+		cert = c
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("api: listen %s: %w", cfg.Listen, listenCause(err))
 	}
 	s := &Server{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		m:       cfg.Manager,
-		ln:      ln,
-		started: time.Now(),
+		cfg:         cfg,
+		log:         cfg.Logger,
+		m:           cfg.Manager,
+		ln:          ln,
+		started:     time.Now(),
+		offLoopback: !isLoopback(ln.Addr()),
+		tlsCert:     cert,
 	}
 	if cfg.RequireToken != nil {
 		s.requireToken = *cfg.RequireToken
 	} else {
-		s.requireToken = !isLoopback(ln.Addr())
+		s.requireToken = s.offLoopback
 	}
 	if s.requireToken && cfg.Token == "" {
 		_ = ln.Close()
 		return nil, fmt.Errorf("api: listen %s: a token is required on a non-loopback address", cfg.Listen)
+	}
+	if !s.requireToken && s.offLoopback && !cfg.AllowNoTokenOffLoopback {
+		_ = ln.Close()
+		return nil, fmt.Errorf("api: listen %s: %w", cfg.Listen, ErrNoTokenOffLoopback)
+	}
+	s.hosts = newHostCheck(cfg.Listen)
+	gcfg := cfg.AuthGuard
+	gcfg.Door = "control API"
+	gcfg.Logger = s.log
+	s.guard = authguard.New(gcfg)
+	s.limit = &limitListener{Listener: ln, max: int64(cfg.MaxConns), log: s.log}
+	s.ln = s.limit
+	if cert != nil {
+		s.ln = tls.NewListener(s.limit, &tls.Config{
+			Certificates: []tls.Certificate{*cert},
+			MinVersion:   tls.VersionTLS12,
+			NextProtos:   []string{"http/1.1"},
+		})
 	}
 	// Comparing fixed-size hashes keeps the comparison constant-time even
 	// in the token's length.
@@ -157,7 +241,6 @@ func New(cfg Config) (*Server, error) {
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		BaseContext:       func(net.Listener) context.Context { return s.baseCtx },
-		ConnState:         s.connState,
 		// Client misbehaviour (bad TLS hellos, broken headers) is noise at
 		// info level; keep it for debugging.
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
@@ -191,17 +274,27 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 // TokenRequired reports whether requests need the bearer token.
 func (s *Server) TokenRequired() bool { return s.requireToken }
 
-// OpenConns returns the number of open API connections.
-func (s *Server) OpenConns() int { return int(s.conns.Load()) }
-
-func (s *Server) connState(_ net.Conn, st http.ConnState) {
-	switch st {
-	case http.StateNew:
-		s.conns.Add(1)
-	case http.StateClosed, http.StateHijacked:
-		s.conns.Add(-1)
+// URL returns the API's base URL, e.g. "https://127.0.0.1:7654".
+func (s *Server) URL() string {
+	if s.tlsCert != nil {
+		return "https://" + s.Addr()
 	}
+	return "http://" + s.Addr()
 }
+
+// TLSFingerprint returns the SHA-256 fingerprint of the API's certificate
+// (as Fingerprint formats it), or "" without TLS.
+func (s *Server) TLSFingerprint() string {
+	if s.tlsCert == nil {
+		return ""
+	}
+	return Fingerprint(s.tlsCert.Certificate[0])
+}
+
+// OpenConns returns the number of open client connections: accepted and
+// not yet closed, whatever state HTTP has them in. Connections refused over
+// the cap are not counted; they are closed as soon as they are accepted.
+func (s *Server) OpenConns() int { return int(s.limit.open.Load()) }
 
 // Run serves until ctx is done, then shuts the server down: in-flight
 // requests get a few seconds, after which their connections are closed and
@@ -216,7 +309,17 @@ func (s *Server) Run(ctx context.Context) error {
 	s.ran = true
 	s.runMu.Unlock()
 
-	s.log.Info("control API listening", "addr", s.Addr(), "token_required", s.requireToken)
+	args := []any{"url", s.URL(), "token_required", s.requireToken, "max_conns", s.cfg.MaxConns}
+	if s.tlsCert != nil {
+		args = append(args, "tls_sha256", s.TLSFingerprint())
+	}
+	s.log.Info("control API listening", args...)
+	if !s.requireToken && s.offLoopback {
+		s.log.Warn("control API: no token is required off loopback (allow_no_token_off_loopback): anyone who can reach " + s.Addr() + " controls camd")
+	}
+	if s.offLoopback && s.tlsCert == nil {
+		s.log.Warn("control API: off loopback without TLS, so the token and camera data cross the network in clear; set api.tls_cert and api.tls_key")
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- s.srv.Serve(s.ln) }()
 
@@ -302,7 +405,7 @@ func (s *Server) routes() (h http.Handler, err error) {
 	if !rootTaken {
 		mux.HandleFunc("/", s.notFound)
 	}
-	return s.logged(s.canonicalAPI(mux)), nil
+	return s.logged(s.checkHost(s.crossOrigin(s.canonicalAPI(mux)))), nil
 }
 
 // canonicalAPI answers an API path that is not in clean form (a "." or ".."
@@ -381,26 +484,40 @@ func (s *Server) logged(next http.Handler) http.Handler {
 	})
 }
 
-// auth checks the bearer token when one is required.
+// auth checks the bearer token when one is required. A wrong token is
+// logged and slowed per client address; a request that carries none is
+// not, as it guesses nothing (the status page asks without one first).
 func (s *Server) auth(next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.requireToken && !s.tokenOK(r) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="camd"`)
-			writeError(w, http.StatusUnauthorized, "missing or wrong API token (Authorization: Bearer TOKEN)")
-			return
+		if s.requireToken {
+			ok, presented := s.tokenOK(r)
+			if !ok {
+				if presented {
+					s.guard.Wait(r.Context(), r.RemoteAddr)
+				}
+				w.Header().Set("WWW-Authenticate", `Bearer realm="camd"`)
+				writeError(w, http.StatusUnauthorized, "missing or wrong API token (Authorization: Bearer TOKEN)")
+				return
+			}
+			s.guard.Succeeded(r.RemoteAddr)
 		}
 		next(w, r)
 	})
 }
 
-func (s *Server) tokenOK(r *http.Request) bool {
+// tokenOK reports whether r carries the token, and whether it carries an
+// Authorization header at all.
+func (s *Server) tokenOK(r *http.Request) (ok, presented bool) {
 	h := r.Header.Get("Authorization")
+	if h == "" {
+		return false, false
+	}
 	const prefix = "bearer "
 	if len(h) < len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
-		return false
+		return false, true
 	}
 	got := sha256.Sum256([]byte(strings.TrimSpace(h[len(prefix):])))
-	return subtle.ConstantTimeCompare(got[:], s.tokenHash[:]) == 1
+	return subtle.ConstantTimeCompare(got[:], s.tokenHash[:]) == 1, true
 }
 
 func (s *Server) notFound(w http.ResponseWriter, _ *http.Request) {

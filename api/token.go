@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -19,27 +20,82 @@ const TokenFile = "api.token"
 func TokenPath(dataDir string) string { return filepath.Join(dataDir, TokenFile) }
 
 // ReadToken reads the token from dataDir. A missing file is an error that
-// wraps fs.ErrNotExist.
+// wraps fs.ErrNotExist. The file must be a regular file (not a symlink, so
+// that nobody can point camd at a file of their choosing) holding at least
+// MinTokenLen bytes.
 func ReadToken(dataDir string) (string, error) {
+	tok, _, err := readToken(dataDir)
+	return tok, err
+}
+
+// maxTokenFileBytes bounds what is read: a token file is one short line.
+const maxTokenFileBytes = 4096
+
+// readToken reads the token and returns its file's mode bits.
+func readToken(dataDir string) (string, fs.FileMode, error) {
 	p := TokenPath(dataDir)
-	b, err := os.ReadFile(p)
+	li, err := os.Lstat(p)
 	if err != nil {
-		return "", fmt.Errorf("read API token: %w", err)
+		return "", 0, fmt.Errorf("read API token: %w", err)
+	}
+	if !li.Mode().IsRegular() {
+		return "", 0, fmt.Errorf("read API token: %s is %s, not a regular file; camd refuses it (remove it to have a new token made)", p, fileKind(li.Mode()))
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return "", 0, fmt.Errorf("read API token: %w", err)
+	}
+	defer f.Close()
+	// The name could have been swapped for a symlink since the Lstat: the
+	// file opened must be the one checked.
+	fi, err := f.Stat()
+	if err != nil {
+		return "", 0, fmt.Errorf("read API token: %w", err)
+	}
+	if !os.SameFile(li, fi) {
+		return "", 0, fmt.Errorf("read API token: %s changed while it was read; camd refuses it", p)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxTokenFileBytes+1))
+	if err != nil {
+		return "", 0, fmt.Errorf("read API token: %w", err)
+	}
+	if len(b) > maxTokenFileBytes {
+		return "", 0, fmt.Errorf("read API token: %s is larger than %d bytes", p, maxTokenFileBytes)
 	}
 	tok := strings.TrimSpace(string(b))
 	if tok == "" {
-		return "", fmt.Errorf("read API token: %s is empty", p)
+		return "", 0, fmt.Errorf("read API token: %s is empty", p)
 	}
-	return tok, nil
+	if len(tok) < MinTokenLen {
+		return "", 0, fmt.Errorf("read API token: %s holds %d bytes: %w (remove the file to have a new one made)", p, len(tok), ErrTokenTooShort)
+	}
+	return tok, fi.Mode(), nil
+}
+
+// fileKind names what a non-regular file is, for an error.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeSymlink != 0:
+		return "a symlink"
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	}
+	return "not a regular file"
 }
 
 // EnsureToken returns the token in dataDir, generating it (32 random bytes,
 // hex) into a new 0600 file at first start. It creates dataDir (0700) if
 // needed, and tightens a token file that others can read.
 func EnsureToken(dataDir string) (string, error) {
-	tok, err := ReadToken(dataDir)
+	tok, mode, err := readToken(dataDir)
 	if err == nil {
-		return tok, tightenMode(TokenPath(dataDir))
+		return tok, tightenMode(TokenPath(dataDir), mode)
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
 		return "", err
@@ -76,20 +132,31 @@ func EnsureToken(dataDir string) (string, error) {
 	return tok, nil
 }
 
-// tightenMode makes a token file readable by its owner only.
-func tightenMode(p string) error {
+// tightenMode makes a token file readable by its owner only. It opens the
+// file without following a symlink, so that only the token file itself is
+// ever changed.
+func tightenMode(p string, mode fs.FileMode) error {
 	if runtime.GOOS == "windows" {
 		// Windows has ACLs, not mode bits; the data dir's ACL applies.
 		return nil
 	}
-	fi, err := os.Stat(p)
+	if mode.Perm()&0o077 == 0 {
+		return nil
+	}
+	f, err := openNoFollow(p)
 	if err != nil {
 		return fmt.Errorf("check API token: %w", err)
 	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		if err := os.Chmod(p, 0o600); err != nil {
-			return fmt.Errorf("check API token: %w", err)
-		}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("check API token: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("check API token: %s is not a regular file", p)
+	}
+	if err := f.Chmod(0o600); err != nil {
+		return fmt.Errorf("check API token: %w", err)
 	}
 	return nil
 }

@@ -53,6 +53,17 @@ type APIConfig struct {
 	// RequireToken forces (true) or waives (false) the bearer token. Unset,
 	// it is required exactly when Listen is not a loopback address.
 	RequireToken *bool `yaml:"require_token"`
+	// AllowNoTokenOffLoopback must be true for RequireToken false to stand
+	// on an address that is not loopback; camd then WARNs at every start.
+	// It defaults to false (such a config is refused).
+	AllowNoTokenOffLoopback bool `yaml:"allow_no_token_off_loopback"`
+	// TLSCert and TLSKey are PEM files; with both set the API speaks only
+	// HTTPS. They default to "" (plain HTTP, with a WARN off loopback).
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
+	// MaxConns caps open client connections; more are closed at once. It
+	// defaults to 64.
+	MaxConns int `yaml:"max_conns"`
 }
 
 // RelayConfig is the RTSP relay section.
@@ -145,7 +156,11 @@ const (
 	DefaultShutdownDeadline = 10 * time.Second
 	DefaultFDInterval       = 5 * time.Second
 	DefaultDescribeWait     = 5 * time.Second
+	DefaultAPIMaxConns      = 64
 )
+
+// maxAPIConns bounds api.max_conns: each connection is a descriptor.
+const maxAPIConns = 10000
 
 // ErrConfig is returned (wrapped, with the file and the reason) by
 // LoadConfig and Config.Validate for a config that cannot be used.
@@ -220,6 +235,12 @@ func (c Config) Validate() error {
 			return bad("api.listen: %v", err)
 		}
 	}
+	if (c.API.TLSCert == "") != (c.API.TLSKey == "") {
+		return bad("api.tls_cert and api.tls_key: set both or neither")
+	}
+	if c.API.MaxConns < 0 || c.API.MaxConns > maxAPIConns {
+		return bad("api.max_conns: %d is outside 1 to %d (0 is the default, %d)", c.API.MaxConns, maxAPIConns, DefaultAPIMaxConns)
+	}
 	if c.Relay.Listen != "" && c.Relay.Listen != "off" {
 		if err := checkHostPort(c.Relay.Listen); err != nil {
 			return bad("relay.listen: %v", err)
@@ -284,6 +305,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.API.Listen == "" {
 		c.API.Listen = DefaultAPIListen
+	}
+	if c.API.MaxConns == 0 {
+		c.API.MaxConns = DefaultAPIMaxConns
 	}
 	if c.Relay.Listen == "" {
 		c.Relay.Listen = DefaultRelayListen

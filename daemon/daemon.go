@@ -172,6 +172,11 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 		Listen:          cfg.API.Listen,
 		Token:           token,
 		RequireToken:    cfg.API.RequireToken,
+		TLSCert:         cfg.API.TLSCert,
+		TLSKey:          cfg.API.TLSKey,
+		MaxConns:        cfg.API.MaxConns,
+
+		AllowNoTokenOffLoopback: cfg.API.AllowNoTokenOffLoopback,
 		Version:         opts.Version,
 		Logger:          d.log,
 		StatusExtra:     d.statusExtra,
@@ -186,6 +191,9 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 		acfg.RelayStats = func(name string) any { return d.rl.Stats(name) }
 	}
 	d.srv, err = api.New(acfg)
+	if errors.Is(err, api.ErrNoTokenOffLoopback) {
+		return nil, fmt.Errorf("api: listen %s is not loopback and api.require_token is false: add api.allow_no_token_off_loopback: true to serve it without a token, or drop require_token: false", cfg.API.Listen)
+	}
 	if err != nil {
 		return nil, err // "api: listen ADDR: address already in use"
 	}
@@ -216,7 +224,7 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 		return nil, fmt.Errorf("start cameras: %w", err)
 	}
 	observe.CheckNOFILE(len(d.m.List()), d.log)
-	args := []any{"data_dir", cfg.DataDir, "api", "http://" + d.srv.Addr(), "token_required", d.srv.TokenRequired(),
+	args := []any{"data_dir", cfg.DataDir, "api", d.srv.URL(), "token_required", d.srv.TokenRequired(),
 		"version", opts.Version, "pid", os.Getpid()}
 	if d.rl != nil {
 		args = append(args, "relay", "rtsp://"+d.rl.Addr())
@@ -298,7 +306,9 @@ func (d *Daemon) Reload(next Config) error {
 	if next.Log.Format != prev.Log.Format {
 		ignored = append(ignored, "log.format")
 	}
-	if next.API.Listen != prev.API.Listen || !sameBool(next.API.RequireToken, prev.API.RequireToken) {
+	if next.API.Listen != prev.API.Listen || !sameBool(next.API.RequireToken, prev.API.RequireToken) ||
+		next.API.AllowNoTokenOffLoopback != prev.API.AllowNoTokenOffLoopback || next.API.TLSCert != prev.API.TLSCert ||
+		next.API.TLSKey != prev.API.TLSKey || next.API.MaxConns != prev.API.MaxConns {
 		ignored = append(ignored, "api")
 	}
 	if !sameRelay(next.Relay, prev.Relay) {
