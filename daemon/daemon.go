@@ -168,19 +168,19 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 	})
 	healthz, readyz := observe.HealthHandlers(d.m, loopInterval, d.fd)
 	acfg := api.Config{
-		Manager:         d.m,
-		Listen:          cfg.API.Listen,
-		Token:           token,
-		RequireToken:    cfg.API.RequireToken,
-		TLSCert:         cfg.API.TLSCert,
-		TLSKey:          cfg.API.TLSKey,
-		MaxConns:        cfg.API.MaxConns,
+		Manager:      d.m,
+		Listen:       cfg.API.Listen,
+		Token:        token,
+		RequireToken: cfg.API.RequireToken,
+		TLSCert:      cfg.API.TLSCert,
+		TLSKey:       cfg.API.TLSKey,
+		MaxConns:     cfg.API.MaxConns,
 
 		AllowNoTokenOffLoopback: cfg.API.AllowNoTokenOffLoopback,
-		Version:         opts.Version,
-		Logger:          d.log,
-		StatusExtra:     d.statusExtra,
-		ShutdownTimeout: time.Second,
+		Version:                 opts.Version,
+		Logger:                  d.log,
+		StatusExtra:             d.statusExtra,
+		ShutdownTimeout:         time.Second,
 		Mount: map[string]http.Handler{"/metrics": observe.MetricsHandler(observe.MetricsConfig{
 			Manager: d.m, FD: d.fd, StoreWrites: d.st.WriteCount, RelayReaders: relayReaders,
 			Version: opts.Version, Logger: d.log,
