@@ -168,25 +168,24 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 	})
 	healthz, readyz := observe.HealthHandlers(d.m, loopInterval, d.fd)
 	acfg := api.Config{
-		Manager:      d.m,
-		Listen:       cfg.API.Listen,
-		Token:        token,
-		RequireToken: cfg.API.RequireToken,
-		TLSCert:      cfg.API.TLSCert,
-		TLSKey:       cfg.API.TLSKey,
-		MaxConns:     cfg.API.MaxConns,
-
-		AllowNoTokenOffLoopback: cfg.API.AllowNoTokenOffLoopback,
-		Version:                 opts.Version,
-		Logger:                  d.log,
-		StatusExtra:             d.statusExtra,
-		ShutdownTimeout:         time.Second,
+		Manager:         d.m,
+		Listen:          cfg.API.Listen,
+		Token:           token,
+		RequireToken:    cfg.API.RequireToken,
+		TLSCert:         cfg.API.TLSCert,
+		TLSKey:          cfg.API.TLSKey,
+		MaxConns:        cfg.API.MaxConns,
+		Version:         opts.Version,
+		Logger:          d.log,
+		StatusExtra:     d.statusExtra,
+		ShutdownTimeout: time.Second,
 		Mount: map[string]http.Handler{"/metrics": observe.MetricsHandler(observe.MetricsConfig{
 			Manager: d.m, FD: d.fd, StoreWrites: d.st.WriteCount, RelayReaders: relayReaders,
 			Version: opts.Version, Logger: d.log,
 		})},
 		PublicMount: map[string]http.Handler{"/": web.Handler(), "/healthz": healthz, "/readyz": readyz},
 	}
+	acfg.AllowNoTokenOffLoopback = cfg.API.AllowNoTokenOffLoopback
 	if cfg.Relay.Listen != "off" {
 		acfg.RelayStats = func(name string) any { return d.rl.Stats(name) }
 	}
