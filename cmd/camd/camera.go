@@ -30,6 +30,9 @@ type cliConn struct {
 	token   string
 	dataDir string
 	json    bool
+	ca      string
+	pin     string
+	stderr  io.Writer
 
 	tokenErr error // why the token file could not be read, for a 401 hint
 }
@@ -39,7 +42,10 @@ func cliFlags(name, usage string, c *cliConn, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.addr, "api", "", "daemon API address (default $CAMD_API, else "+api.DefaultListen+")")
-	fs.StringVar(&c.token, "token", "", "API token (default $CAMD_TOKEN, else the token file in --data-dir)")
+	fs.StringVar(&c.token, "token", "", "deprecated: other users can read it in the process list; set $CAMD_TOKEN, or use the token file in --data-dir")
+	fs.StringVar(&c.ca, "ca", "", "PEM file of the CA (or self-signed certificate) to trust for an https:// --api (default $CAMD_CA)")
+	fs.StringVar(&c.pin, "fingerprint", "", "SHA-256 fingerprint of the daemon's certificate to accept for an https:// --api (default $CAMD_FINGERPRINT; camd run logs it)")
+	c.stderr = stderr
 	fs.StringVar(&c.dataDir, "data-dir", "", "data dir holding "+api.TokenFile+" (default "+cliDefaultDataDir()+")")
 	fs.BoolVar(&c.json, "json", false, "print the API's JSON")
 	fs.Usage = func() {
@@ -94,6 +100,9 @@ func (c *cliConn) client() *api.Client {
 		addr = os.Getenv("CAMD_API")
 	}
 	tok := c.token
+	if tok != "" && c.stderr != nil {
+		fmt.Fprintln(c.stderr, "camd: warning: --token is visible to other users in the process list; set CAMD_TOKEN instead")
+	}
 	if tok == "" {
 		tok = os.Getenv("CAMD_TOKEN")
 	}
@@ -112,7 +121,17 @@ func (c *cliConn) client() *api.Client {
 			c.tokenErr = err
 		}
 	}
-	return api.NewClient(addr, tok)
+	t := api.ClientTLS{CAFile: c.ca, Fingerprint: c.pin}
+	if t.CAFile == "" {
+		t.CAFile = os.Getenv("CAMD_CA")
+	}
+	if t.Fingerprint == "" {
+		t.Fingerprint = os.Getenv("CAMD_FINGERPRINT")
+	}
+	// A TLS setting that cannot be used fails the first request, which
+	// reports it.
+	cl, _ := api.NewClientTLS(addr, tok, t)
+	return cl
 }
 
 // report prints an error the way every API command does, and returns
@@ -122,11 +141,15 @@ func (c *cliConn) report(stderr io.Writer, err error) error {
 	var apiErr *api.Error
 	switch {
 	case errors.As(err, &unreach):
-		fmt.Fprintf(stderr, "camd: %s; is \"camd run\" running? (set --api or CAMD_API)\n", unreach.Error())
+		hint := "is \"camd run\" running? (set --api or CAMD_API)"
+		if strings.Contains(unreach.Reason, "certificate") {
+			hint = "pass --ca FILE or --fingerprint SHA256 (CAMD_CA, CAMD_FINGERPRINT)"
+		}
+		fmt.Fprintf(stderr, "camd: %s; %s\n", unreach.Error(), hint)
 	case errors.As(err, &apiErr):
 		fmt.Fprintf(stderr, "camd: %s\n", apiErr.Message)
 		if apiErr.StatusCode == 401 {
-			hint := "pass --token, set CAMD_TOKEN, or point --data-dir at the daemon's data dir"
+			hint := "set CAMD_TOKEN, or point --data-dir at the daemon's data dir (--token works too, but other users can read it)"
 			if c.tokenErr != nil {
 				hint = fmt.Sprintf("%s (%v)", hint, c.tokenErr)
 			}
@@ -153,7 +176,8 @@ Commands:
   stop NAME                                              stop a camera (it stays stopped across restarts)
   restart NAME                                           reconnect a camera from scratch
 
-Every command takes --api ADDR, --token TOKEN, --data-dir DIR, --json and --help.`
+Every command takes --api ADDR, --data-dir DIR, --ca FILE, --fingerprint SHA256,
+--json and --help. The token comes from $CAMD_TOKEN or the data dir's token file.`
 
 // cmdCamera is "camd camera SUBCOMMAND".
 func cmdCamera(ctx context.Context, args []string, stdout, stderr io.Writer) error {
