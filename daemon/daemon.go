@@ -120,7 +120,7 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 	closers = append(closers, func() { _ = d.st.Close() })
 	token, err := api.EnsureToken(cfg.DataDir)
 	if err != nil {
-		return nil, fmt.Errorf("api token: %w", err)
+		return nil, err // "read API token: PATH is a symlink, …"
 	}
 
 	// Cameras get a third of the shutdown deadline to stop, so that the

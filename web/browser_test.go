@@ -126,7 +126,7 @@ type browser struct {
 	errs     []string
 }
 
-func newBrowser(t *testing.T) *browser {
+func newBrowser(t *testing.T, extra ...chromedp.ExecAllocatorOption) *browser {
 	t.Helper()
 	exe := chromium(t)
 	// Not t.TempDir: Chromium's helper processes can still be writing to
@@ -149,6 +149,7 @@ func newBrowser(t *testing.T) *browser {
 		chromedp.UserDataDir(profile),
 		chromedp.WindowSize(1280, 800),
 	)
+	opts = append(opts, extra...)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelCtx := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
 	// Under load (2 cores, the race detector, a simulator) Chromium can be
@@ -357,7 +358,7 @@ func TestBrowserAsksForTheToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Close)
-	const token = "s3cret-token"
+	const token = "s3cret-token-for-the-page"
 	d := startDaemon(t, s, 1, true, token)
 	b := newBrowser(t)
 	b.run(t, "load the page", chromedp.Navigate(d.base+"/"),

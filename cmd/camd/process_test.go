@@ -69,7 +69,7 @@ type camdProc struct {
 	dataDir string
 }
 
-var startedRE = regexp.MustCompile(`msg="camd started".* api=http://(\S+).*?(?: relay=rtsp://(\S+))?$`)
+var startedRE = regexp.MustCompile(`msg="camd started".* api=https?://(\S+).*?(?: relay=rtsp://(\S+))?$`)
 
 // startProc starts "camd ARGS…" without waiting for anything.
 func startProc(t *testing.T, env []string, args ...string) *camdProc {
