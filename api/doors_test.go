@@ -583,3 +583,49 @@ func TestTLSBadFiles(t *testing.T) {
 		}
 	}
 }
+
+// Off loopback, a waived token and plain HTTP are each a WARN at every
+// start. Tests bind only loopback, so the server is told it is off
+// loopback after New.
+func TestOffLoopbackWarnings(t *testing.T) {
+	e := newEnv(t)
+	for _, tc := range []struct {
+		requireToken, tls bool
+		want              []string
+	}{
+		{false, false, []string{"no token is required off loopback", "without TLS"}},
+		{true, false, []string{"without TLS"}},
+		{true, true, nil},
+	} {
+		logs := &testutil.LogBuffer{}
+		cfg := Config{Manager: e.m, Listen: "127.0.0.1:0", Token: "0123456789abcdef", RequireToken: &tc.requireToken,
+			AllowNoTokenOffLoopback: true, Logger: testutil.Logger(logs)}
+		if tc.tls {
+			cert := testutil.NewAPICert(t, t.TempDir())
+			cfg.TLSCert, cfg.TLSKey = cert.CertFile, cert.KeyFile
+		}
+		s, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.offLoopback = true
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- s.Run(ctx) }()
+		testutil.WaitFor(t, 10*time.Second, "listening line", func() bool { return len(logs.Lines("control API listening")) == 1 })
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		warns := logs.Lines("level=WARN")
+		if len(warns) != len(tc.want) {
+			t.Errorf("token %v, TLS %v: WARN lines %q, want %q", tc.requireToken, tc.tls, warns, tc.want)
+			continue
+		}
+		for i, w := range tc.want {
+			if !strings.Contains(warns[i], w) {
+				t.Errorf("WARN %q lacks %q", warns[i], w)
+			}
+		}
+	}
+}
