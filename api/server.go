@@ -315,7 +315,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.log.Info("control API listening", args...)
 	if !s.requireToken && s.offLoopback {
-		s.log.Warn("control API: no token is required off loopback (allow_no_token_off_loopback): anyone who can reach " + s.Addr() + " controls camd")
+		s.log.Warn("control API: no token is required off loopback (allow_no_token_off_loopback): anyone who can reach it controls camd", "addr", s.Addr())
 	}
 	if s.offLoopback && s.tlsCert == nil {
 		s.log.Warn("control API: off loopback without TLS, so the token and camera data cross the network in clear; set api.tls_cert and api.tls_key")
