@@ -368,6 +368,9 @@ func (d *Daemon) statusExtra() map[string]any {
 	x["data_dir"] = d.cfg.DataDir
 	if d.rl != nil {
 		x["relay"] = d.rl.Scheme() + "://" + d.rl.Addr()
+		if err := d.rl.Err(); err != nil {
+			x["relay_error"] = err.Error()
+		}
 	}
 	return x
 }
