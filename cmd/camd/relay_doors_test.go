@@ -66,8 +66,9 @@ func startCamdNOFILE(t *testing.T, nofile int, dataDir string, args ...string) *
 	return p
 }
 
-// openIdle opens n TCP connections to addr that send nothing. Connections
-// the kernel completes but camd has not accepted count: that is the point.
+// openIdle opens n TCP connections to addr that send nothing, stopping at
+// the first that fails. Connections the kernel completes but camd has not
+// accepted count: that is the point.
 func openIdle(t *testing.T, addr string, n int) []net.Conn {
 	t.Helper()
 	conns := make([]net.Conn, 0, n)
@@ -79,7 +80,8 @@ func openIdle(t *testing.T, addr string, n int) []net.Conn {
 	for i := range n {
 		c, err := net.DialTimeout("tcp", addr, 10*time.Second)
 		if err != nil {
-			t.Fatalf("connection %d to %s: %v", i+1, addr, err)
+			t.Logf("connection %d to %s: %v", i+1, addr, err)
+			break
 		}
 		conns = append(conns, c)
 	}
@@ -113,7 +115,12 @@ func TestRelaySurvivesFDExhaustion(t *testing.T) {
 	}
 
 	conns := openIdle(t, p.relay, 500)
-	p.waitLog(30*time.Second, "relay: cannot accept connections")
+	if len(conns) < 500 {
+		t.Errorf("only %d of 500 connections to the relay opened", len(conns))
+	}
+	if !testutil.Poll(30*time.Second, func() bool { return strings.Contains(p.stderr.String(), "relay: cannot accept connections") }) {
+		t.Error("no line about the relay's accept failures within 30 s")
+	}
 	for _, c := range conns {
 		_ = c.Close()
 	}
@@ -164,8 +171,9 @@ func TestClientConnsDoNotCrossFDCeiling(t *testing.T) {
 	dir := t.TempDir()
 	cfg := writeConfig(t, dir, "fd:\n  ceiling: 100\n  interval: 200ms\n")
 	p := startCamd(t, filepath.Join(dir, "data"), nil, "--config", cfg)
-	openIdle(t, p.relay, 100)
-	openIdle(t, p.api, 100)
+	if n := len(openIdle(t, p.relay, 100)) + len(openIdle(t, p.api, 100)); n != 200 {
+		t.Fatalf("only %d of 200 client connections opened", n)
+	}
 	// The API closes idle connections after 5 s (ReadHeaderTimeout), the
 	// relay after 10 s: hold them for 4 s, twenty counts.
 	time.Sleep(4 * time.Second)

@@ -378,9 +378,6 @@ func TestTLSFFprobe(t *testing.T) {
 	cert, key := writeCert(t)
 	sm := newSim(t, 1)
 	s := newRelay(t, Config{TLSCert: cert, TLSKey: key, User: "viewer", Pass: "tls-pass"})
-	if s.Scheme() != "rtsps" {
-		t.Fatalf("Scheme() = %q", s.Scheme())
-	}
 	supervise(t, sm.URL(1), s.Feed("cam1"))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -398,6 +395,9 @@ func TestTLSFFprobe(t *testing.T) {
 	}
 	if err := json.Unmarshal(out, &res); err != nil || len(res.Streams) != 1 || res.Streams[0].CodecName != "h264" {
 		t.Fatalf("ffprobe rtsps saw %q (%v)", out, err)
+	}
+	if s.Scheme() != "rtsps" {
+		t.Errorf("Scheme() = %q", s.Scheme())
 	}
 	// Plain RTSP gets no RTSP answer and the connection ends.
 	c := dial(t, s.Addr())
