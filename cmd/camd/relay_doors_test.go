@@ -135,6 +135,9 @@ func TestRelaySurvivesFDExhaustion(t *testing.T) {
 		t.Fatalf("no relay reader played within 15 s of closing the connections (last ffprobe: %s)", out)
 	}
 	t.Logf("a reader played %s after the connections closed", time.Since(closed).Round(time.Millisecond))
+	for _, l := range p.stderr.Lines("level=ERROR") {
+		t.Logf("camd: %s", l)
+	}
 	if p.exited() {
 		t.Fatalf("camd exited: %v", p.waitErr)
 	}

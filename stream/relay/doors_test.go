@@ -403,3 +403,47 @@ func TestTLSFFprobe(t *testing.T) {
 		t.Errorf("plain RTSP to the TLS port: closed %v, answered %q", ok, got)
 	}
 }
+
+// TestDoorsNoLeaks: connections ended at the doors (timed out, refused
+// tunnels, over the cap, wrong passwords, TLS handshakes that fail) leave
+// no goroutine or descriptor behind, and the count of open connections
+// comes back to zero.
+func TestDoorsNoLeaks(t *testing.T) {
+	cert, key := writeCert(t)
+	start := takeSnapshot(t)
+	for _, tlsOn := range []bool{false, true} {
+		cfg := Config{Listen: "127.0.0.1:0", MaxConns: 4, firstTimeout: 300 * time.Millisecond,
+			User: "viewer", Pass: "leak-pass", Logger: testLogger(t)}
+		if tlsOn {
+			cfg.TLSCert, cfg.TLSKey = cert, key
+		}
+		s, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Feed("cam1")
+		var conns []net.Conn
+		for _, msg := range []string{
+			"",
+			"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+			"DESCRIBE rtsp://x/cam1 RTSP/1.0\r\nCSeq: 1\r\nAuthorization: Basic " + base64.StdEncoding.EncodeToString([]byte("viewer:bad")) + "\r\n\r\n",
+			"OPTIONS rtsp://x/ RTSP/1.0\r\nCSeq: 1\r\n",
+			"", "", "", // over the cap
+		} {
+			c, err := net.Dial("tcp", s.Addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			conns = append(conns, c)
+			if msg != "" {
+				_, _ = c.Write([]byte(msg))
+			}
+		}
+		testutil.WaitFor(t, 20*time.Second, "the doors to close every connection", func() bool { return s.OpenConns() == 0 })
+		for _, c := range conns {
+			_ = c.Close()
+		}
+		s.Close()
+	}
+	waitBack(t, start, "after the doors' connections and two relays")
+}
