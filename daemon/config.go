@@ -83,6 +83,20 @@ type RelayConfig struct {
 	// DescribeWait is how long a reader of a camera that is not streaming
 	// yet waits for its first keyframe. It defaults to 5 seconds.
 	DescribeWait Duration `yaml:"describe_wait"`
+	// Public serves the relay off loopback without credentials (with a
+	// WARN at every start). It defaults to false: off loopback, camd
+	// refuses to start unless User is set.
+	Public bool `yaml:"public"`
+	// MaxConns caps the open reader connections; more are closed at once.
+	// It defaults to 256.
+	MaxConns int `yaml:"max_conns"`
+	// AllowTunnel accepts RTSP over HTTP and WebSocket (same-origin
+	// WebSocket only). It defaults to false.
+	AllowTunnel bool `yaml:"allow_tunnel"`
+	// TLSCert and TLSKey, both set, are PEM files: the relay then serves
+	// RTSPS (rtsps://) only. They default to "" (plain RTSP).
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
 }
 
 // Credentials are a reader's user and password for one camera.
@@ -157,6 +171,8 @@ const (
 	DefaultFDInterval       = 5 * time.Second
 	DefaultDescribeWait     = 5 * time.Second
 	DefaultAPIMaxConns      = 64
+	DefaultRelayMaxConns    = 256
+	maxRelayMaxConns        = 1 << 20
 )
 
 // maxAPIConns bounds api.max_conns: each connection is a descriptor.
@@ -251,6 +267,12 @@ func (c Config) Validate() error {
 			return bad("relay.udp_rtp_address: %v", err)
 		}
 	}
+	if c.Relay.MaxConns < 0 || c.Relay.MaxConns > maxRelayMaxConns {
+		return bad("relay.max_conns: %d is not between 1 and %d (0: the default, %d)", c.Relay.MaxConns, maxRelayMaxConns, DefaultRelayMaxConns)
+	}
+	if (c.Relay.TLSCert == "") != (c.Relay.TLSKey == "") {
+		return bad("relay.tls_cert and relay.tls_key must be set together")
+	}
 	if c.FD.Ceiling < 0 {
 		return bad("fd.ceiling: %d is negative", c.FD.Ceiling)
 	}
@@ -268,6 +290,36 @@ func (c Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+// ErrRelayOpen is returned (wrapped, one line) by New for a relay that
+// would serve every camera off loopback to anyone.
+var ErrRelayOpen = errors.New("the relay would serve every camera to anyone who can reach it")
+
+// checkRelayExposure refuses a relay listening off loopback with no
+// credentials, unless relay.public says that is meant.
+func (c Config) checkRelayExposure() error {
+	r := c.Relay
+	if r.Listen == "off" || r.User != "" || r.Public || isLoopback(r.Listen) {
+		return nil
+	}
+	return fmt.Errorf("%w: relay.listen %s is not a loopback address and relay.user is not set; set relay.user and relay.pass, or relay.public: true to serve without credentials",
+		ErrRelayOpen, r.Listen)
+}
+
+// isLoopback reports whether the host of addr ("host:port") is loopback
+// only: "localhost" or a loopback IP. An empty host or a wildcard is every
+// interface; another name may resolve anywhere.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func checkHostPort(a string) error {
@@ -311,6 +363,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Relay.Listen == "" {
 		c.Relay.Listen = DefaultRelayListen
+	}
+	if c.Relay.MaxConns == 0 {
+		c.Relay.MaxConns = DefaultRelayMaxConns
 	}
 	if c.Relay.DescribeWait == 0 {
 		c.Relay.DescribeWait = Duration(DefaultDescribeWait)

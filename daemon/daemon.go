@@ -84,6 +84,9 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 		return nil, err
 	}
 	cfg := opts.Config.withDefaults()
+	if err := cfg.checkRelayExposure(); err != nil {
+		return nil, err
+	}
 	if opts.Stderr == nil {
 		opts.Stderr = os.Stderr
 	}
@@ -164,9 +167,23 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 			return n
 		},
 		APIConns: func() int { return d.srv.OpenConns() },
-		Logger:   d.log,
+		// Clients open these; they must not be able to shut camd down.
+		Exempt: func() int {
+			n := d.srv.OpenConns()
+			if d.rl != nil {
+				n += d.rl.OpenConns()
+			}
+			return n
+		},
+		Logger: d.log,
 	})
-	healthz, readyz := observe.HealthHandlers(d.m, loopInterval, d.fd)
+	relayAlive := func() error {
+		if d.rl == nil {
+			return nil
+		}
+		return d.rl.Err()
+	}
+	healthz, readyz := observe.HealthHandlers(d.m, loopInterval, d.fd, relayAlive)
 	acfg := api.Config{
 		Manager:         d.m,
 		Listen:          cfg.API.Listen,
@@ -208,6 +225,10 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 			Pass:          cfg.Relay.Pass,
 			Credentials:   cfg.relayCredentials(),
 			DescribeWait:  cfg.Relay.DescribeWait.D(),
+			MaxConns:      cfg.Relay.MaxConns,
+			AllowTunnel:   cfg.Relay.AllowTunnel,
+			TLSCert:       cfg.Relay.TLSCert,
+			TLSKey:        cfg.Relay.TLSKey,
 			Logger:        d.log,
 		})
 		if errors.Is(err, syscall.EADDRINUSE) {
@@ -217,6 +238,10 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 			return nil, err // the relay's errors say "relay: …"
 		}
 		closers = append(closers, d.rl.Close)
+		if cfg.Relay.Public && cfg.Relay.User == "" {
+			d.log.Warn("relay: relay.public is set; every camera is served without credentials to anyone who can reach it",
+				"listen", cfg.Relay.Listen)
+		}
 	}
 
 	if err = d.m.Start(ctx); err != nil {
@@ -226,7 +251,7 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 	args := []any{"data_dir", cfg.DataDir, "api", d.srv.URL(), "token_required", d.srv.TokenRequired(),
 		"version", opts.Version, "pid", os.Getpid()}
 	if d.rl != nil {
-		args = append(args, "relay", "rtsp://"+d.rl.Addr())
+		args = append(args, "relay", d.rl.Scheme()+"://"+d.rl.Addr())
 	}
 	d.log.Info("camd started", args...)
 	return d, nil
@@ -331,7 +356,8 @@ func sameBool(a, b *bool) bool { return (a == nil) == (b == nil) && (a == nil ||
 
 func sameRelay(a, b RelayConfig) bool {
 	if a.Listen != b.Listen || a.UDPRTPAddress != b.UDPRTPAddress || a.User != b.User || a.Pass != b.Pass ||
-		a.DescribeWait != b.DescribeWait || len(a.Cameras) != len(b.Cameras) {
+		a.DescribeWait != b.DescribeWait || len(a.Cameras) != len(b.Cameras) || a.Public != b.Public ||
+		a.MaxConns != b.MaxConns || a.AllowTunnel != b.AllowTunnel || a.TLSCert != b.TLSCert || a.TLSKey != b.TLSKey {
 		return false
 	}
 	for k, v := range a.Cameras {
@@ -350,7 +376,10 @@ func (d *Daemon) statusExtra() map[string]any {
 	d.mu.Unlock()
 	x["data_dir"] = d.cfg.DataDir
 	if d.rl != nil {
-		x["relay"] = "rtsp://" + d.rl.Addr()
+		x["relay"] = d.rl.Scheme() + "://" + d.rl.Addr()
+		if err := d.rl.Err(); err != nil {
+			x["relay_error"] = err.Error()
+		}
 	}
 	return x
 }

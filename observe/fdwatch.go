@@ -54,6 +54,11 @@ type FDWatchConfig struct {
 	// it, the watch logs an error and calls OnCeiling, once. It defaults to
 	// 0, no ceiling.
 	Ceiling int
+	// Exempt returns how many open descriptors belong to client
+	// connections (relay readers, API clients), which the clients control:
+	// they are subtracted before the count is compared with Ceiling, so
+	// that opening connections cannot shut camd down. It defaults to none.
+	Exempt func() int
 	// OnCeiling is called once, from Run's goroutine, when the ceiling is
 	// crossed, or descriptors run out while a ceiling is set. The daemon makes it begin its normal
 	// shutdown with a non-zero exit status. It must not block for long.
@@ -232,9 +237,14 @@ func (r *fdRun) sample(now time.Time) {
 	}
 	w.last.Store(snap)
 
-	if w.cfg.Ceiling > 0 && c.Total > w.cfg.Ceiling {
-		r.ceiling(fmt.Sprintf("%d open file descriptors, above the ceiling of %d", c.Total, w.cfg.Ceiling),
-			"total", c.Total, "ceiling", w.cfg.Ceiling, "expected", expected,
+	exempt := 0
+	if w.cfg.Exempt != nil && w.cfg.Ceiling > 0 {
+		exempt = max(w.cfg.Exempt(), 0)
+	}
+	if w.cfg.Ceiling > 0 && c.Total-exempt > w.cfg.Ceiling {
+		r.ceiling(fmt.Sprintf("%d open file descriptors besides %d client connections, above the ceiling of %d",
+			c.Total-exempt, exempt, w.cfg.Ceiling),
+			"total", c.Total, "client_conns", exempt, "ceiling", w.cfg.Ceiling, "expected", expected,
 			"sockets", c.Sockets, "files", c.Files, "pipes", c.Pipes, "events", c.Events, "other", c.Other)
 	}
 }

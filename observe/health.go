@@ -35,9 +35,13 @@ type healthBody struct {
 // readyz answers 200 once start-up recovery is done (Manager.Ready), 503
 // before.
 //
+// Each of checks is called by healthz too: a non-nil error (a component
+// that has died, such as the relay) makes it answer 503 with the error as
+// the reason, as a hung loop does.
+//
 // Both are cheap (no camera is listed) and reveal no camera name or URL, so
 // they may be served without authentication. They answer GET and HEAD.
-func HealthHandlers(m *device.Manager, loopInterval time.Duration, fd *FDWatch) (healthz, readyz http.Handler) {
+func HealthHandlers(m *device.Manager, loopInterval time.Duration, fd *FDWatch, checks ...func() error) (healthz, readyz http.Handler) {
 	if loopInterval <= 0 {
 		loopInterval = time.Second
 	}
@@ -63,6 +67,12 @@ func HealthHandlers(m *device.Manager, loopInterval time.Duration, fd *FDWatch) 
 				body.Status = "unhealthy"
 				body.Reason = fmt.Sprintf("the supervision loop has not run for %s (limit %s)",
 					age.Round(time.Millisecond), limit)
+			}
+		}
+		for _, check := range checks {
+			if err := check(); err != nil && code == http.StatusOK {
+				code = http.StatusServiceUnavailable
+				body.Status, body.Reason = "unhealthy", err.Error()
 			}
 		}
 		writeHealth(w, r, code, body)

@@ -17,6 +17,8 @@
 package relay
 
 import (
+	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,7 +31,10 @@ import (
 
 	"github.com/bluenviron/gortsplib/v5"
 	"github.com/bluenviron/gortsplib/v5/pkg/base"
+	"github.com/bluenviron/gortsplib/v5/pkg/headers"
 	"github.com/bluenviron/gortsplib/v5/pkg/liberrors"
+
+	"github.com/camd/camd/internal/authguard"
 )
 
 // Defaults.
@@ -84,9 +89,27 @@ type Config struct {
 	// power of two. A reader whose queue overflows is dropped. It defaults
 	// to 512 (several seconds of a typical camera stream).
 	QueueSize int
+	// MaxConns caps the open reader connections; one over the cap is
+	// closed as soon as it is accepted. It defaults to 256; negative means
+	// no cap.
+	MaxConns int
+	// AllowTunnel accepts RTSP over HTTP and over WebSocket (a WebSocket
+	// upgrade from a web page of another origin is still refused). It
+	// defaults to false: a connection that starts with an HTTP request is
+	// answered 403 and closed.
+	AllowTunnel bool
+	// TLSCert and TLSKey, when set, are the PEM certificate (chain) and key
+	// files: the relay then serves RTSPS only (rtsps://). They default to
+	// "" (plain RTSP).
+	TLSCert, TLSKey string
 	// Logger receives reader and stream events. It defaults to
 	// slog.Default().
 	Logger *slog.Logger
+
+	// listen replaces net.Listen; tests set it.
+	listen func(network, address string) (net.Listener, error)
+	// firstTimeout replaces firstRequestTimeout; tests set it.
+	firstTimeout time.Duration
 }
 
 // Stats are one camera's relay counters.
@@ -111,6 +134,13 @@ type Server struct {
 	log  *slog.Logger
 	rtsp *gortsplib.Server
 	addr string
+
+	doors     *doors
+	guard     *authguard.Guard
+	ctx       context.Context // done when Close begins
+	cancel    context.CancelFunc
+	dead      atomic.Pointer[error] // why the server stopped by itself
+	watchDone chan struct{}         // closed when watch returns
 
 	done      chan struct{} // closed when Close begins
 	closeOnce sync.Once
@@ -138,6 +168,26 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Pass != "" && cfg.User == "" {
 		return nil, errors.New("relay: a password needs a user")
 	}
+	if cfg.MaxConns == 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	if cfg.firstTimeout <= 0 {
+		cfg.firstTimeout = firstRequestTimeout
+	}
+	if cfg.listen == nil {
+		cfg.listen = net.Listen
+	}
+	var tlsConfig *tls.Config
+	if cfg.TLSCert != "" || cfg.TLSKey != "" {
+		if cfg.TLSCert == "" || cfg.TLSKey == "" {
+			return nil, errors.New("relay: TLS needs both a certificate and a key file")
+		}
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("relay: TLS certificate %s and key %s: %w", cfg.TLSCert, cfg.TLSKey, err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -157,11 +207,16 @@ func New(cfg Config) (*Server, error) {
 	}
 
 	s := &Server{
-		cfg:   cfg,
-		log:   cfg.Logger,
-		done:  make(chan struct{}),
-		feeds: map[string]*Feed{},
+		cfg:       cfg,
+		log:       cfg.Logger,
+		done:      make(chan struct{}),
+		watchDone: make(chan struct{}),
+		feeds:     map[string]*Feed{},
+		guard:     authguard.New(authguard.Config{Door: "relay", Logger: cfg.Logger}),
 	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.doors = &doors{log: cfg.Logger, maxConns: cfg.MaxConns, allowTunnel: cfg.AllowTunnel,
+		firstTimeout: cfg.firstTimeout, done: s.done}
 	s.rtsp = &gortsplib.Server{
 		Handler:        &handler{s: s},
 		RTSPAddress:    cfg.Listen,
@@ -169,21 +224,73 @@ func New(cfg Config) (*Server, error) {
 		UDPRTCPAddress: cfg.UDPRTCPAddress,
 		WriteQueueSize: cfg.QueueSize,
 		WriteTimeout:   writeTimeout,
+		TLSConfig:      tlsConfig,
 		Listen: func(network, address string) (net.Listener, error) {
-			ln, err := net.Listen(network, address)
+			ln, err := cfg.listen(network, address)
 			if err != nil {
 				return nil, err
 			}
-			return readerListener{ln}, nil
+			return doorListener{Listener: ln, d: s.doors}, nil
+		},
+		// The door listener goes over the TLS one, so that it sees the
+		// plaintext of each connection.
+		TLSListen: func(network, address string, tc *tls.Config) (net.Listener, error) {
+			ln, err := cfg.listen(network, address)
+			if err != nil {
+				return nil, err
+			}
+			return doorListener{Listener: tls.NewListener(ln, tc), d: s.doors}, nil
 		},
 	}
 	if err := s.rtsp.Start(); err != nil {
+		s.cancel()
 		return nil, fmt.Errorf("relay: listen on %s: %w", cfg.Listen, err)
 	}
 	s.addr = s.rtsp.NetListener().Addr().String()
-	s.log.Info("relay: serving", "rtsp", s.addr, "udp", cfg.UDPRTPAddress != "",
-		"auth", cfg.User != "" || cfg.Credentials != nil)
+	go s.watch()
+	s.log.Info("relay: serving", s.Scheme(), s.addr, "udp", cfg.UDPRTPAddress != "",
+		"auth", cfg.User != "" || cfg.Credentials != nil, "max_conns", cfg.MaxConns, "tunnel", cfg.AllowTunnel)
 	return s, nil
+}
+
+// watch waits for the RTSP server to end. Before Close, that means it died
+// (its accept loop ends the server on an error doorListener cannot wait
+// out): readers are refused from then on, which Err reports.
+func (s *Server) watch() {
+	defer close(s.watchDone)
+	err := s.rtsp.Wait()
+	select {
+	case <-s.done:
+		return
+	default:
+	}
+	if err == nil {
+		err = errors.New("stopped")
+	}
+	err = fmt.Errorf("relay: stopped serving: %w", err)
+	s.dead.Store(&err)
+	s.log.Error("relay: stopped serving; readers are refused until camd restarts", "err", err)
+}
+
+// Err returns why the relay stopped serving by itself, or nil while it
+// serves (and after Close).
+func (s *Server) Err() error {
+	if p := s.dead.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// OpenConns returns how many reader connections are open now (counted
+// from their accept to their close).
+func (s *Server) OpenConns() int { return int(s.doors.open.Load()) }
+
+// Scheme is "rtsps" when the relay serves TLS, else "rtsp".
+func (s *Server) Scheme() string {
+	if s.rtsp.TLSConfig != nil {
+		return "rtsps"
+	}
+	return "rtsp"
 }
 
 // Addr returns the address the RTSP listener is bound to ("host:port").
@@ -194,6 +301,7 @@ func (s *Server) Addr() string { return s.addr }
 func (s *Server) Close() {
 	s.closeOnce.Do(func() {
 		close(s.done)
+		s.cancel()
 		s.mu.Lock()
 		s.closed = true
 		feeds := make([]*Feed, 0, len(s.feeds))
@@ -205,6 +313,7 @@ func (s *Server) Close() {
 			f.Close()
 		}
 		s.rtsp.Close()
+		<-s.watchDone
 		s.log.Info("relay: stopped")
 	})
 }
@@ -269,17 +378,6 @@ func (s *Server) credentials(name string) (user, pass string) {
 	return s.cfg.User, s.cfg.Pass
 }
 
-// readerListener limits the unsent bytes of every reader connection.
-type readerListener struct{ net.Listener }
-
-func (l readerListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if tc, ok := c.(*net.TCPConn); ok && err == nil {
-		limitUnsent(tc, unsentLimit)
-	}
-	return c, err
-}
-
 // reader is one RTSP session reading a camera; it is the session's user
 // data.
 type reader struct {
@@ -315,12 +413,30 @@ func cameraName(path string) string {
 }
 
 // authorize reports whether req carries the credentials camera name needs.
+// Wrong credentials are logged (rate-limited) and answered later and later
+// per client address; a request with none is only challenged (gortsplib
+// answers it 401 with WWW-Authenticate, which is how every client starts).
 func (h *handler) authorize(sc *gortsplib.ServerConn, req *base.Request, name string) bool {
 	user, pass := h.s.credentials(name)
 	if user == "" {
 		return true
 	}
-	return sc.VerifyCredentials(req, user, pass)
+	remote := remoteAddr(sc)
+	if sc.VerifyCredentials(req, user, pass) {
+		h.s.guard.Succeeded(remote)
+		return true
+	}
+	if credentialsGiven(req) {
+		h.s.guard.Wait(h.s.ctx, remote)
+	}
+	return false
+}
+
+// credentialsGiven reports whether req carries an Authorization header
+// with a user name, as gortsplib decides between a challenge and a failure.
+func credentialsGiven(req *base.Request) bool {
+	var a headers.Authorization
+	return a.Unmarshal(req.Header["Authorization"]) == nil && a.Username != ""
 }
 
 // lookup authorizes a DESCRIBE or SETUP and waits for the camera's stream.
