@@ -346,19 +346,29 @@ func (m *Manager) Add(ctx context.Context, spec Spec, start bool) (View, error) 
 	return s.view(time.Now()), nil
 }
 
-// Update changes a camera's name, URL or transport. The camera keeps its ID
-// and persisted status; if it was running it reconnects with the new
+// Update changes a camera's name, URL or transport. An empty spec.URL keeps
+// the stored URL byte for byte: callers only ever see the redacted one, and
+// writing that back would replace its secrets with "xxxxx". The camera keeps
+// its ID and persisted status; if it was running it reconnects with the new
 // settings. Its counters start again from zero.
 func (m *Manager) Update(ctx context.Context, name string, spec Spec) (View, error) {
-	spec, err := spec.Validate()
-	if err != nil {
-		return View{}, err
+	if spec.URL != "" {
+		var err error
+		if spec, err = spec.Validate(); err != nil {
+			return View{}, err
+		}
 	}
 	m.opMu.Lock()
 	defer m.opMu.Unlock()
 	old, err := m.lookup(name)
 	if err != nil {
 		return View{}, err
+	}
+	if spec.URL == "" {
+		spec.URL = old.rec.URL
+		if spec, err = spec.Validate(); err != nil {
+			return View{}, err
+		}
 	}
 	if spec.Name != name {
 		if _, err := m.lookup(spec.Name); err == nil {
