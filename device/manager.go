@@ -431,7 +431,10 @@ func (m *Manager) Remove(ctx context.Context, name string) error {
 		return err
 	}
 	m.pers.forget(s.rec.ID)
-	if err := m.st.DeleteCamera(s.rec.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err := m.st.DeleteCamera(s.rec.ID); errors.Is(err, store.ErrNotScrubbed) {
+		// The camera is gone; only the file still holds its old bytes.
+		m.log.Warn("camera removed, but the data file could not be rewritten without its old record", "camera", name, "err", err)
+	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("remove camera %q: %w", name, err)
 	}
 	m.log.Info("camera removed", "camera", name)

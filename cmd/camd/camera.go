@@ -22,6 +22,7 @@ import (
 	"github.com/camd/camd/api"
 	"github.com/camd/camd/daemon"
 	"github.com/camd/camd/device"
+	"github.com/camd/camd/internal/printable"
 )
 
 // cliConn holds the flags every API command shares.
@@ -39,7 +40,7 @@ func cliFlags(name, usage string, c *cliConn, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.addr, "api", "", "daemon API address (default $CAMD_API, else "+api.DefaultListen+")")
-	fs.StringVar(&c.token, "token", "", "API token (default $CAMD_TOKEN, else the token file in --data-dir)")
+	fs.StringVar(&c.token, "token", "", "API token (default $CAMD_TOKEN, else the token file in --data-dir); other local users can read it in the process list, so prefer CAMD_TOKEN")
 	fs.StringVar(&c.dataDir, "data-dir", "", "data dir holding "+api.TokenFile+" (default "+cliDefaultDataDir()+")")
 	fs.BoolVar(&c.json, "json", false, "print the API's JSON")
 	fs.Usage = func() {
@@ -145,7 +146,11 @@ const cliTimeout = 30 * time.Second
 const cameraUsage = `Usage: camd camera COMMAND [flags]
 
 Commands:
-  add NAME URL [--transport tcp|udp|auto] [--stopped]   add a camera (started unless --stopped)
+  add NAME URL|- [--url-file F] [--transport tcp|udp|auto] [--stopped]
+                                                         add a camera (started unless --stopped);
+                                                         "-" reads the URL from stdin, --url-file
+                                                         from a file, which keeps a password out of
+                                                         the process list and the shell history
   ls                                                     list cameras
   show NAME                                              show one camera
   rm NAME                                                remove a camera
@@ -157,6 +162,9 @@ Every command takes --api ADDR, --token TOKEN, --data-dir DIR, --json and --help
 
 // cmdCamera is "camd camera SUBCOMMAND".
 func cmdCamera(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	// What the daemon sends (a camera's error text above all) reaches the
+	// terminal only without control characters, whatever the daemon did.
+	stdout, stderr = printable.NewWriter(stdout), printable.NewWriter(stderr)
 	if len(args) == 0 {
 		fmt.Fprintln(stderr, cameraUsage)
 		return exitError{2}
@@ -178,20 +186,52 @@ func cmdCamera(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return exitError{2}
 }
 
+// cliStdin is where "camd camera add NAME -" reads the URL.
+var cliStdin io.Reader = os.Stdin
+
+// maxURLInput bounds what is read for a URL from stdin or a file: more than
+// any valid URL, so that the API names the length problem.
+const maxURLInput = 64 << 10
+
 func cameraAdd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c cliConn
-	fs := cliFlags("camd camera add", "camd camera add NAME URL [--transport tcp|udp|auto] [--stopped] [flags]", &c, stderr)
+	fs := cliFlags("camd camera add", "camd camera add NAME URL|- [--url-file F] [--transport tcp|udp|auto] [--stopped] [flags]\n\n"+
+		"A URL with a password given as an argument can be read by any local user\n"+
+		"(/proc/PID/cmdline) and stays in the shell history: give \"-\" to read it\n"+
+		"from stdin (camd camera add door - < door.url) or --url-file F.", &c, stderr)
 	transport := fs.String("transport", "tcp", "RTSP transport: tcp, udp or auto")
 	stopped := fs.Bool("stopped", false, "add the camera without starting it")
+	urlFile := fs.String("url-file", "", "read the camera URL from file `F` instead of the command line")
 	pos, err := cliParse(fs, args, stdout)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 2 {
+	want := 2
+	if *urlFile != "" {
+		want = 1
+	}
+	if len(pos) != want {
 		// The arguments are not echoed: one of them may be a URL with a
 		// password.
 		fs.Usage()
-		fmt.Fprintf(stderr, "camd: camera add takes NAME and URL (%d arguments given)\n", len(pos))
+		if want == 1 {
+			fmt.Fprintf(stderr, "camd: camera add with --url-file takes only NAME (%d arguments given)\n", len(pos))
+		} else {
+			fmt.Fprintf(stderr, "camd: camera add takes NAME and URL, or \"-\" to read the URL from stdin (%d arguments given)\n", len(pos))
+		}
+		return exitError{2}
+	}
+	var rawURL string
+	switch {
+	case *urlFile != "":
+		rawURL, err = readURL(*urlFile, nil)
+	case pos[1] == "-":
+		rawURL, err = readURL("stdin", cliStdin)
+	default:
+		rawURL = pos[1]
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "camd: %v\n", err)
 		return exitError{2}
 	}
 	cl := c.client()
@@ -199,7 +239,7 @@ func cameraAdd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	ctx, cancel := context.WithTimeout(ctx, cliTimeout)
 	defer cancel()
 	start := !*stopped
-	body := api.AddRequest{Name: pos[0], URL: pos[1], Transport: *transport, Start: &start}
+	body := api.AddRequest{Name: pos[0], URL: rawURL, Transport: *transport, Start: &start}
 	raw, err := cl.Do(ctx, "POST", "/api/v1/cameras", body)
 	if err != nil {
 		return c.report(stderr, err)
@@ -214,6 +254,35 @@ func cameraAdd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	// The URL printed is the API's, which is redacted.
 	fmt.Fprintf(stdout, "added %s %s (%s, %s)\n", cam.Name, cam.URL, cam.Transport, cam.State)
 	return nil
+}
+
+// readURL reads a camera URL from r, or from the file named name when r is
+// nil. One trailing newline (as an editor or echo leaves) is dropped;
+// anything else is the API's to judge. Errors never quote the content.
+func readURL(name string, r io.Reader) (string, error) {
+	if r == nil {
+		f, err := os.Open(name)
+		if err != nil {
+			return "", fmt.Errorf("url file: %w", err)
+		}
+		defer f.Close()
+		r = f
+	}
+	b, err := io.ReadAll(io.LimitReader(r, maxURLInput+1))
+	if err != nil {
+		return "", fmt.Errorf("read the URL from %s: %w", name, err)
+	}
+	if len(b) > maxURLInput {
+		return "", fmt.Errorf("the URL in %s is longer than %d bytes", name, maxURLInput)
+	}
+	s := string(b)
+	if t, ok := strings.CutSuffix(s, "\n"); ok {
+		s = strings.TrimSuffix(t, "\r")
+	}
+	if s == "" {
+		return "", fmt.Errorf("no URL in %s (it is empty)", name)
+	}
+	return s, nil
 }
 
 func cameraList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -260,7 +329,7 @@ func writeCameraTable(w io.Writer, cams []api.CameraJSON, now time.Time) {
 		if since.IsZero() {
 			since = cam.Since
 		}
-		lastErr := cam.LastError
+		lastErr := printable.String(cam.LastError)
 		if lastErr == "" {
 			lastErr = "-"
 		}
@@ -350,7 +419,7 @@ func writeCameraDetail(w io.Writer, cam api.CameraJSON, now time.Time) {
 	row("Last hour", fmt.Sprintf("%d reconnects, %d stalls", cam.ReconnectsLastHour, cam.StallsLastHour))
 	row("Totals", fmt.Sprintf("%d reconnects, %d stalls, %d restarts, %d crashes", cam.ReconnectsTotal, cam.StallsTotal, cam.Restarts, cam.Crashes))
 	if cam.LastError != "" {
-		row("Last error", fmt.Sprintf("%s (%s)", cam.LastError, humanSince(cam.LastErrorAt, now)))
+		row("Last error", fmt.Sprintf("%s (%s)", printable.String(cam.LastError), humanSince(cam.LastErrorAt, now)))
 	}
 	if cam.Relay != nil {
 		b, err := json.Marshal(cam.Relay)
@@ -365,6 +434,7 @@ const statusUsage = "camd status [flags]"
 
 // cmdStatus is "camd status".
 func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	stdout, stderr = printable.NewWriter(stdout), printable.NewWriter(stderr)
 	var c cliConn
 	fs := cliFlags("camd status", statusUsage, &c, stderr)
 	pos, err := cliParse(fs, args, stdout)
