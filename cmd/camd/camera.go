@@ -313,7 +313,7 @@ func cameraList(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return c.report(stderr, fmt.Errorf("decode response: %w", err))
 	}
 	if len(cams) == 0 {
-		fmt.Fprintln(stdout, `no cameras; add one with "camd camera add NAME rtsp://…"`)
+		fmt.Fprintln(stdout, `no cameras; add one with "camd camera add NAME - < URL-FILE" (the URL on stdin keeps its password out of the process list)`)
 		return nil
 	}
 	writeCameraTable(stdout, cams, time.Now())
