@@ -389,11 +389,19 @@ func (m *Manager) Update(ctx context.Context, name string, spec Spec) (View, err
 	if cur, err := m.st.Camera(old.rec.ID); err == nil {
 		rec = cur
 	}
+	oldURL := rec.URL
 	rec.Name, rec.URL, rec.Transport = spec.Name, spec.URL, spec.Transport
 	if err := m.st.PutCamera(rec); err != nil {
 		// Bring the old camera back as it was.
 		m.spawn(old.rec, rec.Status != store.StatusStopped)
 		return View{}, fmt.Errorf("update camera %q: %w", name, err)
+	}
+	if rec.URL != oldURL {
+		// The old URL (an old password, say) stays in the file's free
+		// pages until the file is rewritten.
+		if err := m.st.Scrub(); err != nil {
+			m.log.Warn("camera updated, but the data file could not be rewritten without its old URL", "camera", rec.Name, "err", err)
+		}
 	}
 	s := m.spawn(rec, rec.Status != store.StatusStopped)
 	m.log.Info("camera updated", "camera", rec.Name, "url", stream.RedactURL(rec.URL))

@@ -2,9 +2,11 @@ package device
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -93,5 +95,45 @@ func TestLastErrorHoldsNoSecretOrControl(t *testing.T) {
 	logs := h.logs.String()
 	if strings.Contains(logs, "Secret") || hasControl(strings.ReplaceAll(logs, "\n", "")) {
 		t.Errorf("log holds a secret or a control character:\n%s", logs)
+	}
+}
+
+// Changing a camera's URL, or removing the camera, leaves none of its old
+// secrets in the data file.
+func TestUpdateAndRemoveLeaveNoOldSecretInFile(t *testing.T) {
+	h := newHarness(t, fastSettings())
+	h.add("cam", "rtsp://admin:OldSecret1@127.0.0.1:1/x?token=OldSecret2", false)
+	h.add("other", "rtsp://admin:Kept@127.0.0.1:1/y", false)
+	path := h.st.Path()
+	grep := func(s string) bool {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return bytes.Contains(b, []byte(s))
+	}
+	if !grep("OldSecret1") {
+		t.Fatal("the secret is not in the file before the update: the test checks nothing")
+	}
+	if _, err := h.m.Update(context.Background(), "cam", Spec{Name: "cam", URL: "rtsp://admin:NewSecret@127.0.0.1:1/x"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"OldSecret1", "OldSecret2"} {
+		if grep(s) {
+			t.Errorf("after the URL change, %s is still in %s", s, path)
+		}
+	}
+	if err := h.m.Remove(context.Background(), "cam"); err != nil {
+		t.Fatal(err)
+	}
+	if grep("NewSecret") {
+		t.Errorf("after the removal, NewSecret is still in %s", path)
+	}
+	if !grep("Kept") {
+		t.Error("the other camera's URL is gone from the file")
+	}
+	h.restart()
+	if v := h.get("other"); v.URL != "rtsp://admin:xxxxx@127.0.0.1:1/y" {
+		t.Errorf("other camera after restart: %+v", v)
 	}
 }

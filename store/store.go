@@ -43,7 +43,7 @@ type Store struct {
 	pidPath string
 	writes  atomic.Uint64
 
-	mu sync.RWMutex // guards db against Close
+	mu sync.RWMutex // guards db against Close and scrub's swap
 	db *bolt.DB
 }
 
@@ -410,6 +410,15 @@ func (s *Store) DeleteCamera(id string) error {
 	}
 	if err := s.scrub(); err != nil {
 		return fmt.Errorf("delete camera %s in %s: %w: %w", id, s.path, ErrNotScrubbed, err)
+	}
+	return nil
+}
+
+// Scrub rewrites the data file as DeleteCamera does, so that values
+// replaced by earlier writes (a camera's old URL) are not left in it.
+func (s *Store) Scrub() error {
+	if err := s.scrub(); err != nil {
+		return fmt.Errorf("rewrite %s: %w", s.path, err)
 	}
 	return nil
 }
