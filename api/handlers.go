@@ -100,7 +100,9 @@ func (s *Server) patchCamera(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	spec := device.Spec{Name: cur.Name, URL: cur.URL, Transport: cur.Transport}
+	// The view's URL is redacted, so it is never sent back: an empty URL
+	// tells the Manager to keep the stored one as it is.
+	spec := device.Spec{Name: cur.Name, Transport: cur.Transport}
 	if req.Name != nil {
 		spec.Name = *req.Name
 	}
@@ -108,14 +110,20 @@ func (s *Server) patchCamera(w http.ResponseWriter, r *http.Request) {
 		spec.Transport = *req.Transport
 	}
 	if req.URL != nil {
+		if *req.URL == "" {
+			writeError(w, http.StatusBadRequest, "url must not be empty (leave it out to keep the camera's URL)")
+			return
+		}
 		spec.URL = *req.URL
-	} else if hasPassword(cur.URL) {
-		// The view's URL is redacted: sending it back would replace the
-		// password with "xxxxx".
-		writeError(w, http.StatusBadRequest, "url is required: the camera's URL holds a password, which the API never returns")
+		s.update(w, r, name, spec)
 		return
 	}
-	s.update(w, r, name, spec)
+	v, err := s.m.Update(r.Context(), name, spec)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.camera(v))
 }
 
 func (s *Server) update(w http.ResponseWriter, r *http.Request, name string, spec device.Spec) {
@@ -130,16 +138,6 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request, name string, spe
 		return
 	}
 	writeJSON(w, http.StatusOK, s.camera(v))
-}
-
-// hasPassword reports whether a URL has a password in its user info.
-func hasPassword(raw string) bool {
-	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		return err != nil
-	}
-	_, set := u.User.Password()
-	return set
 }
 
 func (s *Server) deleteCamera(w http.ResponseWriter, r *http.Request) {

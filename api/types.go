@@ -98,9 +98,9 @@ type AddRequest struct {
 
 // UpdateRequest is the body of PUT and PATCH /api/v1/cameras/{name}. For
 // PUT, Name defaults to the camera's current name and Transport to tcp; for
-// PATCH every field defaults to the camera's current value, except that URL
-// is required when the current URL holds a password (the API never has the
-// password to send back).
+// PATCH every field defaults to the camera's current value; a PATCH without
+// a URL keeps the stored URL exactly, secrets included (the API only ever
+// shows it redacted).
 type UpdateRequest struct {
 	Name      *string `json:"name,omitempty"`
 	URL       *string `json:"url,omitempty"`

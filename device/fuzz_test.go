@@ -20,7 +20,7 @@ import (
 // the length limits, that the RTSP client can parse; whatever it rejects is
 // an ErrInvalid whose message quotes neither the URL nor its password; and
 // the URL shown for an accepted camera (stream.RedactURL, View.URL) has the
-// password, and only the password, replaced.
+// password and secret parameters, and only those, replaced.
 func FuzzSpecValidate(f *testing.F) {
 	for _, sd := range []struct{ name, url, transport string }{
 		{"cam1", "rtsp://127.0.0.1:8554/cam1", ""},
@@ -38,6 +38,9 @@ func FuzzSpecValidate(f *testing.F) {
 		{"x", "rtsp://h:/x", ""},
 		{"x", "rtsp://h:99999999/x", ""},
 		{"x", "rtsp://u:1/ss@h/x", ""},
+		{"x", "rtsp://cam.lan/live/ch0:main@hd", ""},
+		{"x", "rtsp://u:pw@h/user=admin&password=X1&channel=1?token=Y2&keyframe=1", ""},
+		{"x", "rtsp://h/user=admin_password=X1_channel=1.sdp?apiKey=Z3", ""},
 		{"x", "rtsp://u:1?q@h/x", ""},
 		{"x", "rtsp://h/a%20b", ""},
 		{"x", "rtsp://h/a b", ""},
@@ -204,9 +207,19 @@ func checkRedacted(t *testing.T, raw string, u *url.URL, shown string) {
 	if p, set := s.User.Password(); !set || p != "xxxxx" {
 		t.Fatalf("shown URL %q (of %q) has password %q, want xxxxx", shown, raw, p)
 	}
+	// Path and query change only where secret parameters are redacted,
+	// which is what RedactURL does to the URL without its user info.
+	rest := u.Scheme + "://" + u.Host + u.EscapedPath()
+	if u.RawQuery != "" || u.ForceQuery {
+		rest += "?" + u.RawQuery
+	}
+	r, err := url.Parse(stream.RedactURL(rest))
+	if err != nil {
+		t.Fatalf("redacted %q does not parse: %v", rest, err)
+	}
 	if s.User.Username() != u.User.Username() || s.Scheme != u.Scheme || s.Host != u.Host ||
-		s.EscapedPath() != u.EscapedPath() || s.RawQuery != u.RawQuery || s.Fragment != u.Fragment {
-		t.Fatalf("shown URL %q changed more than the password of %q", shown, raw)
+		s.EscapedPath() != r.EscapedPath() || s.RawQuery != r.RawQuery || s.Fragment != u.Fragment {
+		t.Fatalf("shown URL %q changed more than the password and secret parameters of %q", shown, raw)
 	}
 	// The password text itself is gone, unless the same text occurs in the
 	// URL outside the password (say a password equal to the host).

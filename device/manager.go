@@ -346,19 +346,29 @@ func (m *Manager) Add(ctx context.Context, spec Spec, start bool) (View, error) 
 	return s.view(time.Now()), nil
 }
 
-// Update changes a camera's name, URL or transport. The camera keeps its ID
-// and persisted status; if it was running it reconnects with the new
+// Update changes a camera's name, URL or transport. An empty spec.URL keeps
+// the stored URL byte for byte: callers only ever see the redacted one, and
+// writing that back would replace its secrets with "xxxxx". The camera keeps
+// its ID and persisted status; if it was running it reconnects with the new
 // settings. Its counters start again from zero.
 func (m *Manager) Update(ctx context.Context, name string, spec Spec) (View, error) {
-	spec, err := spec.Validate()
-	if err != nil {
-		return View{}, err
+	if spec.URL != "" {
+		var err error
+		if spec, err = spec.Validate(); err != nil {
+			return View{}, err
+		}
 	}
 	m.opMu.Lock()
 	defer m.opMu.Unlock()
 	old, err := m.lookup(name)
 	if err != nil {
 		return View{}, err
+	}
+	if spec.URL == "" {
+		spec.URL = old.rec.URL
+		if spec, err = spec.Validate(); err != nil {
+			return View{}, err
+		}
 	}
 	if spec.Name != name {
 		if _, err := m.lookup(spec.Name); err == nil {
@@ -379,11 +389,19 @@ func (m *Manager) Update(ctx context.Context, name string, spec Spec) (View, err
 	if cur, err := m.st.Camera(old.rec.ID); err == nil {
 		rec = cur
 	}
+	oldURL := rec.URL
 	rec.Name, rec.URL, rec.Transport = spec.Name, spec.URL, spec.Transport
 	if err := m.st.PutCamera(rec); err != nil {
 		// Bring the old camera back as it was.
 		m.spawn(old.rec, rec.Status != store.StatusStopped)
 		return View{}, fmt.Errorf("update camera %q: %w", name, err)
+	}
+	if rec.URL != oldURL {
+		// The old URL (an old password, say) stays in the file's free
+		// pages until the file is rewritten.
+		if err := m.st.Scrub(); err != nil {
+			m.log.Warn("camera updated, but the data file could not be rewritten without its old URL", "camera", rec.Name, "err", err)
+		}
 	}
 	s := m.spawn(rec, rec.Status != store.StatusStopped)
 	m.log.Info("camera updated", "camera", rec.Name, "url", stream.RedactURL(rec.URL))
@@ -421,7 +439,10 @@ func (m *Manager) Remove(ctx context.Context, name string) error {
 		return err
 	}
 	m.pers.forget(s.rec.ID)
-	if err := m.st.DeleteCamera(s.rec.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err := m.st.DeleteCamera(s.rec.ID); errors.Is(err, store.ErrNotScrubbed) {
+		// The camera is gone; only the file still holds its old bytes.
+		m.log.Warn("camera removed, but the data file could not be rewritten without its old record", "camera", name, "err", err)
+	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("remove camera %q: %w", name, err)
 	}
 	m.log.Info("camera removed", "camera", name)

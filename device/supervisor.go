@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/camd/camd/internal/printable"
 	"github.com/camd/camd/store"
 	"github.com/camd/camd/stream"
 )
@@ -108,7 +109,8 @@ func newSupervisor(m *Manager, rec store.Camera) *supervisor {
 		stateSince:  now,
 		persisted:   rec.Status,
 		persistedAt: rec.StatusUpdatedAt,
-		lastError:   rec.LastError,
+		// A record written by an older camd may hold raw control characters.
+		lastError: printable.String(rec.LastError),
 	}
 	return s
 }
@@ -678,7 +680,9 @@ func (s *supervisor) persist(ps store.Status) {
 	s.m.pers.put(u)
 }
 
-// redact turns an attempt's error into a line fit for display.
+// redact turns an attempt's error into a line fit for display: no secret
+// of the URL, and no control character (a camera's reason phrase can hold
+// terminal escapes, and this text reaches logs, the API and terminals).
 func (s *supervisor) redact(err error) string {
 	if err == nil {
 		return "connection closed"
@@ -686,7 +690,7 @@ func (s *supervisor) redact(err error) string {
 	if errors.Is(err, context.Canceled) {
 		return "connection cancelled"
 	}
-	return stream.RedactError(err, s.rec.URL).Error()
+	return printable.String(stream.RedactError(err, s.rec.URL).Error())
 }
 
 // appendRecent appends t and forgets times older than an hour.

@@ -22,6 +22,15 @@
 //     carry passwords; an existing file that is looser is chmod'ed to 0600,
 //     an existing directory is left as it is. No error from this package
 //     contains a camera's URL or a stored record's bytes.
+//   - bbolt is copy-on-write: a deleted or replaced record stays, as it
+//     was, in pages marked free. DeleteCamera (and Scrub, which the Manager
+//     calls when a URL changes) therefore rewrites the file with bbolt's
+//     Compact into "camd.db.compact", locked before it is renamed over
+//     camd.db, so that an old URL and its password are not left readable.
+//     The old file is emptied before its lock is released; a camd that
+//     opened the path just before the rename and then waited for the lock
+//     holds that emptied, unlinked file (store.Open could compare the
+//     locked file with the path's to close that window).
 //   - Open refuses, with ErrDamaged, a file that is not a bbolt file or
 //     whose pages are damaged or cut short, and with ErrSchema one written
 //     with another schema version. Either way the file is not modified. To

@@ -43,7 +43,7 @@ type Store struct {
 	pidPath string
 	writes  atomic.Uint64
 
-	mu sync.RWMutex // guards db against Close
+	mu sync.RWMutex // guards db against Close and scrub's swap
 	db *bolt.DB
 }
 
@@ -390,14 +390,87 @@ func (s *Store) PutCamera(c Camera) error {
 	return s.update("put camera "+c.ID, func(b *bolt.Bucket) error { return b.Put([]byte(c.ID), v) })
 }
 
+// ErrNotScrubbed is wrapped by DeleteCamera's error when the camera was
+// deleted but the file could not be rewritten without its old bytes.
+var ErrNotScrubbed = errors.New("camera deleted, but its old record may still be in the file's free pages")
+
 // DeleteCamera deletes a camera; ErrNotFound if there is none with that ID.
+// It then rewrites the file so that the camera's URL, password included, is
+// not left readable in it (see scrub); if that fails the camera is deleted
+// all the same and the error wraps ErrNotScrubbed.
 func (s *Store) DeleteCamera(id string) error {
-	return s.update("delete camera "+id, func(b *bolt.Bucket) error {
+	err := s.update("delete camera "+id, func(b *bolt.Bucket) error {
 		if b.Get([]byte(id)) == nil {
 			return ErrNotFound
 		}
 		return b.Delete([]byte(id))
 	})
+	if err != nil {
+		return err
+	}
+	if err := s.scrub(); err != nil {
+		return fmt.Errorf("delete camera %s in %s: %w: %w", id, s.path, ErrNotScrubbed, err)
+	}
+	return nil
+}
+
+// Scrub rewrites the data file as DeleteCamera does, so that values
+// replaced by earlier writes (a camera's old URL) are not left in it.
+func (s *Store) Scrub() error {
+	if err := s.scrub(); err != nil {
+		return fmt.Errorf("rewrite %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// scrub replaces the data file with a compacted copy holding only the live
+// records. bbolt is copy-on-write: a deleted or overwritten value stays, as
+// it was, in pages that are merely marked free, and overwriting it first
+// only adds another free copy. A copy made with bbolt's Compact never had
+// those pages. The copy is locked (by its own bbolt handle) before it is
+// renamed over the file, so no other camd can take the path's lock between
+// the two; the old file, now unlinked, is emptied before its lock is let go,
+// so that a camd that opened it just before the rename finds nothing in it.
+func (s *Store) scrub() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.db == nil {
+		return ErrClosed
+	}
+	tmp := s.path + ".compact"
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	dst, err := bolt.Open(tmp, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		return err
+	}
+	drop := func(err error) error {
+		_ = dst.Close()
+		_ = os.Remove(tmp)
+		return err
+	}
+	if err := bolt.Compact(dst, s.db, 0); err != nil {
+		return drop(err)
+	}
+	old, err := os.OpenFile(s.path, os.O_WRONLY, 0)
+	if err != nil {
+		return drop(err)
+	}
+	defer old.Close()
+	if err := os.Rename(tmp, s.path); err != nil {
+		return drop(err)
+	}
+	if d, err := os.Open(filepath.Dir(s.path)); err == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
+	// Nothing reads the old file's memory map from here on: s.mu is held
+	// and Close only unmaps it.
+	_ = old.Truncate(0)
+	_ = s.db.Close()
+	s.db = dst
+	return nil
 }
 
 // SetStatuses applies every update in one write transaction: it sets

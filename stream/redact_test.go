@@ -66,3 +66,52 @@ func TestRedactError(t *testing.T) {
 		t.Error("error changed although the URL has no password")
 	}
 }
+
+func TestRedactURLSecretParams(t *testing.T) {
+	for in, want := range map[string]string{
+		// Path parameters, as cheap cameras take them.
+		"rtsp://cam/user=admin&password=S3cr&channel=1":         "rtsp://cam/user=admin&password=xxxxx&channel=1",
+		"rtsp://cam:554/user=admin_password=tlJw_channel=1.sdp": "rtsp://cam:554/user=admin_password=xxxxx",
+		"rtsp://cam/live;pwd=S3cr;chan=2":                       "rtsp://cam/live;pwd=xxxxx;chan=2",
+		"rtsp://cam/PassWord=S3cr/stream":                       "rtsp://cam/PassWord=xxxxx/stream",
+		// Query parameters.
+		"rtsp://cam/s?token=abc==&channel=1":                    "rtsp://cam/s?token=xxxxx&channel=1",
+		"rtsp://cam/s?access_token=a&apiKey=b&api_key=c&psw=d":  "rtsp://cam/s?access_token=xxxxx&apiKey=xxxxx&api_key=xxxxx&psw=xxxxx",
+		"rtsp://cam/s?X-Amz-Signature=a&sig=b&auth=c&secret=d":  "rtsp://cam/s?X-Amz-Signature=xxxxx&sig=xxxxx&auth=xxxxx&secret=xxxxx",
+		"rtsp://cam/s?passwd=a&pass=b&key=c&user_pw=d&pa%73s=e": "rtsp://cam/s?passwd=xxxxx&pass=xxxxx&key=xxxxx&user_pw=xxxxx&pa%73s=xxxxx",
+		"rtsp://admin:pw@cam/s?password=qq":                     "rtsp://admin:xxxxx@cam/s?password=xxxxx",
+		"rtsp://cam/s?token=":                                   "rtsp://cam/s?token=",
+		// Benign keys stay readable.
+		"rtsp://cam/s?keyframe=1&key_frame=2&keyint=3&signal=4&user=admin&channel=1&subtype=0": "rtsp://cam/s?keyframe=1&key_frame=2&keyint=3&signal=4&user=admin&channel=1&subtype=0",
+		// ':…@' in the path is not a user info: the authority has ended.
+		"rtsp://cam.lan/live/ch0:main@hd":          "rtsp://cam.lan/live/ch0:main@hd",
+		"rtsp://cam.lan:554/live/ch0:main@hd?a=b":  "rtsp://cam.lan:554/live/ch0:main@hd?a=b",
+		"rtsp://[::1]:554/live/ch0:main@hd":        "rtsp://[::1]:554/live/ch0:main@hd",
+		"rtsp://cam.lan/live/ch0:main@hd?token=T1": "rtsp://cam.lan/live/ch0:main@hd?token=xxxxx",
+	} {
+		if got := RedactURL(in); got != want {
+			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestRedactErrorSecretParams(t *testing.T) {
+	raw := "rtsp://127.0.0.1:8554/user=admin&password=Pa%2Bss1&channel=1?token=T0k+en"
+	secrets := []string{"Pa%2Bss1", "Pa+ss1", "T0k+en", "T0k en", "T0k%2Ben"}
+	for _, err := range []error{
+		fmt.Errorf("describe: GET %s: refused", raw),
+		fmt.Errorf("bad status code: 400 (%s)", strings.Replace(raw, "127.0.0.1", "[::1]", 1)),
+		fmt.Errorf("auth failed for Pa+ss1 and T0k en and T0k%%2Ben"),
+	} {
+		got := RedactError(err, raw).Error()
+		for _, s := range secrets {
+			if strings.Contains(got, s) {
+				t.Errorf("RedactError(%q) = %q: holds %q", err, got, s)
+			}
+		}
+	}
+	plain := errors.New("x")
+	if RedactError(plain, "rtsp://cam.lan/live/ch0:main@hd?keyframe=1") != plain {
+		t.Error("error changed although the URL has no secret")
+	}
+}

@@ -111,7 +111,7 @@ func startDaemon(t *testing.T, s *sim.Server, cams int, requireToken bool, token
 		}
 	}
 	// A camera that cannot connect, so that the page shows a failing one.
-	if _, err := c.m.Add(context.Background(), device.Spec{Name: "dead", URL: "rtsp://127.0.0.1:1/nothing"}, true); err != nil {
+	if _, err := c.m.Add(context.Background(), device.Spec{Name: "dead", URL: "rtsp://127.0.0.1:1/user=admin&password=hunter3&x=1?token=hunter4"}, true); err != nil {
 		t.Fatal(err)
 	}
 	return c
@@ -269,8 +269,13 @@ func TestBrowserStatusPage(t *testing.T) {
 			t.Errorf("page text lacks %q", want)
 		}
 	}
-	if strings.Contains(page, "hunter2") {
-		t.Error("page shows a camera password")
+	for _, pw := range []string{"hunter2", "hunter3", "hunter4"} {
+		if strings.Contains(page, pw) {
+			t.Errorf("page shows a camera password (%s)", pw)
+		}
+	}
+	if !strings.Contains(page, "password=xxxxx") {
+		t.Error("page does not show the dead camera's URL, redacted")
 	}
 	// The inline CSS is applied (a CSP hash mismatch would leave the page bare).
 	var styled bool

@@ -22,6 +22,7 @@ import (
 	"github.com/camd/camd/api"
 	"github.com/camd/camd/daemon"
 	"github.com/camd/camd/device"
+	"github.com/camd/camd/internal/printable"
 )
 
 // cliConn holds the flags every API command shares.
@@ -168,7 +169,11 @@ const cliTimeout = 30 * time.Second
 const cameraUsage = `Usage: camd camera COMMAND [flags]
 
 Commands:
-  add NAME URL [--transport tcp|udp|auto] [--stopped]   add a camera (started unless --stopped)
+  add NAME URL|- [--url-file F] [--transport tcp|udp|auto] [--stopped]
+                                                         add a camera (started unless --stopped);
+                                                         "-" reads the URL from stdin, --url-file
+                                                         from a file, which keeps a password out of
+                                                         the process list and the shell history
   ls                                                     list cameras
   show NAME                                              show one camera
   rm NAME                                                remove a camera
@@ -181,6 +186,9 @@ Every command takes --api ADDR, --data-dir DIR, --ca FILE, --fingerprint SHA256,
 
 // cmdCamera is "camd camera SUBCOMMAND".
 func cmdCamera(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	// What the daemon sends (a camera's error text above all) reaches the
+	// terminal only without control characters, whatever the daemon did.
+	stdout, stderr = printable.NewWriter(stdout), printable.NewWriter(stderr)
 	if len(args) == 0 {
 		fmt.Fprintln(stderr, cameraUsage)
 		return exitError{2}
@@ -202,20 +210,52 @@ func cmdCamera(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return exitError{2}
 }
 
+// cliStdin is where "camd camera add NAME -" reads the URL.
+var cliStdin io.Reader = os.Stdin
+
+// maxURLInput bounds what is read for a URL from stdin or a file: more than
+// any valid URL, so that the API names the length problem.
+const maxURLInput = 64 << 10
+
 func cameraAdd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c cliConn
-	fs := cliFlags("camd camera add", "camd camera add NAME URL [--transport tcp|udp|auto] [--stopped] [flags]", &c, stderr)
+	fs := cliFlags("camd camera add", "camd camera add NAME URL|- [--url-file F] [--transport tcp|udp|auto] [--stopped] [flags]\n\n"+
+		"A URL with a password given as an argument can be read by any local user\n"+
+		"(/proc/PID/cmdline) and stays in the shell history: give \"-\" to read it\n"+
+		"from stdin (camd camera add door - < door.url) or --url-file F.", &c, stderr)
 	transport := fs.String("transport", "tcp", "RTSP transport: tcp, udp or auto")
 	stopped := fs.Bool("stopped", false, "add the camera without starting it")
+	urlFile := fs.String("url-file", "", "read the camera URL from file `F` instead of the command line")
 	pos, err := cliParse(fs, args, stdout)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 2 {
+	want := 2
+	if *urlFile != "" {
+		want = 1
+	}
+	if len(pos) != want {
 		// The arguments are not echoed: one of them may be a URL with a
 		// password.
 		fs.Usage()
-		fmt.Fprintf(stderr, "camd: camera add takes NAME and URL (%d arguments given)\n", len(pos))
+		if want == 1 {
+			fmt.Fprintf(stderr, "camd: camera add with --url-file takes only NAME (%d arguments given)\n", len(pos))
+		} else {
+			fmt.Fprintf(stderr, "camd: camera add takes NAME and URL, or \"-\" to read the URL from stdin (%d arguments given)\n", len(pos))
+		}
+		return exitError{2}
+	}
+	var rawURL string
+	switch {
+	case *urlFile != "":
+		rawURL, err = readURL(*urlFile, nil)
+	case pos[1] == "-":
+		rawURL, err = readURL("stdin", cliStdin)
+	default:
+		rawURL = pos[1]
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "camd: %v\n", err)
 		return exitError{2}
 	}
 	cl := c.client()
@@ -223,7 +263,7 @@ func cameraAdd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	ctx, cancel := context.WithTimeout(ctx, cliTimeout)
 	defer cancel()
 	start := !*stopped
-	body := api.AddRequest{Name: pos[0], URL: pos[1], Transport: *transport, Start: &start}
+	body := api.AddRequest{Name: pos[0], URL: rawURL, Transport: *transport, Start: &start}
 	raw, err := cl.Do(ctx, "POST", "/api/v1/cameras", body)
 	if err != nil {
 		return c.report(stderr, err)
@@ -238,6 +278,35 @@ func cameraAdd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	// The URL printed is the API's, which is redacted.
 	fmt.Fprintf(stdout, "added %s %s (%s, %s)\n", cam.Name, cam.URL, cam.Transport, cam.State)
 	return nil
+}
+
+// readURL reads a camera URL from r, or from the file named name when r is
+// nil. One trailing newline (as an editor or echo leaves) is dropped;
+// anything else is the API's to judge. Errors never quote the content.
+func readURL(name string, r io.Reader) (string, error) {
+	if r == nil {
+		f, err := os.Open(name)
+		if err != nil {
+			return "", fmt.Errorf("url file: %w", err)
+		}
+		defer f.Close()
+		r = f
+	}
+	b, err := io.ReadAll(io.LimitReader(r, maxURLInput+1))
+	if err != nil {
+		return "", fmt.Errorf("read the URL from %s: %w", name, err)
+	}
+	if len(b) > maxURLInput {
+		return "", fmt.Errorf("the URL in %s is longer than %d bytes", name, maxURLInput)
+	}
+	s := string(b)
+	if t, ok := strings.CutSuffix(s, "\n"); ok {
+		s = strings.TrimSuffix(t, "\r")
+	}
+	if s == "" {
+		return "", fmt.Errorf("no URL in %s (it is empty)", name)
+	}
+	return s, nil
 }
 
 func cameraList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -268,7 +337,7 @@ func cameraList(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return c.report(stderr, fmt.Errorf("decode response: %w", err))
 	}
 	if len(cams) == 0 {
-		fmt.Fprintln(stdout, `no cameras; add one with "camd camera add NAME rtsp://…"`)
+		fmt.Fprintln(stdout, `no cameras; add one with "camd camera add NAME - < URL-FILE" (the URL on stdin keeps its password out of the process list)`)
 		return nil
 	}
 	writeCameraTable(stdout, cams, time.Now())
@@ -284,7 +353,7 @@ func writeCameraTable(w io.Writer, cams []api.CameraJSON, now time.Time) {
 		if since.IsZero() {
 			since = cam.Since
 		}
-		lastErr := cam.LastError
+		lastErr := printable.String(cam.LastError)
 		if lastErr == "" {
 			lastErr = "-"
 		}
@@ -374,7 +443,7 @@ func writeCameraDetail(w io.Writer, cam api.CameraJSON, now time.Time) {
 	row("Last hour", fmt.Sprintf("%d reconnects, %d stalls", cam.ReconnectsLastHour, cam.StallsLastHour))
 	row("Totals", fmt.Sprintf("%d reconnects, %d stalls, %d restarts, %d crashes", cam.ReconnectsTotal, cam.StallsTotal, cam.Restarts, cam.Crashes))
 	if cam.LastError != "" {
-		row("Last error", fmt.Sprintf("%s (%s)", cam.LastError, humanSince(cam.LastErrorAt, now)))
+		row("Last error", fmt.Sprintf("%s (%s)", printable.String(cam.LastError), humanSince(cam.LastErrorAt, now)))
 	}
 	if cam.Relay != nil {
 		b, err := json.Marshal(cam.Relay)
@@ -389,6 +458,7 @@ const statusUsage = "camd status [flags]"
 
 // cmdStatus is "camd status".
 func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	stdout, stderr = printable.NewWriter(stdout), printable.NewWriter(stderr)
 	var c cliConn
 	fs := cliFlags("camd status", statusUsage, &c, stderr)
 	pos, err := cliParse(fs, args, stdout)
