@@ -233,6 +233,9 @@ func (c Config) Validate() error {
 	if c.FD.Ceiling < 0 {
 		return bad("fd.ceiling: %d is negative", c.FD.Ceiling)
 	}
+	if err := c.checkDurations(); err != nil {
+		return err
+	}
 	s := c.Super
 	if s.BackoffMax != 0 && s.BackoffMin != 0 && s.BackoffMax < s.BackoffMin {
 		return bad("supervision.backoff_max (%s) is below backoff_min (%s)", s.BackoffMax.D(), s.BackoffMin.D())
