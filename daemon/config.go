@@ -35,6 +35,10 @@ type Config struct {
 	// exits within this long whatever hangs, non-zero if it had to cut
 	// shutdown short. It defaults to 10 seconds.
 	ShutdownDeadline Duration `yaml:"shutdown_deadline"`
+
+	// source is the file LoadConfig read, for the warning about a
+	// readable file holding a password.
+	source string
 }
 
 // LogConfig is the logging section.
@@ -204,6 +208,7 @@ func LoadConfig(path string) (Config, error) {
 	if err != nil {
 		return Config{}, fmt.Errorf("%s: %w", path, err)
 	}
+	c.source = path
 	return c, nil
 }
 
@@ -275,6 +280,9 @@ func (c Config) Validate() error {
 	}
 	if c.FD.Ceiling < 0 {
 		return bad("fd.ceiling: %d is negative", c.FD.Ceiling)
+	}
+	if err := c.checkDurations(); err != nil {
+		return err
 	}
 	s := c.Super
 	if s.BackoffMax != 0 && s.BackoffMin != 0 && s.BackoffMax < s.BackoffMin {

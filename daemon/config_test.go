@@ -27,6 +27,7 @@ func TestShippedConfigIsTheDefaults(t *testing.T) {
 		t.Fatalf("settings %+v, want %+v", got.Settings(), want.Settings())
 	}
 	got.Super = want.Super // compared through Settings, which fills defaults
+	got.source = ""        // where it was read from
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("packaging/camd.yaml differs from the defaults:\n got %+v\nwant %+v", got, want)
 	}
@@ -83,9 +84,9 @@ func TestParseConfigReadBatch(t *testing.T) {
 		"supervision:\n  read_batch: 0s\n":    -1,
 		"supervision:\n  read_batch: 250ms\n": 250 * time.Millisecond,
 		// At most a quarter of read_timeout, which defaults to 10 s.
-		"supervision:\n  read_batch: 2500ms\n":                  2500 * time.Millisecond,
-		"supervision:\n  read_timeout: 20s\n  read_batch: 5s\n": 5 * time.Second,
-		"supervision:\n  read_timeout: 200ms\n":                 50 * time.Millisecond, // the default, lowered
+		"supervision:\n  read_batch: 2500ms\n":                    2500 * time.Millisecond,
+		"supervision:\n  read_timeout: 20s\n  read_batch: 5s\n":   5 * time.Second,
+		"supervision:\n  read_timeout: 1s\n  read_batch: 250ms\n": 250 * time.Millisecond,
 	} {
 		c, err := ParseConfig([]byte(in))
 		if err != nil {
@@ -183,6 +184,11 @@ func FuzzParseConfig(f *testing.F) {
 		}
 		if c.Validate() != nil {
 			t.Fatal("accepted config does not validate")
+		}
+		for _, b := range durationBounds {
+			if d := b.get(c).D(); d != 0 && (d < b.min || d > b.max) {
+				t.Fatalf("accepted %s: %s, outside %s to %s", b.key, d, b.min, b.max)
+			}
 		}
 	})
 }

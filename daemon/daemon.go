@@ -115,6 +115,10 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 		}
 	}()
 
+	cfg.warnReadableSecrets(d.log)
+	if err := prepareDataDir(cfg.DataDir, d.log); err != nil {
+		return nil, err
+	}
 	dbPath := filepath.Join(cfg.DataDir, StoreFile)
 	d.st, err = store.Open(dbPath, store.Options{LockTimeout: time.Second})
 	if err != nil {
@@ -314,6 +318,7 @@ func (d *Daemon) Reload(next Config) error {
 		return err
 	}
 	next = next.withDefaults()
+	next.warnReadableSecrets(d.log)
 	d.mu.Lock()
 	prev := d.cfg
 	d.cfg.Super = next.Super

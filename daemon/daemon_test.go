@@ -104,7 +104,7 @@ func TestDaemonBackstop(t *testing.T) {
 	logs := &testutil.LogBuffer{}
 	exited := make(chan int, 1)
 	cfg := testConfig(t.TempDir())
-	cfg.ShutdownDeadline = Duration(300 * time.Millisecond)
+	cfg.ShutdownDeadline = Duration(time.Second) // the minimum
 	d, err := New(context.Background(), Options{Config: cfg, Stderr: logs,
 		Exit: func(code int) { exited <- code }, Hooks: Hooks{HangShutdown: "relay"}})
 	if err != nil {

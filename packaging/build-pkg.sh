@@ -6,9 +6,11 @@
 #   /usr/local/bin/camd                          universal (arm64 + amd64) binary
 #   /Library/LaunchDaemons/com.camd.camd.plist   packaging/com.camd.camd.plist
 #   /usr/local/etc/camd/camd.yaml                the default config, only if absent
-# and its postinstall creates /Library/Logs/camd and loads the daemon
-# (launchctl bootstrap system), which starts it (RunAtLoad) and keeps it
-# running (KeepAlive). Logs: /Library/Logs/camd/camd.log.
+# Its preinstall creates the _camd user and group camd runs as and its dirs
+# (scripts/macos-user.sh); its postinstall makes the config root:_camd
+# 0640 and loads the daemon (launchctl bootstrap system), which starts it
+# (RunAtLoad) and keeps it running (KeepAlive). Logs:
+# /Library/Logs/camd/camd.log.
 #
 # Environment: PKG_VERSION (default from git), GO (default go),
 # PKG_IDENTIFIER (default com.camd.camd), PKG_SIGN (productbuild --sign
@@ -52,6 +54,7 @@ else
 fi
 install -m 0755 packaging/scripts/macos-preinstall.sh "$scripts/preinstall"
 install -m 0755 packaging/scripts/macos-postinstall.sh "$scripts/postinstall"
+install -m 0755 packaging/scripts/macos-user.sh "$scripts/macos-user.sh"
 
 pkgbuild --root "$root" --scripts "$scripts" --identifier "$ID" --version "$VERSION" \
 	--install-location / --ownership recommended "$work/camd-component.pkg"

@@ -168,13 +168,14 @@ check0() {
 		[ ! -d /run/systemd/system ] || { echo "systemd is running?"; exit 1; }
 		dpkg -i /mnt/dist/'"$(basename "$DEB")"' >/dev/null
 		getent passwd camd >/dev/null || { echo "no camd user"; exit 1; }
+		[ "$(stat -c "%U:%G %a" /etc/camd/camd.yaml)" = "root:camd 640" ] || { echo "/etc/camd/camd.yaml is $(stat -c "%U:%G %a" /etc/camd/camd.yaml)"; exit 1; }
 		[ -L /etc/systemd/system/multi-user.target.wants/camd.service ] || { echo "not enabled for boot"; exit 1; }
 		if pgrep -x camd >/dev/null; then echo "camd was started"; exit 1; fi
 		dpkg -P camd >/dev/null
 		[ ! -e /etc/systemd/system/multi-user.target.wants/camd.service ] || { echo "still enabled after purge"; exit 1; }
 		echo ok' </dev/null 2>>"$LOG")
 	if [ "$out" = ok ]; then
-		pass "0 without a running systemd (plain container): dpkg -i exits 0, creates the user, enables for boot, starts nothing; dpkg -P cleans up ($(secs $(($(now_ms) - t0))))"
+		pass "0 without a running systemd (plain container): dpkg -i exits 0, creates the user, config root:camd 0640, enables for boot, starts nothing; dpkg -P cleans up ($(secs $(($(now_ms) - t0))))"
 	else
 		fail "0 without a running systemd: $out"
 	fi
@@ -245,6 +246,28 @@ check1() {
 		pass "1c /var/lib/camd is owned by camd, mode 0700"
 	else
 		fail "1c /var/lib/camd: $(c stat -c '%U %a' /var/lib/camd 2>&1)"
+	fi
+	# The config can hold passwords: root:camd 0640, and camd (as camd)
+	# read it, or it would not have started with --config.
+	if [ "$(c stat -c '%U:%G %a' /etc/camd/camd.yaml)" = "root:camd 640" ]; then
+		pass "1d /etc/camd/camd.yaml is root:camd, mode 0640"
+	else
+		fail "1d /etc/camd/camd.yaml: $(c stat -c '%U:%G %a' /etc/camd/camd.yaml 2>&1)"
+	fi
+	# The hardening is in force in the running process: a private user
+	# namespace (camd is not uid 0's full range), a /proc without /proc/sys,
+	# and the memory and task ceilings on its cgroup.
+	local umap procsys mem tasks
+	umap=$(c cat "/proc/$pid/uid_map" 2>&1 | awk '{print $1, $2, $3}' | tr '\n' ';')
+	procsys=$(c grep -q ' /proc .*subset=pid' "/proc/$pid/mountinfo" && echo hidden || echo visible)
+	mem=$(prop MemoryMax)
+	tasks=$(prop TasksMax)
+	if [ "$(prop PrivateUsers)" = yes ] && [ "$(prop PrivateIPC)" = yes ] && [ "$(prop ProcSubset)" = pid ] &&
+		! echo "$umap" | grep -q '^0 0 4294967295;$' && [ "$procsys" = hidden ] &&
+		[ "$mem" = 1073741824 ] && [ "$tasks" = 512 ]; then
+		pass "1e hardening in force: PrivateUsers (uid_map $umap) PrivateIPC, ProcSubset=pid (/proc/sys $procsys), MemoryMax=$mem, TasksMax=$tasks"
+	else
+		fail "1e hardening: PrivateUsers=$(prop PrivateUsers) uid_map=$umap PrivateIPC=$(prop PrivateIPC) ProcSubset=$(prop ProcSubset) /proc/sys $procsys MemoryMax=$mem TasksMax=$tasks"
 	fi
 }
 

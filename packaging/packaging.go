@@ -25,6 +25,13 @@ var SystemdUnit string
 //go:embed com.camd.camd.plist
 var LaunchdPlist string
 
+// MacOSUserScript is packaging/scripts/macos-user.sh: it creates the
+// LaunchdUser user and group and the dirs camd writes. The macOS .pkg's
+// preinstall runs it, and so does "camd install" on macOS.
+//
+//go:embed scripts/macos-user.sh
+var MacOSUserScript string
+
 // Fixed names and paths shared by the unit, the plist and the packages.
 const (
 	SystemdUnitName   = "camd.service"
@@ -37,6 +44,7 @@ const (
 	LaunchdDataDir    = "/Library/Application Support/camd"
 	LaunchdConfigPath = "/usr/local/etc/camd/camd.yaml"
 	LaunchdLogDir     = "/Library/Logs/camd"
+	LaunchdUser       = "_camd" // and group; UserName and GroupName in the plist
 )
 
 // RunArgs is the command line (after the binary) that a service runs.

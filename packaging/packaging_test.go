@@ -11,6 +11,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"gopkg.in/yaml.v3"
 )
 
 // unit parses a systemd unit: section -> key -> values (in order).
@@ -76,6 +78,13 @@ func TestSystemdUnit(t *testing.T) {
 			"MemoryDenyWriteExecute":  "yes",
 			"SystemCallArchitectures": "native",
 			"CapabilityBoundingSet":   "",
+			"UMask":                   "0077",
+			"PrivateUsers":            "yes",
+			"PrivateIPC":              "yes",
+			"ProcSubset":              "pid",
+			"ProtectProc":             "invisible",
+			"MemoryMax":               "1G",
+			"TasksMax":                "512",
 		},
 		"Install": {"WantedBy": "multi-user.target"},
 	}
@@ -285,6 +294,10 @@ func TestLaunchdPlist(t *testing.T) {
 		"ThrottleInterval":  int64(5),
 		"StandardOutPath":   LaunchdLogDir + "/camd.log",
 		"StandardErrorPath": LaunchdLogDir + "/camd.log",
+		// A dedicated user, not root; its files are its own.
+		"UserName":  LaunchdUser,
+		"GroupName": LaunchdUser,
+		"Umask":     int64(0o077),
 	} {
 		if p[k] != want {
 			t.Errorf("%s = %#v, want %#v", k, p[k], want)
@@ -322,7 +335,7 @@ func TestLaunchdPlistFor(t *testing.T) {
 	if got := fmt.Sprint(p["ProgramArguments"]); got != fmt.Sprint(want) {
 		t.Errorf("ProgramArguments = %s, want %s", got, want)
 	}
-	if p["RunAtLoad"] != true || p["KeepAlive"] != true || p["Label"] != LaunchdLabel {
+	if p["RunAtLoad"] != true || p["KeepAlive"] != true || p["Label"] != LaunchdLabel || p["UserName"] != LaunchdUser || p["GroupName"] != LaunchdUser {
 		t.Errorf("other keys changed: %v", p)
 	}
 }
@@ -381,5 +394,89 @@ func TestPackageScriptsUseNoBashisms(t *testing.T) {
 		if out, err := exec.Command(dash, "-n", f).CombinedOutput(); err != nil {
 			t.Errorf("dash -n %s: %v\n%s", f, err, out)
 		}
+	}
+}
+
+// The _camd user the plist runs camd as is the one macos-user.sh creates
+// (with dscl, hidden, with no shell), with the dirs the plist and "camd
+// install" use owned by it; the .pkg's preinstall runs the script, which
+// build-pkg.sh ships next to it.
+func TestMacOSUser(t *testing.T) {
+	s := MacOSUserScript
+	for _, want := range []string{
+		"name=" + LaunchdUser + "\n",
+		"data=\"" + LaunchdDataDir + "\"\n",
+		"logs=" + LaunchdLogDir + "\n",
+		`dscl . -create "/Users/$name" UniqueID "$id"`,
+		`dscl . -create "/Groups/$name" PrimaryGroupID "$id"`,
+		`dscl . -create "/Users/$name" UserShell /usr/bin/false`,
+		`dscl . -create "/Users/$name" IsHidden 1`,
+		`chown -R "$name:$name" "$data" "$logs"`,
+		`chmod 0700 "$data"`,
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("macos-user.sh does not contain %q", want)
+		}
+	}
+	pre, err := os.ReadFile(filepath.Join("scripts", "macos-preinstall.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(pre), `sh "$(dirname "$0")/macos-user.sh" || exit 1`) {
+		t.Error("macos-preinstall.sh does not run macos-user.sh")
+	}
+	build, err := os.ReadFile("build-pkg.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(build), `packaging/scripts/macos-user.sh "$scripts/macos-user.sh"`) {
+		t.Error("build-pkg.sh does not ship macos-user.sh with the package scripts")
+	}
+	post, err := os.ReadFile(filepath.Join("scripts", "macos-postinstall.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(post), `chgrp _camd "$conf"`) || !strings.Contains(string(post), `chmod g+r,o-rwx "$conf"`) {
+		t.Error("macos-postinstall.sh does not make the config root:_camd, unreadable by others")
+	}
+}
+
+// The packaged config is 0640 in the .deb and .rpm (postinstall gives it
+// to the camd group, which does not exist yet when the files are
+// unpacked; make e2e-systemd checks the installed result).
+func TestPackagedConfigMode(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "nfpm.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct {
+		Contents []struct {
+			Dst      string `yaml:"dst"`
+			FileInfo struct {
+				Mode os.FileMode `yaml:"mode"`
+			} `yaml:"file_info"`
+		} `yaml:"contents"`
+	}
+	if err := yaml.Unmarshal(b, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, c := range cfg.Contents {
+		if c.Dst == SystemdConfigPath {
+			found = true
+			if c.FileInfo.Mode != 0o640 {
+				t.Errorf("nfpm.yaml: %s has mode %04o, want 0640", c.Dst, c.FileInfo.Mode)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("nfpm.yaml installs no %s", SystemdConfigPath)
+	}
+	post, err := os.ReadFile(filepath.Join("scripts", "postinstall.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(post), `chgrp camd "$conf"`) || !strings.Contains(string(post), `chmod g+r,o-rwx "$conf"`) {
+		t.Error("postinstall.sh does not make the config root:camd, unreadable by others")
 	}
 }

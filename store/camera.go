@@ -66,6 +66,10 @@ var (
 	// is one whose pages are damaged or cut short. The file is left as it
 	// is, for an operator to inspect or restore.
 	ErrDamaged = errors.New("data file is damaged or is not a camd data file")
+	// ErrNotRegular is returned by Open when the data file's path is a
+	// symbolic link, a directory or any other non-regular file. Like a
+	// damaged file, it is left as it is.
+	ErrNotRegular = errors.New("data file is not a regular file")
 	// ErrCorrupt is returned by the read methods and SetStatuses when a
 	// stored camera record cannot be decoded. The error names the camera's ID
 	// but never quotes the record, which holds the URL and its password.

@@ -19,9 +19,13 @@
 //     stale pid file whose pid has been reused by an unrelated process may
 //     name the wrong process.
 //   - The file is created 0600 and its directory 0700, because camera URLs
-//     carry passwords; an existing file that is looser is chmod'ed to 0600,
-//     an existing directory is left as it is. No error from this package
-//     contains a camera's URL or a stored record's bytes.
+//     carry passwords; an existing file that is looser is chmod'ed to 0600
+//     once Open has accepted it, an existing directory is left as it is.
+//     No error from this package contains a camera's URL or a stored
+//     record's bytes.
+//   - Open follows no link at the file's path: a link, or anything but a
+//     regular file, is refused with ErrNotRegular, and every open of the
+//     path uses O_NOFOLLOW (where the system has it).
 //   - bbolt is copy-on-write: a deleted or replaced record stays, as it
 //     was, in pages marked free. DeleteCamera (and Scrub, which the Manager
 //     calls when a URL changes) therefore rewrites the file with bbolt's
@@ -32,8 +36,9 @@
 //     holds that emptied, unlinked file (store.Open could compare the
 //     locked file with the path's to close that window).
 //   - Open refuses, with ErrDamaged, a file that is not a bbolt file or
-//     whose pages are damaged or cut short, and with ErrSchema one written
-//     with another schema version. Either way the file is not modified. To
+//     whose pages are damaged or cut short, or that is empty (bbolt would
+//     take it for a new store), and with ErrSchema one written with another
+//     schema version. Either way the file is not modified. To
 //     check, Open opens the file twice: read-only under a shared lock to
 //     check what bbolt would otherwise trust, then read-write, reading every
 //     record once; the file holds only camera records, so this is cheap.

@@ -2,7 +2,6 @@ package store
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"io"
@@ -110,19 +109,18 @@ func checkPages(f *os.File) error {
 // meta pages), so that no other camd is halfway through writing it. It
 // returns bbolt's errors as they are: the caller maps them.
 func precheck(path string, timeout time.Duration) error {
-	fi, err := os.Stat(path)
-	if errors.Is(err, os.ErrNotExist) || (err == nil && fi.Size() == 0) {
-		return nil // bbolt initialises it
-	}
-	if err != nil {
-		return err
-	}
-	ro, err := boltOpen(path, bolt.Options{ReadOnly: true, Timeout: timeout})
+	ro, err := boltOpen(path, bolt.Options{ReadOnly: true, Timeout: timeout}, func(f *os.File) error {
+		fi, err := f.Stat()
+		if err != nil {
+			return err
+		}
+		return checkExisting(fi)
+	}, false)
 	if err != nil {
 		return err
 	}
 	defer ro.Close()
-	f, err := os.Open(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|oNoFollow, 0)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -52,8 +53,9 @@ type Store struct {
 // error wrapping ErrLocked, naming the file and the holder's pid when camd
 // recorded it, when another Open holds the file for longer than
 // o.LockTimeout; with ErrSchema when the file has another schema version;
-// and with ErrDamaged when it is not a camd data file or is damaged. A file
-// it refuses is left as it was.
+// with ErrDamaged when it is not a camd data file (an empty file included)
+// or is damaged; and with ErrNotRegular when path is a symbolic link or
+// not a regular file. A file it refuses is left as it was.
 func Open(path string, o Options) (*Store, error) {
 	if o.LockTimeout <= 0 {
 		o.LockTimeout = time.Second
@@ -62,23 +64,25 @@ func Open(path string, o Options) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open %s: create data dir: %w", path, err)
 	}
+	// Lstat, and every open below with O_NOFOLLOW (bbolt's through
+	// Options.OpenFile), so that a link planted at path is refused rather
+	// than followed to some other file, which camd would then chmod, read
+	// as cameras or initialise.
 	fresh := false
-	if fi, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+	if fi, err := os.Lstat(path); errors.Is(err, os.ErrNotExist) {
 		fresh = true
 	} else if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
-	} else if fi.Mode().Perm()&0o077 != 0 {
-		// Camera URLs carry passwords: never leave the file readable by others.
-		if err := os.Chmod(path, 0o600); err != nil {
-			return nil, fmt.Errorf("open %s: restrict mode to 0600: %w", path, err)
-		}
+	} else if err := checkExisting(fi); err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	pidPath := path + ".pid"
+	created := false // only a file this Open created may be removed on failure
 	fail := func(err error) (*Store, error) {
 		switch {
 		case errors.Is(err, bolterrors.ErrTimeout):
 			return nil, fmt.Errorf("open %s: %w%s", path, ErrLocked, holder(pidPath))
-		case fresh:
+		case created:
 			// Leave nothing half-made (a full disk, say) to be taken for a
 			// foreign file on the next start.
 			_ = os.Remove(path)
@@ -86,6 +90,9 @@ func Open(path string, o Options) (*Store, error) {
 		case errors.Is(err, bolterrors.ErrInvalid), errors.Is(err, bolterrors.ErrChecksum),
 			errors.Is(err, bolterrors.ErrVersionMismatch), errors.Is(err, bolterrors.ErrInvalidMapping):
 			return nil, fmt.Errorf("open %s: %w: %w", path, ErrDamaged, err)
+		case errors.Is(err, syscall.ELOOP):
+			// A link appeared at path after the Lstat above.
+			return nil, fmt.Errorf("open %s: %w: it is a symbolic link", path, ErrNotRegular)
 		}
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
@@ -94,7 +101,22 @@ func Open(path string, o Options) (*Store, error) {
 			return fail(err)
 		}
 	}
-	db, err := boltOpen(path, bolt.Options{Timeout: o.LockTimeout})
+	var file *os.File
+	db, err := boltOpen(path, bolt.Options{Timeout: o.LockTimeout}, func(f *os.File) error {
+		// The file bbolt opened is checked again: a file put at path
+		// after the checks above must not be initialised or read either.
+		fi, err := f.Stat()
+		if err != nil {
+			return err
+		}
+		if fresh {
+			created = true
+		} else if err := checkExisting(fi); err != nil {
+			return err
+		}
+		file = f
+		return nil
+	}, fresh)
 	if err != nil {
 		return fail(err)
 	}
@@ -103,9 +125,12 @@ func Open(path string, o Options) (*Store, error) {
 	if err == nil {
 		err = s.checkSchema(fresh)
 	}
+	if err == nil {
+		err = restrictMode(file)
+	}
 	if err != nil {
 		_ = db.Close()
-		if fresh {
+		if created {
 			// A half-initialised new file (say the disk filled up) would
 			// otherwise be taken for a foreign file on the next start.
 			_ = os.Remove(path)
@@ -113,8 +138,47 @@ func Open(path string, o Options) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	// The flock is the lock; the pid file only helps say who holds it.
-	_ = os.WriteFile(pidPath, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600)
+	if f, err := os.OpenFile(pidPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|oNoFollow, 0o600); err == nil {
+		_, _ = f.WriteString(strconv.Itoa(os.Getpid()) + "\n")
+		_ = f.Close()
+	}
 	return s, nil
+}
+
+// checkExisting refuses an existing data file that is a link, is not a
+// regular file, or is empty. bbolt would initialise an empty file as a new
+// store, so camd would run with no cameras where the operator had some
+// (the file emptied by a bad copy or restore); camd creates the file only
+// where there is none.
+func checkExisting(fi os.FileInfo) error {
+	switch m := fi.Mode(); {
+	case m&os.ModeSymlink != 0:
+		return fmt.Errorf("%w: it is a symbolic link; camd follows no link to its data file: put the file itself there", ErrNotRegular)
+	case !m.IsRegular():
+		return fmt.Errorf("%w: its mode is %s", ErrNotRegular, m)
+	case fi.Size() == 0:
+		return fmt.Errorf("%w: it is empty (0 bytes); camd creates its data file only where there is none: remove the empty file to start with no cameras", ErrDamaged)
+	}
+	return nil
+}
+
+// restrictMode makes the open data file 0600 if it is looser: camera URLs
+// carry passwords. It changes the open file (fchmod), not whatever path
+// names by then.
+func restrictMode(f *os.File) error {
+	if f == nil {
+		return nil
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		if err := f.Chmod(0o600); err != nil {
+			return fmt.Errorf("restrict mode to 0600: %w", err)
+		}
+	}
+	return nil
 }
 
 // boltOpen is bolt.Open with a backstop for damaged files. bbolt trusts the
@@ -126,12 +190,30 @@ func Open(path string, o Options) (*Store, error) {
 // the file it opened is closed here, but its memory map of the file cannot
 // be reached, and that map keeps the file (and its lock) until the process
 // exits, which camd does when Open fails.
-func boltOpen(path string, opts bolt.Options) (db *bolt.DB, err error) {
+//
+// The file is opened without following a link (and, when create is set,
+// only if it does not exist yet); check, if set, runs on it before bbolt
+// reads it, and its error closes the file and fails the open.
+func boltOpen(path string, opts bolt.Options, check func(*os.File) error, create bool) (db *bolt.DB, err error) {
 	var f *os.File
 	opts.OpenFile = func(name string, flag int, perm os.FileMode) (*os.File, error) {
+		flag |= oNoFollow
+		if create {
+			flag |= os.O_EXCL
+		}
 		var err error
-		f, err = os.OpenFile(name, flag, perm)
-		return f, err
+		if f, err = os.OpenFile(name, flag, perm); err != nil {
+			f = nil
+			return nil, err
+		}
+		if check != nil {
+			if err := check(f); err != nil {
+				_ = f.Close()
+				f = nil
+				return nil, err
+			}
+		}
+		return f, nil
 	}
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {

@@ -267,8 +267,10 @@ func cmdInstall(_ context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	if runtime.GOOS == "darwin" {
-		if err := os.MkdirAll(packaging.LaunchdLogDir, 0o755); err != nil {
-			return err
+		// The plist runs camd as _camd: the user, its data dir and its log
+		// dir must exist first (the .pkg's preinstall runs the same script).
+		if out, err := exec.Command("/bin/sh", "-c", packaging.MacOSUserScript, "macos-user.sh").CombinedOutput(); err != nil {
+			return fmt.Errorf("creating the %q user and its dirs: %v: %s", packaging.LaunchdUser, err, strings.TrimSpace(string(out)))
 		}
 	}
 	if p.writeCfg {

@@ -2,7 +2,8 @@
 # camd package: after install or upgrade (.deb postinst, .rpm %post).
 #   deb: postinst configure [OLD-VERSION] | abort-upgrade | abort-remove | ...
 #   rpm: %post 1 (install) | 2 (upgrade)
-# Creates the camd system user and the data dir; where systemd is running,
+# Creates the camd system user and the data dir and makes the config
+# root:camd 0640; where systemd is running,
 # reloads it and enables and starts camd (an upgrade restarts it if it was
 # running). In a chroot or container without a running systemd it only
 # enables the unit for the next boot and starts nothing.
@@ -28,6 +29,17 @@ if ! getent passwd camd >/dev/null 2>&1; then
 	[ -x "$nologin" ] || nologin=/bin/false
 	useradd --system --gid camd --home-dir /var/lib/camd --no-create-home \
 		--shell "$nologin" --comment "camd camera daemon" camd
+fi
+
+# The config can hold relay passwords: root writes it, the camd group
+# reads it, no one else does. dpkg and rpm unpack it as root:root; an
+# older package installed it 0644.
+conf=/etc/camd/camd.yaml
+if [ -f "$conf" ] && [ ! -L "$conf" ]; then
+	if [ "$(stat -c %G "$conf")" = root ]; then
+		chgrp camd "$conf"
+	fi
+	chmod g+r,o-rwx "$conf"
 fi
 
 # The data dir (systemd also creates it from StateDirectory=camd, mode 0700).
