@@ -33,8 +33,8 @@
 //     camd.db, so that an old URL and its password are not left readable.
 //     The old file is emptied before its lock is released; a camd that
 //     opened the path just before the rename and then waited for the lock
-//     holds that emptied, unlinked file (store.Open could compare the
-//     locked file with the path's to close that window).
+//     finds, once it has the lock, that the file it holds is no longer the
+//     one at the path, and Open returns ErrLocked.
 //   - Open refuses, with ErrDamaged, a file that is not a bbolt file or
 //     whose pages are damaged or cut short, or that is empty (bbolt would
 //     take it for a new store), and with ErrSchema one written with another

@@ -109,13 +109,21 @@ func checkPages(f *os.File) error {
 // meta pages), so that no other camd is halfway through writing it. It
 // returns bbolt's errors as they are: the caller maps them.
 func precheck(path string, timeout time.Duration) error {
+	var opened os.FileInfo
 	ro, err := boltOpen(path, bolt.Options{ReadOnly: true, Timeout: timeout}, func(f *os.File) error {
 		fi, err := f.Stat()
 		if err != nil {
 			return err
 		}
+		opened = fi
 		return checkExisting(fi)
 	}, false)
+	if replaced(path, opened) {
+		if err == nil {
+			_ = ro.Close()
+		}
+		return errReplaced
+	}
 	if err != nil {
 		return err
 	}

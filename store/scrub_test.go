@@ -82,3 +82,41 @@ func TestDeleteCameraLeavesNoSecretInFile(t *testing.T) {
 		t.Errorf("file mode after the rewrite: %v %v", fi.Mode(), err)
 	}
 }
+
+// A camd that opens the data file while another rewrites it (a delete's
+// scrub) waits for the lock on the file it opened, which the rename leaves
+// emptied and unlinked: once it has the lock it must refuse, as locked,
+// rather than take the emptied file for a damaged or a new one.
+func TestOpenDuringScrubIsRefusedAsLocked(t *testing.T) {
+	s, path := openTemp(t)
+	for i := range 3 {
+		if err := s.PutCamera(cam(fmt.Sprint(i), fmt.Sprintf("cam%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan error, 1)
+	go func() {
+		other, err := Open(path, Options{LockTimeout: 20 * time.Second})
+		if err == nil {
+			other.Close()
+		}
+		done <- err
+	}()
+	// Let the second Open reach its wait for the lock on the current file.
+	time.Sleep(500 * time.Millisecond)
+	if err := s.DeleteCamera("0"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrLocked) {
+			t.Fatalf("Open during a scrub: %v, want ErrLocked", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Open during a scrub did not return")
+	}
+	cams, err := s.Cameras()
+	if err != nil || len(cams) != 2 {
+		t.Fatalf("the store after the scrub: %d cameras, %v; want 2", len(cams), err)
+	}
+}

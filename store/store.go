@@ -82,6 +82,8 @@ func Open(path string, o Options) (*Store, error) {
 		switch {
 		case errors.Is(err, bolterrors.ErrTimeout):
 			return nil, fmt.Errorf("open %s: %w%s", path, ErrLocked, holder(pidPath))
+		case errors.Is(err, errReplaced):
+			return nil, fmt.Errorf("open %s: %w (%v)%s", path, ErrLocked, err, holder(pidPath))
 		case created:
 			// Leave nothing half-made (a full disk, say) to be taken for a
 			// foreign file on the next start.
@@ -102,6 +104,7 @@ func Open(path string, o Options) (*Store, error) {
 		}
 	}
 	var file *os.File
+	var opened os.FileInfo
 	db, err := boltOpen(path, bolt.Options{Timeout: o.LockTimeout}, func(f *os.File) error {
 		// The file bbolt opened is checked again: a file put at path
 		// after the checks above must not be initialised or read either.
@@ -109,6 +112,7 @@ func Open(path string, o Options) (*Store, error) {
 		if err != nil {
 			return err
 		}
+		opened = fi
 		if fresh {
 			created = true
 		} else if err := checkExisting(fi); err != nil {
@@ -117,8 +121,15 @@ func Open(path string, o Options) (*Store, error) {
 		file = f
 		return nil
 	}, fresh)
+	if err != nil && replaced(path, opened) {
+		err = errReplaced
+	}
 	if err != nil {
 		return fail(err)
+	}
+	if replaced(path, opened) {
+		_ = db.Close()
+		return fail(errReplaced)
 	}
 	s := &Store{path: path, pidPath: pidPath, db: db}
 	err = s.verify()
@@ -143,6 +154,23 @@ func Open(path string, o Options) (*Store, error) {
 		_ = f.Close()
 	}
 	return s, nil
+}
+
+// errReplaced is Open's when the file it opened and locked is no longer
+// the one at the path: a camd that rewrote the file (DeleteCamera's scrub)
+// while this Open waited for the lock has renamed a new one over it, and
+// holds that one's lock. The old file, emptied, must not be taken for a
+// data file.
+var errReplaced = errors.New("another camd replaced the data file while this one opened it")
+
+// replaced reports whether opened (nil: nothing was opened) is no longer
+// the file at path.
+func replaced(path string, opened os.FileInfo) bool {
+	if opened == nil {
+		return false
+	}
+	pi, err := os.Lstat(path)
+	return err != nil || !os.SameFile(opened, pi)
 }
 
 // checkExisting refuses an existing data file that is a link, is not a
