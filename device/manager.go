@@ -86,7 +86,7 @@ type Manager struct {
 	ready    atomic.Bool
 }
 
-var stateNames = [...]State{StateStopped, StateStarting, StateRunning, StateReconnecting, StateCrashed}
+var stateNames = [...]State{StateStopped, StateStarting, StateRunning, StateReconnecting, StateCrashed, StateRefused}
 
 // NewManager returns a Manager; call Start to load cameras from the store.
 func NewManager(cfg Config) (*Manager, error) {

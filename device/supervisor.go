@@ -143,6 +143,7 @@ type runLoop struct {
 	failingSince time.Time
 	forced       int // forced restarts during this failure
 	fails        int // consecutive failed attempts, for the backoff
+	refusals     int // consecutive refusals (stream.ErrRefused), for their schedule
 	crashRun     int // consecutive reader crashes
 	retry        *time.Timer
 	retryAt      time.Time // when retry fires; zero when it is not set
@@ -235,7 +236,7 @@ func (l *runLoop) handle(k cmdKind) {
 		}
 		s.update(func(st *status) { st.restarts++ })
 		s.log.Info("camera restarted by operator")
-		l.fails = 0
+		l.fails, l.refusals = 0, 0
 		l.restartAttempt(StateStarting)
 	case cmdSettings:
 		// Re-arm deadlines with the new thresholds.
@@ -250,7 +251,7 @@ func (l *runLoop) handle(k cmdKind) {
 func (l *runLoop) start() {
 	s := l.s
 	l.want = true
-	l.fails, l.crashRun, l.forced = 0, 0, 0
+	l.fails, l.refusals, l.crashRun, l.forced = 0, 0, 0, 0
 	l.failingSince = time.Now()
 	if s.persistedStatus() == store.StatusStopped {
 		s.persist(store.StatusRunning)
@@ -400,8 +401,9 @@ func (l *runLoop) abandonHung() {
 // one as soon as it has ended, showing state st meanwhile.
 func (l *runLoop) restartAttempt(st State) {
 	s := l.s
-	// A crashed camera stays CRASHED until frames arrive again.
-	if s.state() != StateCrashed {
+	// A crashed or refused camera keeps its state until frames arrive
+	// again.
+	if !s.state().down() {
 		s.setState(st)
 	}
 	l.retry.Stop()
@@ -466,10 +468,29 @@ func (l *runLoop) attemptEnded(r attemptResult) {
 		st.reconnectTimes = appendRecent(st.reconnectTimes, now)
 		st.lastError, st.lastErrorAt = msg, now
 	})
-	if s.state() != StateCrashed {
+	set := l.settings()
+	if errors.Is(r.err, stream.ErrRefused) {
+		// Retrying at once will not cure it, and a camera that locks an
+		// account after failed logins counts every try.
+		l.refusals++
+		s.setState(StateRefused)
+		d := backoff(l.refusals, set.RefusedRetry, set.RefusedRetryMax)
+		if l.refusals == 1 {
+			s.log.Warn("camera refused the connection; retrying on the long schedule", "err", msg, "retry_in", d.Round(time.Second))
+		} else {
+			s.log.Info("camera refused the connection again", "err", msg, "retry_in", d.Round(time.Second))
+		}
+		l.scheduleRetry(d)
+		l.armFail()
+		return
+	}
+	l.refusals = 0
+	switch st := s.state(); {
+	case st == StateRefused && s.persistedStatus() == store.StatusCrashed:
+		s.setState(StateCrashed) // down for longer than the debounce
+	case st != StateCrashed:
 		s.setState(StateReconnecting)
 	}
-	set := l.settings()
 	d := backoff(l.fails, set.BackoffMin, set.BackoffMax)
 	s.log.Info("camera connection ended; retrying", "err", msg, "retry_in", d.Round(time.Millisecond))
 	l.scheduleRetry(d)
@@ -491,7 +512,9 @@ func (l *runLoop) scheduleRetry(d time.Duration) {
 // recovery of another; once the camera is back, its next outage starts
 // afresh (running clears kickedAt).
 func (l *runLoop) kicked() {
-	if !l.want || l.att != nil || l.retryAt.IsZero() {
+	// A refusal is the camera's answer, not the network's: another
+	// camera's recovery says nothing about it.
+	if !l.want || l.att != nil || l.retryAt.IsZero() || l.refusals > 0 {
 		return
 	}
 	set := l.settings()
@@ -518,7 +541,7 @@ func (l *runLoop) running() {
 	}
 	l.failingSince = time.Time{}
 	l.kickedAt = time.Time{}
-	l.fails, l.crashRun, l.forced = 0, 0, 0
+	l.fails, l.refusals, l.crashRun, l.forced = 0, 0, 0, 0
 	l.fail.Stop()
 	s.setState(StateRunning)
 	s.persist(store.StatusRunning)
@@ -594,7 +617,7 @@ func (l *runLoop) forceAt() time.Time {
 
 func (l *runLoop) nextEscalation() (time.Time, bool) {
 	force := l.forceAt()
-	if l.s.state() != StateCrashed || l.s.persistedStatus() != store.StatusCrashed {
+	if l.s.persistedStatus() != store.StatusCrashed || !l.s.state().down() {
 		if c := l.crashAt(); c.Before(force) {
 			return c, true
 		}
@@ -608,17 +631,25 @@ func (l *runLoop) checkFailing() {
 		return
 	}
 	now := time.Now()
-	if !now.Before(l.crashAt()) && (s.state() != StateCrashed || s.persistedStatus() != store.StatusCrashed) {
+	if !now.Before(l.crashAt()) && (!s.state().down() || s.persistedStatus() != store.StatusCrashed) {
 		s.log.Warn("camera is down", "failing_for", now.Sub(l.failingSince).Round(time.Millisecond), "last_error", s.lastError())
-		s.setState(StateCrashed)
+		// A refused camera keeps saying why it is down.
+		if s.state() != StateRefused {
+			s.setState(StateCrashed)
+		}
 		s.persist(store.StatusCrashed)
 	}
 	if !now.Before(l.forceAt()) {
 		l.forced++
-		s.update(func(st *status) { st.restarts++ })
-		s.log.Warn("camera still failing; forcing a full restart", "failing_for", now.Sub(l.failingSince).Round(time.Millisecond))
-		l.fails = 0
-		l.restartAttempt(s.state())
+		// A forced restart is for a session that went bad. Between
+		// attempts that fail to connect the backoff decides when to try:
+		// restarting then (and resetting the backoff, as this once did)
+		// knocked on a refusing camera every ForceRestartAfter.
+		if l.att != nil {
+			s.update(func(st *status) { st.restarts++ })
+			s.log.Warn("camera still failing; forcing a full restart", "failing_for", now.Sub(l.failingSince).Round(time.Millisecond))
+			l.restartAttempt(s.state())
+		}
 	}
 	l.armFail()
 }

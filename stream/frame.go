@@ -98,6 +98,9 @@ type Options struct {
 	// delay. It works on Linux; elsewhere, and over UDP, every packet is
 	// read as it arrives. 0 reads every packet as it arrives.
 	ReadBatch time.Duration
+	// TLS says how an rtsps:// camera's certificate is trusted; the zero
+	// value verifies it as a browser would.
+	TLS CameraTLS
 	// OnInfo is called once the video track is set up, before any frame,
 	// and again before the next frame whenever what it reports changes
 	// (the size learnt from an in-band SPS or an MJPEG header, or a switch

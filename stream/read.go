@@ -2,6 +2,7 @@ package stream
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -22,7 +23,8 @@ import (
 const DefaultReadTimeout = 10 * time.Second
 
 // ErrNoVideo is returned (wrapped, with the tracks found) by Read when the
-// camera offers no H.264, H.265 or MJPEG video track.
+// camera offers no H.264, H.265 or MJPEG video track. It is a refusal
+// (ErrRefused).
 var ErrNoVideo = errors.New("no video track")
 
 // ErrReadTimeout is returned (wrapped) by Read when a TCP connection that
@@ -56,7 +58,7 @@ func Read(ctx context.Context, o Options) (err error) {
 		if p := panicked.Load(); p != nil {
 			err = p
 		}
-		err = RedactError(err, o.URL)
+		err = RedactError(refusal(err), o.URL)
 	}()
 
 	if err := ctx.Err(); err != nil {
@@ -70,6 +72,13 @@ func Read(ctx context.Context, o Options) (err error) {
 	u, err := base.ParseURL(o.URL)
 	if err != nil {
 		return fmt.Errorf("parse URL: %w", err)
+	}
+
+	var tlsConfig *tls.Config
+	if u.Scheme == "rtsps" {
+		if tlsConfig, err = o.TLS.config(u.Host); err != nil {
+			return fmt.Errorf("connect: %w", err)
+		}
 	}
 
 	timeout := o.ReadTimeout
@@ -138,6 +147,7 @@ func Read(ctx context.Context, o Options) (err error) {
 		ReadTimeout:  timeout,
 		WriteTimeout: timeout,
 		Protocol:     protocol(o.Transport),
+		TLSConfig:    tlsConfig,
 		DialContext: func(ctx context.Context, network, address string) (net.Conn, error) {
 			nc, err := (&net.Dialer{}).DialContext(ctx, network, address)
 			if err != nil {
