@@ -15,8 +15,11 @@ type CameraJSON struct {
 	// URL has any password replaced by "xxxxx".
 	URL       string `json:"url"`
 	Transport string `json:"transport"`
-	// State is the live state: STOPPED, STARTING, RUNNING, RECONNECTING or
-	// CRASHED.
+	// TransportActive is the transport the connection uses ("tcp" or
+	// "udp"): for "auto", the one it settled on.
+	TransportActive string `json:"transport_active,omitempty"`
+	// State is the live state: STOPPED, STARTING, RUNNING, RECONNECTING,
+	// CRASHED or REFUSED (the camera refused us: see last_error).
 	State string `json:"state"`
 	// PersistedStatus is what survives a restart: running, crashed or stopped.
 	PersistedStatus string `json:"persisted_status"`
@@ -58,6 +61,7 @@ func cameraJSON(v device.View) CameraJSON {
 		ID:                 v.ID,
 		URL:                v.URL,
 		Transport:          v.Transport,
+		TransportActive:    v.TransportActive,
 		State:              v.State.String(),
 		PersistedStatus:    v.Persisted,
 		Since:              v.Since,

@@ -96,3 +96,17 @@ func TestDownCameraBacksOff(t *testing.T) {
 		t.Errorf("state %s, want CRASHED (connection refused is not a refusal)", v.State)
 	}
 }
+
+// TestViewShowsTransportInUse checks that a camera on "auto" shows the
+// transport it settled on (the simulator offers UDP, which auto prefers).
+func TestViewShowsTransportInUse(t *testing.T) {
+	sm := newSim(t, 1)
+	h := newHarness(t, fastSettings())
+	if _, err := h.m.Add(context.Background(), Spec{Name: "cam1", URL: sm.URL(1), Transport: "auto"}, true); err != nil {
+		t.Fatal(err)
+	}
+	v := h.waitState("cam1", StateRunning, 20*time.Second)
+	if v.Transport != "auto" || v.TransportActive != "udp" {
+		t.Fatalf("transport %q, in use %q; want auto, using udp", v.Transport, v.TransportActive)
+	}
+}

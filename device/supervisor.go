@@ -588,7 +588,9 @@ func (l *runLoop) checkStall() {
 		l.forced = 0
 	}
 	l.armFail()
-	l.restartAttempt(StateStarting)
+	// RECONNECTING, not STARTING: the camera was seen working and is now
+	// being reconnected.
+	l.restartAttempt(StateReconnecting)
 }
 
 // armFail sets the deadline of the next failure escalation: counting as
@@ -751,6 +753,7 @@ func (s *supervisor) view(now time.Time) View {
 		Name:               s.rec.Name,
 		URL:                stream.RedactURL(s.rec.URL),
 		Transport:          s.rec.Transport,
+		TransportActive:    ms.Transport,
 		State:              st.state,
 		Since:              st.persistedAt,
 		StateSince:         st.stateSince,

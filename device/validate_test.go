@@ -58,6 +58,25 @@ func TestValidate(t *testing.T) {
 	}
 }
 
+// TestValidateSaysToPercentEncode checks that a password holding a
+// character that ends the user info early is refused with how to write it.
+func TestValidateSaysToPercentEncode(t *testing.T) {
+	for _, u := range []string{
+		"rtsp://admin:pa/ss@192.0.2.10/stream1",
+		"rtsp://admin:pa?ss@192.0.2.10/stream1",
+		"rtsps://user:p@ss/w:rd@cam.example/x",
+	} {
+		_, err := Spec{Name: "x", URL: u}.Validate()
+		if err == nil || !strings.Contains(err.Error(), "%40") || !strings.Contains(err.Error(), "%2F") {
+			t.Errorf("%s: error %v, want it to say to percent-encode", u, err)
+		}
+	}
+	// A URL that is wrong for another reason gets no such advice.
+	if _, err := (Spec{Name: "x", URL: "rtsp://h:port/x"}).Validate(); err == nil || strings.Contains(err.Error(), "%40") {
+		t.Errorf("rtsp://h:port/x: error %v, want a port error without encoding advice", err)
+	}
+}
+
 func TestBackoffGrowsAndIsCapped(t *testing.T) {
 	min, max := 100*time.Millisecond, 2*time.Second
 	for n := 1; n <= 10; n++ {

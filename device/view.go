@@ -23,7 +23,10 @@ type View struct {
 	Name      string `json:"name"`
 	URL       string `json:"url"`
 	Transport string `json:"transport"`
-	State     State  `json:"state"`
+	// TransportActive is the transport of the current or last connection
+	// ("tcp" or "udp"), which for "auto" is the one it settled on.
+	TransportActive string `json:"transport_active,omitempty"`
+	State           State  `json:"state"`
 	// Since is when the persisted status last changed (status_updated_at).
 	Since time.Time `json:"since"`
 	// StateSince is when the live state last changed.

@@ -27,6 +27,20 @@ const DefaultReadTimeout = 10 * time.Second
 // (ErrRefused).
 var ErrNoVideo = errors.New("no video track")
 
+// ErrPacketsLost is matched by the errors given to Options.OnDecodeError
+// for packets lost in transit (UDP) and for frames dropped because one of
+// their packets is missing: the network's doing, not the camera's.
+var ErrPacketsLost = errors.New("packets lost in transit")
+
+// errPacketMissing is a depacketizer's: a fragment of the frame never came.
+var errPacketMissing error = lossError("discarding frame since a RTP packet is missing")
+
+// lossError is a loss in transit with its own message.
+type lossError string
+
+func (e lossError) Error() string      { return string(e) }
+func (lossError) Is(target error) bool { return target == ErrPacketsLost }
+
 // ErrReadTimeout is returned (wrapped) by Read when a TCP connection that
 // is read in batches (Options.ReadBatch) brings not a byte for
 // ReadTimeout. (The RTSP client's own check, which counts whole messages,
@@ -206,7 +220,9 @@ func Read(ctx context.Context, o Options) (err error) {
 				in.setTransport("tcp")
 			}
 		},
-		OnPacketsLost: func(uint64) {},
+		OnPacketsLost: func(n uint64) {
+			decodeErrors(fmt.Errorf("%w: %d RTP packets", ErrPacketsLost, n))
+		},
 		OnDecodeError: func(err error) {
 			defer recoverPanic()
 			if in != nil {

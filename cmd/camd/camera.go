@@ -260,8 +260,9 @@ func writeCameraTable(w io.Writer, cams []api.CameraJSON, now time.Time) {
 		if since.IsZero() {
 			since = cam.Since
 		}
+		// A running camera's last error is history; camera show has it.
 		lastErr := cam.LastError
-		if lastErr == "" {
+		if lastErr == "" || cam.State == "RUNNING" {
 			lastErr = "-"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", cam.Name, cam.State, humanSince(since, now),
@@ -332,7 +333,11 @@ func writeCameraDetail(w io.Writer, cam api.CameraJSON, now time.Time) {
 	row("Name", cam.Name)
 	row("ID", cam.ID)
 	row("URL", cam.URL)
-	row("Transport", cam.Transport)
+	if cam.TransportActive != "" && cam.TransportActive != cam.Transport {
+		row("Transport", fmt.Sprintf("%s (using %s)", cam.Transport, cam.TransportActive))
+	} else {
+		row("Transport", cam.Transport)
+	}
 	row("State", fmt.Sprintf("%s since %s", cam.State, humanSince(cam.StateSince, now)))
 	row("Persisted", fmt.Sprintf("%s since %s", cam.PersistedStatus, humanTime(cam.Since)))
 	video := "-"

@@ -402,3 +402,21 @@ func TestCLISecretNeverShown(t *testing.T) {
 		t.Errorf("test saw too little: output\n%s\nlogs\n%s", all.String(), logs)
 	}
 }
+
+// TestCameraTableLastError checks that camera ls shows the last error of a
+// camera that is down, and not that of a camera that runs again.
+func TestCameraTableLastError(t *testing.T) {
+	now := time.Now()
+	var b strings.Builder
+	writeCameraTable(&b, []api.CameraJSON{
+		{Name: "up", State: "RUNNING", LastError: "no video frame for 1m0s", StateSince: now},
+		{Name: "door", State: "REFUSED", LastError: "describe: bad status code: 401 (Unauthorized)", StateSince: now},
+	}, now)
+	lines := strings.Split(b.String(), "\n")
+	if strings.Contains(lines[1], "no video frame") || !strings.HasSuffix(strings.TrimSpace(lines[1]), "-") {
+		t.Errorf("a RUNNING camera shows its old error:\n%s", b.String())
+	}
+	if !strings.Contains(lines[2], "401") {
+		t.Errorf("a REFUSED camera does not show why:\n%s", b.String())
+	}
+}
