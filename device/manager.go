@@ -527,7 +527,8 @@ func (m *Manager) SetSettings(s Settings) {
 	}
 	m.log.Info("supervision settings changed", "stall_timeout", s.StallTimeout, "flap_debounce", s.FlapDebounce,
 		"crashed_after", s.CrashedAfter, "force_restart_after", s.ForceRestartAfter,
-		"backoff_min", s.BackoffMin, "backoff_max", s.BackoffMax)
+		"backoff_min", s.BackoffMin, "backoff_max", s.BackoffMax, "refused_retry", s.RefusedRetry,
+		"refused_retry_max", s.RefusedRetryMax, "read_timeout", s.ReadTimeout)
 }
 
 // LastLoop returns when the supervision loop last ran; liveness checks and

@@ -3,11 +3,14 @@ package device
 import (
 	"context"
 	"net"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/camd/camd/internal/testutil"
 	"github.com/camd/camd/internal/testutil/gstcam"
+	"github.com/camd/camd/stream/sim"
 )
 
 // refusedSettings are the defaults scaled down by 150 (refusals, 5 min to
@@ -109,4 +112,34 @@ func TestViewShowsTransportInUse(t *testing.T) {
 	if v.Transport != "auto" || v.TransportActive != "udp" {
 		t.Fatalf("transport %q, in use %q; want auto, using udp", v.Transport, v.TransportActive)
 	}
+}
+
+// TestNewReadTimeoutReachesLiveConnection lowers read_timeout (as SIGHUP
+// does) while a camera plays, then silences the camera: the connection
+// that was already playing ends at the new timeout, not the old one.
+func TestNewReadTimeoutReachesLiveConnection(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("batched reads, which check the read timeout themselves, are Linux-only")
+	}
+	sm := newSim(t, 1)
+	set := fastSettings()
+	set.ReadTimeout = time.Minute
+	set.StallTimeout = time.Minute
+	h := newHarness(t, set)
+	h.add("cam1", sm.URL(1), true)
+	h.waitState("cam1", StateRunning, 20*time.Second)
+	set.ReadTimeout = 2 * time.Second
+	h.m.SetSettings(set)
+	if err := sm.SetFault(1, sim.FaultStall, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	silent := time.Now()
+	var v View
+	if !testutil.Poll(20*time.Second, func() bool { v = h.get("cam1"); return v.Reconnects > 0 }) {
+		t.Fatalf("the silent camera's connection did not end within 20 s (state %s, last error %q)", v.State, v.LastError)
+	}
+	if !strings.Contains(v.LastError, "no data for 2s") {
+		t.Fatalf("last error %q, want the new read timeout's", v.LastError)
+	}
+	t.Logf("connection ended %v after the camera fell silent", time.Since(silent).Round(time.Millisecond))
 }

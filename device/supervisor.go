@@ -142,15 +142,18 @@ type runLoop struct {
 	// run; zero while healthy.
 	failingSince time.Time
 	forced       int // forced restarts during this failure
-	fails        int // consecutive failed attempts, for the backoff
-	refusals     int // consecutive refusals (stream.ErrRefused), for their schedule
-	crashRun     int // consecutive reader crashes
-	retry        *time.Timer
-	retryAt      time.Time // when retry fires; zero when it is not set
-	kickedAt     time.Time // when kicked last moved retry earlier in this outage
-	stall        *time.Timer
-	fail         *time.Timer
-	abandon      *time.Timer // set while relaunch waits for a cancelled reader
+	// readTimeout is ReadTimeout as live connections see it: a new one
+	// (SIGHUP) reaches a batched connection that is already playing.
+	readTimeout stream.LiveTimeout
+	fails       int // consecutive failed attempts, for the backoff
+	refusals    int // consecutive refusals (stream.ErrRefused), for their schedule
+	crashRun    int // consecutive reader crashes
+	retry       *time.Timer
+	retryAt     time.Time // when retry fires; zero when it is not set
+	kickedAt    time.Time // when kicked last moved retry earlier in this outage
+	stall       *time.Timer
+	fail        *time.Timer
+	abandon     *time.Timer // set while relaunch waits for a cancelled reader
 }
 
 func stoppedTimer() *time.Timer {
@@ -239,6 +242,7 @@ func (l *runLoop) handle(k cmdKind) {
 		l.fails, l.refusals = 0, 0
 		l.restartAttempt(StateStarting)
 	case cmdSettings:
+		l.readTimeout.Set(l.settings().ReadTimeout)
 		// Re-arm deadlines with the new thresholds.
 		if l.att != nil {
 			l.armStall()
@@ -271,13 +275,15 @@ func (l *runLoop) launch() {
 	a := &attempt{gen: l.gen, cancel: cancel, started: time.Now()}
 	l.att = a
 	set := l.settings()
+	l.readTimeout.Set(set.ReadTimeout)
 	tr, _ := stream.ParseTransport(s.rec.Transport)
 	var gotFirst atomic.Bool
 	opts := stream.Options{
-		URL:         s.rec.URL,
-		Transport:   tr,
-		ReadTimeout: set.ReadTimeout,
-		ReadBatch:   max(set.ReadBatch, 0),
+		URL:             s.rec.URL,
+		Transport:       tr,
+		ReadTimeout:     set.ReadTimeout,
+		LiveReadTimeout: &l.readTimeout,
+		ReadBatch:       max(set.ReadBatch, 0),
 		OnDecodeError: func(err error) {
 			if !a.abandoned.Load() {
 				s.meter.DecodeError(err)

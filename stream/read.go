@@ -172,6 +172,7 @@ func Read(ctx context.Context, o Options) (err error) {
 				watch = timeout
 			}
 			if b := newBatchConn(nc, o.ReadBatch, watch, take); b != nil {
+				b.live = o.LiveReadTimeout
 				b.clientQuiet = quieted
 				batch = b
 				if testDialed != nil {
