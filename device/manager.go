@@ -340,6 +340,9 @@ func (m *Manager) Add(ctx context.Context, spec Spec, start bool) (View, error) 
 		Name:            spec.Name,
 		URL:             spec.URL,
 		Transport:       spec.Transport,
+		TLSFingerprint:  spec.TLS.Fingerprint,
+		TLSCA:           spec.TLS.CAFile,
+		TLSInsecure:     spec.TLS.Insecure,
 		Status:          store.StatusStopped,
 		StatusUpdatedAt: now,
 		CreatedAt:       now,
@@ -389,6 +392,7 @@ func (m *Manager) Update(ctx context.Context, name string, spec Spec) (View, err
 		rec = cur
 	}
 	rec.Name, rec.URL, rec.Transport = spec.Name, spec.URL, spec.Transport
+	rec.TLSFingerprint, rec.TLSCA, rec.TLSInsecure = spec.TLS.Fingerprint, spec.TLS.CAFile, spec.TLS.Insecure
 	if err := m.st.PutCamera(rec); err != nil {
 		// Bring the old camera back as it was.
 		m.spawn(old.rec, rec.Status != store.StatusStopped)

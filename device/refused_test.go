@@ -10,6 +10,7 @@ import (
 
 	"github.com/camd/camd/internal/testutil"
 	"github.com/camd/camd/internal/testutil/gstcam"
+	"github.com/camd/camd/stream"
 	"github.com/camd/camd/stream/sim"
 )
 
@@ -142,4 +143,35 @@ func TestNewReadTimeoutReachesLiveConnection(t *testing.T) {
 		t.Fatalf("last error %q, want the new read timeout's", v.LastError)
 	}
 	t.Logf("connection ended %v after the camera fell silent", time.Since(silent).Round(time.Millisecond))
+}
+
+// TestCameraCertificatePinned adds an rtsps:// GStreamer camera whose
+// self-signed certificate names only "camera.local": refused with its
+// fingerprint, RUNNING once the fingerprint is pinned, and refused again
+// when another certificate answers on the same address.
+func TestCameraCertificatePinned(t *testing.T) {
+	pemFile, der := gstcam.SelfSigned(t, "camera.local")
+	cam := gstcam.Start(t, gstcam.Options{TLSPEM: pemFile})
+	h := newHarness(t, refusedSettings())
+	url := cam.URL("rtsps", "", "", "")
+	h.add("tls", url, true)
+	v := h.waitState("tls", StateRefused, 20*time.Second)
+	fp := stream.Fingerprint(der)
+	if !strings.Contains(v.LastError, fp) {
+		t.Fatalf("last error %q does not give the certificate's fingerprint %s", v.LastError, fp)
+	}
+	if _, err := h.m.Update(context.Background(), "tls", Spec{Name: "tls", URL: url, TLS: stream.CameraTLS{Fingerprint: fp}}); err != nil {
+		t.Fatal(err)
+	}
+	h.waitState("tls", StateRunning, 20*time.Second)
+
+	// Another certificate on the same address: a camera swapped, or
+	// someone posing as it.
+	cam.Stop()
+	otherPEM, _ := gstcam.SelfSigned(t, "camera.local")
+	gstcam.Start(t, gstcam.Options{TLSPEM: otherPEM, Port: cam.Port})
+	v = h.waitState("tls", StateRefused, 30*time.Second)
+	if !strings.Contains(v.LastError, "not the pinned") {
+		t.Fatalf("last error %q does not say the certificate is not the pinned one", v.LastError)
+	}
 }

@@ -102,6 +102,9 @@ func newSupervisor(m *Manager, rec store.Camera) *supervisor {
 	if m.cfg.NewTap != nil {
 		s.tap = m.cfg.NewTap(rec.Name)
 	}
+	if rec.TLSInsecure {
+		s.log.Warn("camera's TLS certificate is not verified (tls_insecure): the connection is encrypted, but anyone on the path can pose as the camera")
+	}
 	now := time.Now()
 	s.st = status{
 		state:       StateStopped,
@@ -283,6 +286,7 @@ func (l *runLoop) launch() {
 		Transport:       tr,
 		ReadTimeout:     set.ReadTimeout,
 		LiveReadTimeout: &l.readTimeout,
+		TLS:             cameraTLS(s.rec),
 		ReadBatch:       max(set.ReadBatch, 0),
 		OnDecodeError: func(err error) {
 			if !a.abandoned.Load() {
@@ -717,6 +721,11 @@ func (s *supervisor) persist(ps store.Status) {
 	s.m.pers.put(u)
 }
 
+// cameraTLS is how rec's certificate is trusted.
+func cameraTLS(rec store.Camera) stream.CameraTLS {
+	return stream.CameraTLS{Fingerprint: rec.TLSFingerprint, CAFile: rec.TLSCA, Insecure: rec.TLSInsecure}
+}
+
 // redact turns an attempt's error into a line fit for display.
 func (s *supervisor) redact(err error) string {
 	if err == nil {
@@ -759,6 +768,7 @@ func (s *supervisor) view(now time.Time) View {
 		Name:               s.rec.Name,
 		URL:                stream.RedactURL(s.rec.URL),
 		Transport:          s.rec.Transport,
+		TLS:                cameraTLS(s.rec),
 		TransportActive:    ms.Transport,
 		State:              st.state,
 		Since:              st.persistedAt,

@@ -3,6 +3,7 @@ package device
 import (
 	"fmt"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -33,7 +34,29 @@ func (sp Spec) Validate() (Spec, error) {
 		return sp, fmt.Errorf("%w: transport must be tcp, udp or auto", ErrInvalid)
 	}
 	sp.Transport = t.String()
+	if err := validateTLS(sp); err != nil {
+		return sp, err
+	}
+	if sp.TLS.Fingerprint != "" {
+		sp.TLS.Fingerprint, _ = stream.ParseFingerprint(sp.TLS.Fingerprint)
+	}
 	return sp, nil
+}
+
+func validateTLS(sp Spec) error {
+	if sp.TLS.IsZero() {
+		return nil
+	}
+	if !strings.HasPrefix(strings.ToLower(sp.URL), "rtsps://") {
+		return fmt.Errorf("%w: tls_fingerprint, tls_ca and tls_insecure apply to rtsps:// cameras only", ErrInvalid)
+	}
+	if sp.TLS.CAFile != "" && !filepath.IsAbs(sp.TLS.CAFile) {
+		return fmt.Errorf("%w: tls_ca must be an absolute path (the daemon reads it)", ErrInvalid)
+	}
+	if err := sp.TLS.Validate(); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return nil
 }
 
 func validateName(name string) error {

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/camd/camd/stream"
 )
 
 func TestValidate(t *testing.T) {
@@ -39,6 +41,13 @@ func TestValidate(t *testing.T) {
 		{Spec{Name: "x", URL: "rtsp://h/a b"}, false},
 		{Spec{Name: "x", URL: long}, false},
 		{Spec{Name: "x", URL: "rtsp://h/x", Transport: "sctp"}, false},
+		{Spec{Name: "x", URL: "rtsps://h/x", TLS: stream.CameraTLS{Fingerprint: strings.Repeat("AB:", 31) + "AB"}}, true},
+		{Spec{Name: "x", URL: "rtsps://h/x", TLS: stream.CameraTLS{Fingerprint: "AB:CD"}}, false},
+		{Spec{Name: "x", URL: "rtsp://h/x", TLS: stream.CameraTLS{Insecure: true}}, false},
+		{Spec{Name: "x", URL: "rtsps://h/x", TLS: stream.CameraTLS{Insecure: true}}, true},
+		{Spec{Name: "x", URL: "rtsps://h/x", TLS: stream.CameraTLS{CAFile: "ca.pem"}}, false},
+		{Spec{Name: "x", URL: "rtsps://h/x", TLS: stream.CameraTLS{CAFile: "/nonexistent/ca.pem"}}, false},
+		{Spec{Name: "x", URL: "rtsps://h/x", TLS: stream.CameraTLS{Insecure: true, Fingerprint: strings.Repeat("ab", 32)}}, false},
 	} {
 		got, err := tc.spec.Validate()
 		if (err == nil) != tc.ok {

@@ -17,7 +17,9 @@ import (
 	"github.com/camd/camd/api"
 	"github.com/camd/camd/device"
 	"github.com/camd/camd/internal/testutil"
+	"github.com/camd/camd/internal/testutil/gstcam"
 	"github.com/camd/camd/store"
+	"github.com/camd/camd/stream"
 	"github.com/camd/camd/stream/sim"
 )
 
@@ -418,5 +420,34 @@ func TestCameraTableLastError(t *testing.T) {
 	}
 	if !strings.Contains(lines[2], "401") {
 		t.Errorf("a REFUSED camera does not show why:\n%s", b.String())
+	}
+}
+
+// TestCLIAddUntrustedCertificate adds an rtsps:// GStreamer camera whose
+// self-signed certificate does not verify: camera add says so with the
+// fingerprint and the flag that pins it, and the pinned camera runs.
+func TestCLIAddUntrustedCertificate(t *testing.T) {
+	pemFile, der := gstcam.SelfSigned(t, "camera.local")
+	cam := gstcam.Start(t, gstcam.Options{TLSPEM: pemFile})
+	d := startCamDaemon(t, false)
+	url := cam.URL("rtsps", "", "", "")
+	_, errOut, err := camCLI("camera", "add", "door", url, "--api", d.addr)
+	if err != nil {
+		t.Fatalf("add: %v %s", err, errOut)
+	}
+	fp := stream.Fingerprint(der)
+	if !strings.Contains(errOut, fp) || !strings.Contains(errOut, "--tls-fingerprint") {
+		t.Fatalf("add of an untrusted rtsps camera does not give its fingerprint %s and the flag:\n%s", fp, errOut)
+	}
+	if _, errOut, err := camCLI("camera", "rm", "door", "--api", d.addr); err != nil {
+		t.Fatalf("rm: %v %s", err, errOut)
+	}
+	if _, errOut, err := camCLI("camera", "add", "door", url, "--tls-fingerprint", fp, "--api", d.addr); err != nil || errOut != "" {
+		t.Fatalf("add --tls-fingerprint: %v %s", err, errOut)
+	}
+	camWait(t, d, "door", "RUNNING", 30*time.Second)
+	out, _, err := camCLI("camera", "show", "door", "--api", d.addr)
+	if err != nil || !strings.Contains(out, "certificate pinned") {
+		t.Fatalf("show: %v\n%s", err, out)
 	}
 }

@@ -44,6 +44,7 @@ const Python = "/usr/bin/python3"
 // camera with a one-second GOP, no audio and no auth.
 type Options struct {
 	Path         string // default "/cam"
+	Port         int    // default: a free port
 	Codec        string // h264 (default), h265
 	Audio        string // "", opus, pcmu, pcma, aac
 	Width        int
@@ -106,6 +107,7 @@ func Start(t testing.TB, o Options) *Camera {
 		}
 	}
 	add("--path", o.Path)
+	add("--port", strconv.Itoa(o.Port))
 	add("--codec", o.Codec)
 	add("--audio", o.Audio)
 	add("--width", strconv.Itoa(o.Width))

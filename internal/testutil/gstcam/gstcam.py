@@ -74,6 +74,7 @@ class CountingAuth(GstRtspServer.RTSPAuth):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--path", default="/cam")
+    p.add_argument("--port", type=int, default=0)
     p.add_argument("--codec", default="h264")
     p.add_argument("--audio", default="")
     p.add_argument("--width", type=int, default=320)
@@ -91,7 +92,7 @@ def main():
     Gst.init(None)
     server = GstRtspServer.RTSPServer()
     server.set_address("127.0.0.1")
-    server.set_service("0")
+    server.set_service(str(a.port))
 
     launch = video(a)
     if a.audio:
