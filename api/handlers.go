@@ -18,6 +18,7 @@ import (
 
 	"github.com/camd/camd/device"
 	"github.com/camd/camd/internal/procfd"
+	"github.com/camd/camd/stream"
 )
 
 func (s *Server) camera(v device.View) CameraJSON {
@@ -51,7 +52,8 @@ func (s *Server) addCamera(w http.ResponseWriter, r *http.Request) {
 	if !s.decode(w, r, &req) {
 		return
 	}
-	spec := device.Spec{Name: req.Name, URL: req.URL, Transport: req.Transport}
+	spec := device.Spec{Name: req.Name, URL: req.URL, Transport: req.Transport,
+		TLS: stream.CameraTLS{Fingerprint: req.TLSFingerprint, CAFile: req.TLSCA, Insecure: req.TLSInsecure}}
 	// Validate before touching the Manager so that a rejected request is
 	// refused without taking the Manager's locks; the Manager validates
 	// again, and that is the check that counts.
@@ -86,6 +88,7 @@ func (s *Server) putCamera(w http.ResponseWriter, r *http.Request) {
 	if req.Transport != nil {
 		spec.Transport = *req.Transport
 	}
+	spec.TLS = req.tls(spec.TLS)
 	s.update(w, r, name, spec)
 }
 
@@ -102,7 +105,7 @@ func (s *Server) patchCamera(w http.ResponseWriter, r *http.Request) {
 	}
 	// The view's URL is redacted, so it is never sent back: an empty URL
 	// tells the Manager to keep the stored one as it is.
-	spec := device.Spec{Name: cur.Name, Transport: cur.Transport}
+	spec := device.Spec{Name: cur.Name, Transport: cur.Transport, TLS: req.tls(cur.TLS)}
 	if req.Name != nil {
 		spec.Name = *req.Name
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/camd/camd/device"
+	"github.com/camd/camd/stream"
 )
 
 // CameraJSON is a camera as the API shows it.
@@ -15,8 +16,16 @@ type CameraJSON struct {
 	// URL has any password replaced by "xxxxx".
 	URL       string `json:"url"`
 	Transport string `json:"transport"`
-	// State is the live state: STOPPED, STARTING, RUNNING, RECONNECTING or
-	// CRASHED.
+	// TransportActive is the transport the connection uses ("tcp" or
+	// "udp"): for "auto", the one it settled on.
+	TransportActive string `json:"transport_active,omitempty"`
+	// TLSFingerprint, TLSCA and TLSInsecure are how an rtsps:// camera's
+	// certificate is trusted (see AddRequest).
+	TLSFingerprint string `json:"tls_fingerprint,omitempty"`
+	TLSCA          string `json:"tls_ca,omitempty"`
+	TLSInsecure    bool   `json:"tls_insecure,omitempty"`
+	// State is the live state: STOPPED, STARTING, RUNNING, RECONNECTING,
+	// CRASHED or REFUSED (the camera refused us: see last_error).
 	State string `json:"state"`
 	// PersistedStatus is what survives a restart: running, crashed or stopped.
 	PersistedStatus string `json:"persisted_status"`
@@ -58,6 +67,10 @@ func cameraJSON(v device.View) CameraJSON {
 		ID:                 v.ID,
 		URL:                v.URL,
 		Transport:          v.Transport,
+		TransportActive:    v.TransportActive,
+		TLSFingerprint:     v.TLS.Fingerprint,
+		TLSCA:              v.TLS.CAFile,
+		TLSInsecure:        v.TLS.Insecure,
 		State:              v.State.String(),
 		PersistedStatus:    v.Persisted,
 		Since:              v.Since,
@@ -92,6 +105,14 @@ type AddRequest struct {
 	Name      string `json:"name"`
 	URL       string `json:"url"`
 	Transport string `json:"transport,omitempty"`
+	// TLSFingerprint pins an rtsps:// camera's certificate by its SHA-256
+	// fingerprint (hex, colons allowed); TLSCA is the absolute path of a
+	// PEM file of CAs its chain must verify against (the name is not
+	// checked); TLSInsecure accepts any certificate. At most one is set;
+	// with none the certificate must verify as for a browser.
+	TLSFingerprint string `json:"tls_fingerprint,omitempty"`
+	TLSCA          string `json:"tls_ca,omitempty"`
+	TLSInsecure    bool   `json:"tls_insecure,omitempty"`
 	// Start defaults to true: a camera added is a camera meant to run.
 	Start *bool `json:"start,omitempty"`
 }
@@ -105,6 +126,25 @@ type UpdateRequest struct {
 	Name      *string `json:"name,omitempty"`
 	URL       *string `json:"url,omitempty"`
 	Transport *string `json:"transport,omitempty"`
+	// The TLS fields, as in AddRequest; for PATCH, set ones replace the
+	// camera's and "" (false) clears one.
+	TLSFingerprint *string `json:"tls_fingerprint,omitempty"`
+	TLSCA          *string `json:"tls_ca,omitempty"`
+	TLSInsecure    *bool   `json:"tls_insecure,omitempty"`
+}
+
+// tls applies the request's TLS fields to t.
+func (r UpdateRequest) tls(t stream.CameraTLS) stream.CameraTLS {
+	if r.TLSFingerprint != nil {
+		t.Fingerprint = *r.TLSFingerprint
+	}
+	if r.TLSCA != nil {
+		t.CAFile = *r.TLSCA
+	}
+	if r.TLSInsecure != nil {
+		t.Insecure = *r.TLSInsecure
+	}
+	return t
 }
 
 // CameraCounts counts cameras, by live state.

@@ -30,6 +30,8 @@ var durationBounds = []durationBound{
 	{"supervision.force_restart_after", time.Second, time.Hour, func(c Config) Duration { return c.Super.ForceRestartAfter }},
 	{"supervision.backoff_min", 100 * time.Millisecond, time.Minute, func(c Config) Duration { return c.Super.BackoffMin }},
 	{"supervision.backoff_max", time.Second, time.Hour, func(c Config) Duration { return c.Super.BackoffMax }},
+	{"supervision.refused_retry", 10 * time.Second, 24 * time.Hour, func(c Config) Duration { return c.Super.RefusedRetry }},
+	{"supervision.refused_retry_max", 10 * time.Second, 24 * time.Hour, func(c Config) Duration { return c.Super.RefusedRetryMax }},
 	{"supervision.read_timeout", time.Second, 5 * time.Minute, func(c Config) Duration { return c.Super.ReadTimeout }},
 	{"relay.describe_wait", time.Second, time.Minute, func(c Config) Duration { return c.Relay.DescribeWait }},
 	{"fd.interval", 100 * time.Millisecond, time.Hour, func(c Config) Duration { return c.FD.Interval }},

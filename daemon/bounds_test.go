@@ -131,7 +131,8 @@ func TestEveryDurationIsBoundedAndDocumented(t *testing.T) {
 		"supervision.stall_timeout": set.StallTimeout, "supervision.flap_debounce": set.FlapDebounce,
 		"supervision.crashed_after": set.CrashedAfter, "supervision.force_restart_after": set.ForceRestartAfter,
 		"supervision.backoff_min": set.BackoffMin, "supervision.backoff_max": set.BackoffMax,
-		"supervision.read_timeout": set.ReadTimeout,
+		"supervision.read_timeout": set.ReadTimeout, "supervision.refused_retry": set.RefusedRetry,
+		"supervision.refused_retry_max": set.RefusedRetryMax,
 	}
 	yaml, err := os.ReadFile(filepath.Join("..", "packaging", "camd.yaml"))
 	if err != nil {

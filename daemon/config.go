@@ -124,6 +124,9 @@ type SupervisionConfig struct {
 	BackoffMin Duration `yaml:"backoff_min"`
 	// BackoffMax defaults to 30 seconds.
 	BackoffMax Duration `yaml:"backoff_max"`
+	// RefusedRetry defaults to 5 minutes, RefusedRetryMax to 30.
+	RefusedRetry    Duration `yaml:"refused_retry"`
+	RefusedRetryMax Duration `yaml:"refused_retry_max"`
 	// ReadTimeout defaults to 10 seconds.
 	ReadTimeout Duration `yaml:"read_timeout"`
 	// ReadBatch defaults to 100 milliseconds; 0s reads every packet as it
@@ -288,6 +291,9 @@ func (c Config) Validate() error {
 	if s.BackoffMax != 0 && s.BackoffMin != 0 && s.BackoffMax < s.BackoffMin {
 		return bad("supervision.backoff_max (%s) is below backoff_min (%s)", s.BackoffMax.D(), s.BackoffMin.D())
 	}
+	if s.RefusedRetryMax != 0 && s.RefusedRetry != 0 && s.RefusedRetryMax < s.RefusedRetry {
+		return bad("supervision.refused_retry_max (%s) is below refused_retry (%s)", s.RefusedRetryMax.D(), s.RefusedRetry.D())
+	}
 	if s.ReadBatch != nil {
 		rt := s.ReadTimeout.D()
 		if rt <= 0 {
@@ -397,6 +403,8 @@ func (c Config) Settings() device.Settings {
 		ForceRestartAfter: s.ForceRestartAfter.D(),
 		BackoffMin:        s.BackoffMin.D(),
 		BackoffMax:        s.BackoffMax.D(),
+		RefusedRetry:      s.RefusedRetry.D(),
+		RefusedRetryMax:   s.RefusedRetryMax.D(),
 		ReadTimeout:       s.ReadTimeout.D(),
 		ReadBatch:         readBatch(s.ReadBatch),
 	}.WithDefaults()

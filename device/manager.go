@@ -86,7 +86,7 @@ type Manager struct {
 	ready    atomic.Bool
 }
 
-var stateNames = [...]State{StateStopped, StateStarting, StateRunning, StateReconnecting, StateCrashed}
+var stateNames = [...]State{StateStopped, StateStarting, StateRunning, StateReconnecting, StateCrashed, StateRefused}
 
 // NewManager returns a Manager; call Start to load cameras from the store.
 func NewManager(cfg Config) (*Manager, error) {
@@ -202,7 +202,7 @@ func (m *Manager) loop() {
 	t := time.NewTicker(m.cfg.LoopInterval)
 	defer t.Stop()
 	lastSummary := time.Now()
-	decodeErrs := map[string]uint64{}
+	decodeErrs := map[string]decodeCounts{}
 	for {
 		select {
 		case <-m.ctx.Done():
@@ -225,7 +225,10 @@ func (m *Manager) loop() {
 // packet.
 const summaryInterval = time.Minute
 
-func (m *Manager) summariseDecodeErrors(last map[string]uint64) {
+// decodeCounts are a camera's meter counts as of the last summary.
+type decodeCounts struct{ errors, losses uint64 }
+
+func (m *Manager) summariseDecodeErrors(last map[string]decodeCounts) {
 	m.mu.RLock()
 	sups := make([]*supervisor, 0, len(m.cams))
 	for _, s := range m.cams {
@@ -234,10 +237,16 @@ func (m *Manager) summariseDecodeErrors(last map[string]uint64) {
 	m.mu.RUnlock()
 	seen := make(map[string]bool, len(sups))
 	for _, s := range sups {
-		n := s.meter.Snapshot(time.Now()).DecodeErrors
+		snap := s.meter.Snapshot(time.Now())
+		n := decodeCounts{errors: snap.DecodeErrors, losses: snap.Losses}
+		prev := last[s.rec.Name]
 		seen[s.rec.Name] = true
-		if d := n - last[s.rec.Name]; d > 0 && n >= last[s.rec.Name] {
+		if d := n.errors - prev.errors; d > 0 && n.errors >= prev.errors {
 			s.log.Warn("camera sent undecodable video", "packets_dropped", d, "in_last", summaryInterval)
+		}
+		// Loss on the way (UDP) is the network's doing, not the camera's.
+		if d := n.losses - prev.losses; d > 0 && n.losses >= prev.losses {
+			s.log.Info("camera video lost packets on the way; frames dropped until the next whole one", "losses", d, "in_last", summaryInterval)
 		}
 		last[s.rec.Name] = n
 	}
@@ -331,6 +340,9 @@ func (m *Manager) Add(ctx context.Context, spec Spec, start bool) (View, error) 
 		Name:            spec.Name,
 		URL:             spec.URL,
 		Transport:       spec.Transport,
+		TLSFingerprint:  spec.TLS.Fingerprint,
+		TLSCA:           spec.TLS.CAFile,
+		TLSInsecure:     spec.TLS.Insecure,
 		Status:          store.StatusStopped,
 		StatusUpdatedAt: now,
 		CreatedAt:       now,
@@ -391,6 +403,7 @@ func (m *Manager) Update(ctx context.Context, name string, spec Spec) (View, err
 	}
 	oldURL := rec.URL
 	rec.Name, rec.URL, rec.Transport = spec.Name, spec.URL, spec.Transport
+	rec.TLSFingerprint, rec.TLSCA, rec.TLSInsecure = spec.TLS.Fingerprint, spec.TLS.CAFile, spec.TLS.Insecure
 	if err := m.st.PutCamera(rec); err != nil {
 		// Bring the old camera back as it was.
 		m.spawn(old.rec, rec.Status != store.StatusStopped)
@@ -539,7 +552,8 @@ func (m *Manager) SetSettings(s Settings) {
 	}
 	m.log.Info("supervision settings changed", "stall_timeout", s.StallTimeout, "flap_debounce", s.FlapDebounce,
 		"crashed_after", s.CrashedAfter, "force_restart_after", s.ForceRestartAfter,
-		"backoff_min", s.BackoffMin, "backoff_max", s.BackoffMax)
+		"backoff_min", s.BackoffMin, "backoff_max", s.BackoffMax, "refused_retry", s.RefusedRetry,
+		"refused_retry_max", s.RefusedRetryMax, "read_timeout", s.ReadTimeout)
 }
 
 // LastLoop returns when the supervision loop last ran; liveness checks and

@@ -14,9 +14,12 @@ type Settings struct {
 	// CrashedAfter: a camera failing for longer than this is CRASHED and the
 	// status is persisted. It defaults to 30 seconds.
 	CrashedAfter time.Duration `yaml:"crashed_after" json:"crashed_after"`
-	// ForceRestartAfter: a camera failing for longer than this gets a forced
-	// full restart (in-flight attempt abandoned, backoff reset), and again
-	// every ForceRestartAfter while it keeps failing. It defaults to 60 seconds.
+	// ForceRestartAfter: a camera failing for longer than this has its
+	// connection attempt in flight, if any, abandoned and started afresh,
+	// and again every ForceRestartAfter while it keeps failing. It is for a
+	// session that went bad: a camera waiting out its backoff between
+	// attempts that fail to connect is left to wait (the backoff is never
+	// reset by it). It defaults to 60 seconds.
 	ForceRestartAfter time.Duration `yaml:"force_restart_after" json:"force_restart_after"`
 	// BackoffMin is the first reconnect delay. It defaults to 1 second.
 	BackoffMin time.Duration `yaml:"backoff_min" json:"backoff_min"`
@@ -24,6 +27,13 @@ type Settings struct {
 	// attempts hurries the others' next attempt, each at most once per
 	// BackoffMax while it stays down. It defaults to 30 seconds.
 	BackoffMax time.Duration `yaml:"backoff_max" json:"backoff_max"`
+	// RefusedRetry is the first delay before a camera that refused us
+	// (StateRefused: wrong password, no such path…) is tried again; each
+	// refusal in a row doubles it up to RefusedRetryMax. Cameras that lock
+	// an account after failed logins count every try. They default to 5
+	// and 30 minutes.
+	RefusedRetry    time.Duration `yaml:"refused_retry" json:"refused_retry"`
+	RefusedRetryMax time.Duration `yaml:"refused_retry_max" json:"refused_retry_max"`
 	// ReadTimeout bounds every RTSP request and read of the camera
 	// connection. It defaults to 10 seconds.
 	ReadTimeout time.Duration `yaml:"read_timeout" json:"read_timeout"`
@@ -66,6 +76,8 @@ func (s Settings) withDefaults() Settings {
 	def(&s.ForceRestartAfter, 60*time.Second)
 	def(&s.BackoffMin, time.Second)
 	def(&s.BackoffMax, 30*time.Second)
+	def(&s.RefusedRetry, 5*time.Minute)
+	def(&s.RefusedRetryMax, 30*time.Minute)
 	def(&s.ReadTimeout, 10*time.Second)
 	if s.ReadBatch == 0 {
 		s.ReadBatch = DefaultReadBatch
@@ -73,6 +85,9 @@ func (s Settings) withDefaults() Settings {
 	s.ReadBatch = min(s.ReadBatch, MaxReadBatch(s.ReadTimeout))
 	if s.BackoffMax < s.BackoffMin {
 		s.BackoffMax = s.BackoffMin
+	}
+	if s.RefusedRetryMax < s.RefusedRetry {
+		s.RefusedRetryMax = s.RefusedRetry
 	}
 	return s
 }

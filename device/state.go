@@ -16,10 +16,19 @@ const (
 	// StateCrashed: failing long enough to count as down, or its reader panicked.
 	// It is still retried.
 	StateCrashed
+	// StateRefused: the camera refused us in a way that retrying at once
+	// will not cure (wrong password, no such path, no readable video, an
+	// untrusted certificate, an unknown host name; stream.ErrRefused). It
+	// is retried on the long RefusedRetry schedule, and at once when an
+	// operator changes or restarts it.
+	StateRefused
 )
 
 // States lists every state, in order.
-var States = []State{StateStopped, StateStarting, StateRunning, StateReconnecting, StateCrashed}
+var States = []State{StateStopped, StateStarting, StateRunning, StateReconnecting, StateCrashed, StateRefused}
+
+// down reports whether the state counts as down: CRASHED or REFUSED.
+func (s State) down() bool { return s == StateCrashed || s == StateRefused }
 
 // String returns the state's name in upper case, as shown to operators.
 func (s State) String() string {
@@ -34,6 +43,8 @@ func (s State) String() string {
 		return "RECONNECTING"
 	case StateCrashed:
 		return "CRASHED"
+	case StateRefused:
+		return "REFUSED"
 	}
 	return "UNKNOWN"
 }

@@ -103,6 +103,9 @@ func newSupervisor(m *Manager, rec store.Camera) *supervisor {
 	if m.cfg.NewTap != nil {
 		s.tap = m.cfg.NewTap(rec.Name)
 	}
+	if rec.TLSInsecure {
+		s.log.Warn("camera's TLS certificate is not verified (tls_insecure): the connection is encrypted, but anyone on the path can pose as the camera")
+	}
 	now := time.Now()
 	s.st = status{
 		state:       StateStopped,
@@ -144,14 +147,18 @@ type runLoop struct {
 	// run; zero while healthy.
 	failingSince time.Time
 	forced       int // forced restarts during this failure
-	fails        int // consecutive failed attempts, for the backoff
-	crashRun     int // consecutive reader crashes
-	retry        *time.Timer
-	retryAt      time.Time // when retry fires; zero when it is not set
-	kickedAt     time.Time // when kicked last moved retry earlier in this outage
-	stall        *time.Timer
-	fail         *time.Timer
-	abandon      *time.Timer // set while relaunch waits for a cancelled reader
+	// readTimeout is ReadTimeout as live connections see it: a new one
+	// (SIGHUP) reaches a batched connection that is already playing.
+	readTimeout stream.LiveTimeout
+	fails       int // consecutive failed attempts, for the backoff
+	refusals    int // consecutive refusals (stream.ErrRefused), for their schedule
+	crashRun    int // consecutive reader crashes
+	retry       *time.Timer
+	retryAt     time.Time // when retry fires; zero when it is not set
+	kickedAt    time.Time // when kicked last moved retry earlier in this outage
+	stall       *time.Timer
+	fail        *time.Timer
+	abandon     *time.Timer // set while relaunch waits for a cancelled reader
 }
 
 func stoppedTimer() *time.Timer {
@@ -237,9 +244,10 @@ func (l *runLoop) handle(k cmdKind) {
 		}
 		s.update(func(st *status) { st.restarts++ })
 		s.log.Info("camera restarted by operator")
-		l.fails = 0
+		l.fails, l.refusals = 0, 0
 		l.restartAttempt(StateStarting)
 	case cmdSettings:
+		l.readTimeout.Set(l.settings().ReadTimeout)
 		// Re-arm deadlines with the new thresholds.
 		if l.att != nil {
 			l.armStall()
@@ -252,7 +260,7 @@ func (l *runLoop) handle(k cmdKind) {
 func (l *runLoop) start() {
 	s := l.s
 	l.want = true
-	l.fails, l.crashRun, l.forced = 0, 0, 0
+	l.fails, l.refusals, l.crashRun, l.forced = 0, 0, 0, 0
 	l.failingSince = time.Now()
 	if s.persistedStatus() == store.StatusStopped {
 		s.persist(store.StatusRunning)
@@ -272,13 +280,16 @@ func (l *runLoop) launch() {
 	a := &attempt{gen: l.gen, cancel: cancel, started: time.Now()}
 	l.att = a
 	set := l.settings()
+	l.readTimeout.Set(set.ReadTimeout)
 	tr, _ := stream.ParseTransport(s.rec.Transport)
 	var gotFirst atomic.Bool
 	opts := stream.Options{
-		URL:         s.rec.URL,
-		Transport:   tr,
-		ReadTimeout: set.ReadTimeout,
-		ReadBatch:   max(set.ReadBatch, 0),
+		URL:             s.rec.URL,
+		Transport:       tr,
+		ReadTimeout:     set.ReadTimeout,
+		LiveReadTimeout: &l.readTimeout,
+		TLS:             cameraTLS(s.rec),
+		ReadBatch:       max(set.ReadBatch, 0),
 		OnDecodeError: func(err error) {
 			if !a.abandoned.Load() {
 				s.meter.DecodeError(err)
@@ -402,8 +413,9 @@ func (l *runLoop) abandonHung() {
 // one as soon as it has ended, showing state st meanwhile.
 func (l *runLoop) restartAttempt(st State) {
 	s := l.s
-	// A crashed camera stays CRASHED until frames arrive again.
-	if s.state() != StateCrashed {
+	// A crashed or refused camera keeps its state until frames arrive
+	// again.
+	if !s.state().down() {
 		s.setState(st)
 	}
 	l.retry.Stop()
@@ -468,10 +480,29 @@ func (l *runLoop) attemptEnded(r attemptResult) {
 		st.reconnectTimes = appendRecent(st.reconnectTimes, now)
 		st.lastError, st.lastErrorAt = msg, now
 	})
-	if s.state() != StateCrashed {
+	set := l.settings()
+	if errors.Is(r.err, stream.ErrRefused) {
+		// Retrying at once will not cure it, and a camera that locks an
+		// account after failed logins counts every try.
+		l.refusals++
+		s.setState(StateRefused)
+		d := backoff(l.refusals, set.RefusedRetry, set.RefusedRetryMax)
+		if l.refusals == 1 {
+			s.log.Warn("camera refused the connection; retrying on the long schedule", "err", msg, "retry_in", d.Round(time.Second))
+		} else {
+			s.log.Info("camera refused the connection again", "err", msg, "retry_in", d.Round(time.Second))
+		}
+		l.scheduleRetry(d)
+		l.armFail()
+		return
+	}
+	l.refusals = 0
+	switch st := s.state(); {
+	case st == StateRefused && s.persistedStatus() == store.StatusCrashed:
+		s.setState(StateCrashed) // down for longer than the debounce
+	case st != StateCrashed:
 		s.setState(StateReconnecting)
 	}
-	set := l.settings()
 	d := backoff(l.fails, set.BackoffMin, set.BackoffMax)
 	s.log.Info("camera connection ended; retrying", "err", msg, "retry_in", d.Round(time.Millisecond))
 	l.scheduleRetry(d)
@@ -493,7 +524,9 @@ func (l *runLoop) scheduleRetry(d time.Duration) {
 // recovery of another; once the camera is back, its next outage starts
 // afresh (running clears kickedAt).
 func (l *runLoop) kicked() {
-	if !l.want || l.att != nil || l.retryAt.IsZero() {
+	// A refusal is the camera's answer, not the network's: another
+	// camera's recovery says nothing about it.
+	if !l.want || l.att != nil || l.retryAt.IsZero() || l.refusals > 0 {
 		return
 	}
 	set := l.settings()
@@ -520,7 +553,7 @@ func (l *runLoop) running() {
 	}
 	l.failingSince = time.Time{}
 	l.kickedAt = time.Time{}
-	l.fails, l.crashRun, l.forced = 0, 0, 0
+	l.fails, l.refusals, l.crashRun, l.forced = 0, 0, 0, 0
 	l.fail.Stop()
 	s.setState(StateRunning)
 	s.persist(store.StatusRunning)
@@ -567,7 +600,9 @@ func (l *runLoop) checkStall() {
 		l.forced = 0
 	}
 	l.armFail()
-	l.restartAttempt(StateStarting)
+	// RECONNECTING, not STARTING: the camera was seen working and is now
+	// being reconnected.
+	l.restartAttempt(StateReconnecting)
 }
 
 // armFail sets the deadline of the next failure escalation: counting as
@@ -596,7 +631,7 @@ func (l *runLoop) forceAt() time.Time {
 
 func (l *runLoop) nextEscalation() (time.Time, bool) {
 	force := l.forceAt()
-	if l.s.state() != StateCrashed || l.s.persistedStatus() != store.StatusCrashed {
+	if l.s.persistedStatus() != store.StatusCrashed || !l.s.state().down() {
 		if c := l.crashAt(); c.Before(force) {
 			return c, true
 		}
@@ -610,17 +645,25 @@ func (l *runLoop) checkFailing() {
 		return
 	}
 	now := time.Now()
-	if !now.Before(l.crashAt()) && (s.state() != StateCrashed || s.persistedStatus() != store.StatusCrashed) {
+	if !now.Before(l.crashAt()) && (!s.state().down() || s.persistedStatus() != store.StatusCrashed) {
 		s.log.Warn("camera is down", "failing_for", now.Sub(l.failingSince).Round(time.Millisecond), "last_error", s.lastError())
-		s.setState(StateCrashed)
+		// A refused camera keeps saying why it is down.
+		if s.state() != StateRefused {
+			s.setState(StateCrashed)
+		}
 		s.persist(store.StatusCrashed)
 	}
 	if !now.Before(l.forceAt()) {
 		l.forced++
-		s.update(func(st *status) { st.restarts++ })
-		s.log.Warn("camera still failing; forcing a full restart", "failing_for", now.Sub(l.failingSince).Round(time.Millisecond))
-		l.fails = 0
-		l.restartAttempt(s.state())
+		// A forced restart is for a session that went bad. Between
+		// attempts that fail to connect the backoff decides when to try:
+		// restarting then (and resetting the backoff, as this once did)
+		// knocked on a refusing camera every ForceRestartAfter.
+		if l.att != nil {
+			s.update(func(st *status) { st.restarts++ })
+			s.log.Warn("camera still failing; forcing a full restart", "failing_for", now.Sub(l.failingSince).Round(time.Millisecond))
+			l.restartAttempt(s.state())
+		}
 	}
 	l.armFail()
 }
@@ -680,6 +723,11 @@ func (s *supervisor) persist(ps store.Status) {
 	s.m.pers.put(u)
 }
 
+// cameraTLS is how rec's certificate is trusted.
+func cameraTLS(rec store.Camera) stream.CameraTLS {
+	return stream.CameraTLS{Fingerprint: rec.TLSFingerprint, CAFile: rec.TLSCA, Insecure: rec.TLSInsecure}
+}
+
 // redact turns an attempt's error into a line fit for display: no secret
 // of the URL, and no control character (a camera's reason phrase can hold
 // terminal escapes, and this text reaches logs, the API and terminals).
@@ -724,6 +772,8 @@ func (s *supervisor) view(now time.Time) View {
 		Name:               s.rec.Name,
 		URL:                stream.RedactURL(s.rec.URL),
 		Transport:          s.rec.Transport,
+		TLS:                cameraTLS(s.rec),
+		TransportActive:    ms.Transport,
 		State:              st.state,
 		Since:              st.persistedAt,
 		StateSince:         st.stateSince,

@@ -46,8 +46,8 @@ func TestStallRestartsWithinThreshold(t *testing.T) {
 	if !strings.Contains(v.LastError, "no video frame") {
 		t.Errorf("last error %q, want it to name the stall", v.LastError)
 	}
-	if !h.trans.seen("cam1", StateRunning, StateStarting, StateRunning) {
-		t.Errorf("transitions %v, want RUNNING → STARTING → RUNNING", h.trans.of("cam1"))
+	if !h.trans.seen("cam1", StateRunning, StateReconnecting, StateRunning) {
+		t.Errorf("transitions %v, want RUNNING → RECONNECTING → RUNNING", h.trans.of("cam1"))
 	}
 }
 

@@ -3,6 +3,7 @@ package device
 import (
 	"fmt"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -33,7 +34,29 @@ func (sp Spec) Validate() (Spec, error) {
 		return sp, fmt.Errorf("%w: transport must be tcp, udp or auto", ErrInvalid)
 	}
 	sp.Transport = t.String()
+	if err := validateTLS(sp); err != nil {
+		return sp, err
+	}
+	if sp.TLS.Fingerprint != "" {
+		sp.TLS.Fingerprint, _ = stream.ParseFingerprint(sp.TLS.Fingerprint)
+	}
 	return sp, nil
+}
+
+func validateTLS(sp Spec) error {
+	if sp.TLS.IsZero() {
+		return nil
+	}
+	if !strings.HasPrefix(strings.ToLower(sp.URL), "rtsps://") {
+		return fmt.Errorf("%w: tls_fingerprint, tls_ca and tls_insecure apply to rtsps:// cameras only", ErrInvalid)
+	}
+	if sp.TLS.CAFile != "" && !filepath.IsAbs(sp.TLS.CAFile) {
+		return fmt.Errorf("%w: tls_ca must be an absolute path (the daemon reads it)", ErrInvalid)
+	}
+	if err := sp.TLS.Validate(); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return nil
 }
 
 func validateName(name string) error {
@@ -62,6 +85,9 @@ func validateURL(raw string) error {
 	// never passed on.
 	u, err := url.Parse(raw)
 	if err != nil {
+		if unencodedCredentials(raw) {
+			return fmt.Errorf("%w: url is not a valid URL: %s", ErrInvalid, encodeHint)
+		}
 		return fmt.Errorf("%w: url is not a valid URL", ErrInvalid)
 	}
 	if u.Scheme != "rtsp" && u.Scheme != "rtsps" {
@@ -72,6 +98,9 @@ func validateURL(raw string) error {
 	}
 	if p := u.Port(); p != "" {
 		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 || strings.TrimLeft(p, "0123456789") != "" {
+			if unencodedCredentials(raw) {
+				return fmt.Errorf("%w: url port must be a number from 1 to 65535; %s", ErrInvalid, encodeHint)
+			}
 			return fmt.Errorf("%w: url port must be a number from 1 to 65535", ErrInvalid)
 		}
 	}
@@ -87,7 +116,26 @@ func validateURL(raw string) error {
 	// would dial the wrong host and could show the rest of the password
 	// as a path. An '@' after the host with a user info is refused.
 	if u.User != nil && strings.Contains(u.EscapedPath()+"?"+u.RawQuery, "@") {
-		return fmt.Errorf("%w: url has an '@' after the host; write '@', '/', '?' and '#' in a user name or password as %%40, %%2F, %%3F and %%23", ErrInvalid)
+		return fmt.Errorf("%w: url has an '@' after the host; %s", ErrInvalid, encodeHint)
 	}
 	return nil
+}
+
+// encodeHint says how to write a password that breaks a URL.
+const encodeHint = "write '@', '/', '?', '#' and ':' in a user name or password as %40, %2F, %3F, %23 and %3A"
+
+// unencodedCredentials reports whether raw looks like a URL whose user info
+// holds a character that ends it early: an '@' after the first '/', '?' or
+// '#' past the scheme.
+func unencodedCredentials(raw string) bool {
+	_, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return false
+	}
+	at := strings.LastIndex(rest, "@")
+	if at < 0 {
+		return false
+	}
+	end := strings.IndexAny(rest, "/?#")
+	return end >= 0 && end < at
 }

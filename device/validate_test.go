@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/camd/camd/stream"
 )
 
 func TestValidate(t *testing.T) {
@@ -39,6 +41,13 @@ func TestValidate(t *testing.T) {
 		{Spec{Name: "x", URL: "rtsp://h/a b"}, false},
 		{Spec{Name: "x", URL: long}, false},
 		{Spec{Name: "x", URL: "rtsp://h/x", Transport: "sctp"}, false},
+		{Spec{Name: "x", URL: "rtsps://h/x", TLS: stream.CameraTLS{Fingerprint: strings.Repeat("AB:", 31) + "AB"}}, true},
+		{Spec{Name: "x", URL: "rtsps://h/x", TLS: stream.CameraTLS{Fingerprint: "AB:CD"}}, false},
+		{Spec{Name: "x", URL: "rtsp://h/x", TLS: stream.CameraTLS{Insecure: true}}, false},
+		{Spec{Name: "x", URL: "rtsps://h/x", TLS: stream.CameraTLS{Insecure: true}}, true},
+		{Spec{Name: "x", URL: "rtsps://h/x", TLS: stream.CameraTLS{CAFile: "ca.pem"}}, false},
+		{Spec{Name: "x", URL: "rtsps://h/x", TLS: stream.CameraTLS{CAFile: "/nonexistent/ca.pem"}}, false},
+		{Spec{Name: "x", URL: "rtsps://h/x", TLS: stream.CameraTLS{Insecure: true, Fingerprint: strings.Repeat("ab", 32)}}, false},
 	} {
 		got, err := tc.spec.Validate()
 		if (err == nil) != tc.ok {
@@ -55,6 +64,25 @@ func TestValidate(t *testing.T) {
 		} else if got.Transport == "" {
 			t.Errorf("transport not normalised: %+v", got)
 		}
+	}
+}
+
+// TestValidateSaysToPercentEncode checks that a password holding a
+// character that ends the user info early is refused with how to write it.
+func TestValidateSaysToPercentEncode(t *testing.T) {
+	for _, u := range []string{
+		"rtsp://admin:pa/ss@192.0.2.10/stream1",
+		"rtsp://admin:pa?ss@192.0.2.10/stream1",
+		"rtsps://user:p@ss/w:rd@cam.example/x",
+	} {
+		_, err := Spec{Name: "x", URL: u}.Validate()
+		if err == nil || !strings.Contains(err.Error(), "%40") || !strings.Contains(err.Error(), "%2F") {
+			t.Errorf("%s: error %v, want it to say to percent-encode", u, err)
+		}
+	}
+	// A URL that is wrong for another reason gets no such advice.
+	if _, err := (Spec{Name: "x", URL: "rtsp://h:port/x"}).Validate(); err == nil || strings.Contains(err.Error(), "%40") {
+		t.Errorf("rtsp://h:port/x: error %v, want a port error without encoding advice", err)
 	}
 }
 

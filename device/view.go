@@ -3,6 +3,8 @@ package device
 import (
 	"errors"
 	"time"
+
+	"github.com/camd/camd/stream"
 )
 
 // Spec is what an operator says about a camera.
@@ -14,6 +16,9 @@ type Spec struct {
 	URL string `json:"url"`
 	// Transport is "tcp" (the default), "udp" or "auto".
 	Transport string `json:"transport,omitempty"`
+	// TLS says how an rtsps:// camera's certificate is trusted; it is
+	// refused for rtsp://. TLS.CAFile must be an absolute path.
+	TLS stream.CameraTLS `json:"tls"`
 }
 
 // View is a camera as shown to operators: a snapshot, safe to hand out.
@@ -23,7 +28,12 @@ type View struct {
 	Name      string `json:"name"`
 	URL       string `json:"url"`
 	Transport string `json:"transport"`
-	State     State  `json:"state"`
+	// TLS is how the camera's certificate is trusted (nothing secret).
+	TLS stream.CameraTLS `json:"tls"`
+	// TransportActive is the transport of the current or last connection
+	// ("tcp" or "udp"), which for "auto" is the one it settled on.
+	TransportActive string `json:"transport_active,omitempty"`
+	State           State  `json:"state"`
 	// Since is when the persisted status last changed (status_updated_at).
 	Since time.Time `json:"since"`
 	// StateSince is when the live state last changed.

@@ -32,6 +32,11 @@ type Camera struct {
 	URL string `json:"url"`
 	// Transport is "tcp", "udp" or "auto"; "" means tcp.
 	Transport string `json:"transport,omitempty"`
+	// TLSFingerprint, TLSCA and TLSInsecure say how an rtsps:// camera's
+	// certificate is trusted (stream.CameraTLS).
+	TLSFingerprint string `json:"tls_fingerprint,omitempty"`
+	TLSCA          string `json:"tls_ca,omitempty"`
+	TLSInsecure    bool   `json:"tls_insecure,omitempty"`
 	// Status is the persisted status.
 	Status Status `json:"status"`
 	// StatusUpdatedAt is when Status last changed.

@@ -72,8 +72,10 @@ type batchConn struct {
 	takeCh atomic.Int32
 	take   func([]byte, time.Time)
 	// timeout is how long a batched connection may bring no data; 0 for
-	// no limit.
+	// no limit. live, when set and positive, overrides it while the
+	// connection runs (see Options.LiveReadTimeout).
 	timeout time.Duration
+	live    *LiveTimeout
 	// clientQuiet is set (before the first Read) when the client does not
 	// check for a read timeout itself: then it needs no sign that taken
 	// data came (see demuxBatch).
@@ -198,7 +200,7 @@ func (c *batchConn) Read(p []byte) (int, error) {
 			if err != nil {
 				return 0, err
 			}
-			if c.timeout > 0 && time.Since(c.lastData) >= c.timeout {
+			if c.timeout > 0 && time.Since(c.lastData) >= c.limit() {
 				return 0, c.timeoutError()
 			}
 			continue // nothing queued after all: sleep again
@@ -226,7 +228,7 @@ func (c *batchConn) Read(p []byte) (int, error) {
 // timeout it applies it as a read deadline.
 func (c *batchConn) readPlain(p []byte) (int, error) {
 	if c.timeout > 0 {
-		if err := c.Conn.SetReadDeadline(time.Now().Add(c.timeout)); err != nil {
+		if err := c.Conn.SetReadDeadline(time.Now().Add(c.limit())); err != nil {
 			return 0, err
 		}
 	}
@@ -237,8 +239,16 @@ func (c *batchConn) readPlain(p []byte) (int, error) {
 	return n, err
 }
 
+// limit is the read timeout in force now.
+func (c *batchConn) limit() time.Duration {
+	if d := c.live.Get(); d > 0 {
+		return d
+	}
+	return c.timeout
+}
+
 func (c *batchConn) timeoutError() error {
-	return fmt.Errorf("%w: no data for %s", ErrReadTimeout, c.timeout)
+	return fmt.Errorf("%w: no data for %s", ErrReadTimeout, c.limit())
 }
 
 // demux runs the bytes just read through dm (see demuxBatch).
@@ -259,7 +269,7 @@ func (c *batchConn) wait() error {
 	wake := c.nextTick()
 	if c.timeout > 0 {
 		// Not later than the timeout, whatever the interval.
-		if t := c.lastData.Add(c.timeout); t.Before(wake) {
+		if t := c.lastData.Add(c.limit()); t.Before(wake) {
 			wake = t
 		}
 	}

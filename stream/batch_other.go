@@ -13,6 +13,7 @@ import (
 type batchConn struct {
 	net.Conn
 	clientQuiet bool
+	live        *LiveTimeout
 }
 
 const batchSupported = false

@@ -3,6 +3,7 @@ package stream
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/bluenviron/gortsplib/v5/pkg/description"
@@ -88,6 +89,12 @@ type Options struct {
 	// ReadTimeout bounds each RTSP request and each wait for data on the
 	// connection. It defaults to 10 seconds.
 	ReadTimeout time.Duration
+	// LiveReadTimeout, when set, is read at every check of a batched TCP
+	// connection's read timeout (see ErrReadTimeout), so that a new
+	// read_timeout (SIGHUP) reaches connections already playing; a zero
+	// value in it leaves ReadTimeout in force. Other connections, and the
+	// RTSP client's request timeouts, take ReadTimeout at connect.
+	LiveReadTimeout *LiveTimeout
 	// ReadBatch, when positive, has a playing TCP connection read in
 	// batches: at most every ReadBatch (on ticks shared by all cameras) or
 	// once 64 KiB are queued, instead of once per packet. Over rtsp:// (not
@@ -98,6 +105,9 @@ type Options struct {
 	// delay. It works on Linux; elsewhere, and over UDP, every packet is
 	// read as it arrives. 0 reads every packet as it arrives.
 	ReadBatch time.Duration
+	// TLS says how an rtsps:// camera's certificate is trusted; the zero
+	// value verifies it as a browser would.
+	TLS CameraTLS
 	// OnInfo is called once the video track is set up, before any frame,
 	// and again before the next frame whenever what it reports changes
 	// (the size learnt from an in-band SPS or an MJPEG header, or a switch
@@ -129,3 +139,18 @@ var ErrReaderPanic = errors.New("reader panicked")
 
 // Is reports whether target is ErrReaderPanic.
 func (e *PanicError) Is(target error) bool { return target == ErrReaderPanic }
+
+// LiveTimeout is a duration that may change while connections use it. Its
+// zero value (and a nil pointer) reads as 0. Safe for concurrent use.
+type LiveTimeout struct{ ns atomic.Int64 }
+
+// Set stores d.
+func (t *LiveTimeout) Set(d time.Duration) { t.ns.Store(int64(d)) }
+
+// Get returns the duration; 0 for a nil LiveTimeout.
+func (t *LiveTimeout) Get() time.Duration {
+	if t == nil {
+		return 0
+	}
+	return time.Duration(t.ns.Load())
+}

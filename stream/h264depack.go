@@ -174,7 +174,7 @@ func (d *h264Depacketizer) decodeNALUs(pkt *rtp.Packet, arena *rtpArena) ([][]by
 		}
 		if pkt.SequenceNumber != d.fragmentNextSeqNum {
 			d.resetFragments()
-			return nil, fmt.Errorf("discarding frame since a RTP packet is missing")
+			return nil, errPacketMissing
 		}
 		d.fragmentsSize += len(pkt.Payload[2:])
 		if d.fragmentsSize > h264.MaxAccessUnitSize {

@@ -147,7 +147,7 @@ func (d *h265Depacketizer) decodeNALUs(pkt *rtp.Packet, arena *rtpArena) ([][]by
 		}
 		if pkt.SequenceNumber != d.fragmentNextSeqNum {
 			d.resetFragments()
-			return nil, fmt.Errorf("discarding frame since a RTP packet is missing")
+			return nil, errPacketMissing
 		}
 		d.fragmentsSize += len(pkt.Payload[3:])
 		if d.fragmentsSize > h265.MaxAccessUnitSize {

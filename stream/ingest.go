@@ -90,7 +90,7 @@ func newIngest(medi *description.Media, forma format.Format, onInfo func(Info),
 	case *format.MJPEG:
 		in.codec = CodecMJPEG
 	default:
-		return nil, fmt.Errorf("unsupported video codec %s", codecName(forma))
+		return nil, fmt.Errorf("%w %s", ErrUnsupportedCodec, codecName(forma))
 	}
 	if err := in.newDecoder(); err != nil {
 		return nil, err

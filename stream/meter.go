@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +21,7 @@ const meterBuckets = int(MeterWindow/time.Second) + 1
 type Meter struct {
 	frames, keyframes, bytes atomic.Uint64
 	decodeErrors             atomic.Uint64
+	losses                   atomic.Uint64
 	// lastFrame is in Unix nanoseconds, 0 before the first frame; it is an
 	// atomic because stall detection reads it on every deadline check.
 	lastFrame atomic.Int64
@@ -50,6 +52,9 @@ type MeterSnapshot struct {
 	Width, Height   int
 	Transport       string
 	DecodeErrors    uint64
+	// Losses counts packets lost in transit (UDP) and the frames dropped
+	// for them.
+	Losses uint64
 }
 
 // NewMeter returns an empty Meter.
@@ -91,8 +96,16 @@ func bucketIndex(sec int64) int {
 }
 
 // DecodeError counts one packet or access unit dropped because it could
-// not be decoded. Safe from any goroutine; it suits Options.OnDecodeError.
-func (m *Meter) DecodeError(error) { m.decodeErrors.Add(1) }
+// not be decoded, or, for an error that matches ErrPacketsLost, one loss
+// in transit (which says nothing against the camera). Safe from any
+// goroutine; it suits Options.OnDecodeError.
+func (m *Meter) DecodeError(err error) {
+	if errors.Is(err, ErrPacketsLost) {
+		m.losses.Add(1)
+		return
+	}
+	m.decodeErrors.Add(1)
+}
 
 // SetInfo records the track description of the current connection.
 func (m *Meter) SetInfo(i Info) {
@@ -118,6 +131,7 @@ func (m *Meter) Snapshot(now time.Time) MeterSnapshot {
 		Bytes:        m.bytes.Load(),
 		LastFrameAt:  m.LastFrame(),
 		DecodeErrors: m.decodeErrors.Load(),
+		Losses:       m.losses.Load(),
 	}
 
 	nowSec := now.Unix()

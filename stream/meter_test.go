@@ -1,10 +1,14 @@
 package stream
 
 import (
+	"errors"
+	"fmt"
 	"math"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pion/rtp"
 )
 
 func TestMeterRatesAndDecay(t *testing.T) {
@@ -116,5 +120,40 @@ func TestMeterConcurrent(t *testing.T) {
 	wg.Wait()
 	if s := m.Snapshot(time.Now()); s.Frames != 5000 {
 		t.Errorf("frames %d", s.Frames)
+	}
+}
+
+// TestLossIsNotUndecodable checks that a frame dropped for a packet lost on
+// the way (one FU-A fragment missing, as a lossy UDP link gives) counts as
+// a loss, not as undecodable video from the camera.
+func TestLossIsNotUndecodable(t *testing.T) {
+	var d h264Depacketizer
+	var arena rtpArena
+	defer arena.release()
+	fu := func(seq uint16, start, end bool) *rtp.Packet {
+		h := byte(5) // IDR slice
+		if start {
+			h |= 0x80
+		}
+		if end {
+			h |= 0x40
+		}
+		p := &rtp.Packet{Header: rtp.Header{SequenceNumber: seq, Timestamp: 9000, Marker: end}}
+		p.Payload, _ = arena.add([]byte{0x7c, h, 1, 2, 3})
+		return p
+	}
+	if _, err := d.decode(fu(1, true, false), &arena); err == nil {
+		t.Fatal("a first fragment completed a frame")
+	}
+	_, err := d.decode(fu(3, false, true), &arena) // 2 is lost
+	if !errors.Is(err, ErrPacketsLost) {
+		t.Fatalf("a missing fragment: error %v, want one matching ErrPacketsLost", err)
+	}
+	m := NewMeter()
+	m.DecodeError(fmt.Errorf("decode H.264 RTP packet: %w", err))
+	m.DecodeError(fmt.Errorf("%w: 3 RTP packets", ErrPacketsLost))
+	m.DecodeError(errors.New("invalid STAP-A packet"))
+	if s := m.Snapshot(time.Now()); s.Losses != 2 || s.DecodeErrors != 1 {
+		t.Fatalf("losses %d, decode errors %d; want 2 and 1", s.Losses, s.DecodeErrors)
 	}
 }

@@ -2,6 +2,7 @@ package stream
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -22,8 +23,23 @@ import (
 const DefaultReadTimeout = 10 * time.Second
 
 // ErrNoVideo is returned (wrapped, with the tracks found) by Read when the
-// camera offers no H.264, H.265 or MJPEG video track.
+// camera offers no H.264, H.265 or MJPEG video track. It is a refusal
+// (ErrRefused).
 var ErrNoVideo = errors.New("no video track")
+
+// ErrPacketsLost is matched by the errors given to Options.OnDecodeError
+// for packets lost in transit (UDP) and for frames dropped because one of
+// their packets is missing: the network's doing, not the camera's.
+var ErrPacketsLost = errors.New("packets lost in transit")
+
+// errPacketMissing is a depacketizer's: a fragment of the frame never came.
+var errPacketMissing error = lossError("discarding frame since a RTP packet is missing")
+
+// lossError is a loss in transit with its own message.
+type lossError string
+
+func (e lossError) Error() string      { return string(e) }
+func (lossError) Is(target error) bool { return target == ErrPacketsLost }
 
 // ErrReadTimeout is returned (wrapped) by Read when a TCP connection that
 // is read in batches (Options.ReadBatch) brings not a byte for
@@ -56,7 +72,7 @@ func Read(ctx context.Context, o Options) (err error) {
 		if p := panicked.Load(); p != nil {
 			err = p
 		}
-		err = RedactError(err, o.URL)
+		err = RedactError(refusal(err), o.URL)
 	}()
 
 	if err := ctx.Err(); err != nil {
@@ -70,6 +86,13 @@ func Read(ctx context.Context, o Options) (err error) {
 	u, err := base.ParseURL(o.URL)
 	if err != nil {
 		return fmt.Errorf("parse URL: %w", err)
+	}
+
+	var tlsConfig *tls.Config
+	if u.Scheme == "rtsps" {
+		if tlsConfig, err = o.TLS.config(u.Host); err != nil {
+			return fmt.Errorf("connect: %w", err)
+		}
 	}
 
 	timeout := o.ReadTimeout
@@ -138,6 +161,7 @@ func Read(ctx context.Context, o Options) (err error) {
 		ReadTimeout:  timeout,
 		WriteTimeout: timeout,
 		Protocol:     protocol(o.Transport),
+		TLSConfig:    tlsConfig,
 		DialContext: func(ctx context.Context, network, address string) (net.Conn, error) {
 			nc, err := (&net.Dialer{}).DialContext(ctx, network, address)
 			if err != nil {
@@ -148,6 +172,7 @@ func Read(ctx context.Context, o Options) (err error) {
 				watch = timeout
 			}
 			if b := newBatchConn(nc, o.ReadBatch, watch, take); b != nil {
+				b.live = o.LiveReadTimeout
 				b.clientQuiet = quieted
 				batch = b
 				if testDialed != nil {
@@ -196,7 +221,9 @@ func Read(ctx context.Context, o Options) (err error) {
 				in.setTransport("tcp")
 			}
 		},
-		OnPacketsLost: func(uint64) {},
+		OnPacketsLost: func(n uint64) {
+			decodeErrors(fmt.Errorf("%w: %d RTP packets", ErrPacketsLost, n))
+		},
 		OnDecodeError: func(err error) {
 			defer recoverPanic()
 			if in != nil {

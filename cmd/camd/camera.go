@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	iofs "io/fs"
+	"net/url"
 	"os"
 	"sort"
 	"strings"
@@ -226,6 +227,9 @@ func cameraAdd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	transport := fs.String("transport", "tcp", "RTSP transport: tcp, udp or auto")
 	stopped := fs.Bool("stopped", false, "add the camera without starting it")
 	urlFile := fs.String("url-file", "", "read the camera URL from file `F` instead of the command line")
+	tlsPin := fs.String("tls-fingerprint", "", "rtsps: trust the camera's certificate with this SHA-256 fingerprint (as openssl prints it)")
+	tlsCA := fs.String("tls-ca", "", "rtsps: trust certificates signed by the CAs in this PEM file (absolute path, read by the daemon)")
+	tlsInsecure := fs.Bool("tls-insecure", false, "rtsps: accept any certificate (encrypted, not authenticated)")
 	pos, err := cliParse(fs, args, stdout)
 	if err != nil {
 		return err
@@ -263,7 +267,8 @@ func cameraAdd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	ctx, cancel := context.WithTimeout(ctx, cliTimeout)
 	defer cancel()
 	start := !*stopped
-	body := api.AddRequest{Name: pos[0], URL: rawURL, Transport: *transport, Start: &start}
+	body := api.AddRequest{Name: pos[0], URL: rawURL, Transport: *transport, Start: &start,
+		TLSFingerprint: *tlsPin, TLSCA: *tlsCA, TLSInsecure: *tlsInsecure}
 	raw, err := cl.Do(ctx, "POST", "/api/v1/cameras", body)
 	if err != nil {
 		return c.report(stderr, err)
@@ -277,6 +282,17 @@ func cameraAdd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	// The URL printed is the API's, which is redacted.
 	fmt.Fprintf(stdout, "added %s %s (%s, %s)\n", cam.Name, cam.URL, cam.Transport, cam.State)
+	if *tlsInsecure {
+		fmt.Fprintln(stderr, "camd: warning: the camera's certificate is not verified (--tls-insecure)")
+	}
+	if start && strings.HasPrefix(cam.URL, "rtsps://") {
+		// A certificate that does not verify is the usual first failure
+		// of an rtsps camera: say so now, with the fingerprint to pin.
+		if c := firstOutcome(ctx, cl, cam.Name); c.State == "REFUSED" && strings.Contains(c.LastError, "tls_fingerprint") {
+			fmt.Fprintf(stderr, "camd: %s: %s\n", cam.Name, c.LastError)
+			fmt.Fprintf(stderr, "camd: if that is your camera's certificate, run: camd camera rm %s; camd camera add %s - --tls-fingerprint FINGERPRINT\n", cam.Name, cam.Name)
+		}
+	}
 	return nil
 }
 
@@ -307,6 +323,24 @@ func readURL(name string, r io.Reader) (string, error) {
 		return "", fmt.Errorf("no URL in %s (it is empty)", name)
 	}
 	return s, nil
+}
+
+// firstOutcome polls a camera just added until its first attempt has an
+// outcome (a state other than STARTING), for up to 5 s.
+func firstOutcome(ctx context.Context, cl *api.Client, name string) api.CameraJSON {
+	var cam api.CameraJSON
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		raw, err := cl.Do(ctx, "GET", "/api/v1/cameras/"+url.PathEscape(name), nil)
+		if err != nil || json.Unmarshal(raw, &cam) != nil {
+			return api.CameraJSON{}
+		}
+		if cam.State != "STARTING" {
+			return cam
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return cam
 }
 
 func cameraList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -353,11 +387,16 @@ func writeCameraTable(w io.Writer, cams []api.CameraJSON, now time.Time) {
 		if since.IsZero() {
 			since = cam.Since
 		}
+		// A running camera's last error is history; camera show has it.
 		lastErr := printable.String(cam.LastError)
-		if lastErr == "" {
+		if lastErr == "" || cam.State == "RUNNING" {
 			lastErr = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", cam.Name, cam.State, humanSince(since, now),
+		name := cam.Name
+		if cam.TLSInsecure {
+			name += " (tls-insecure)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", name, cam.State, humanSince(since, now),
 			humanFPS(cam.FPS, cam.State), humanBitrate(cam.BitrateBPS, cam.State), cam.ReconnectsLastHour, clip(lastErr, 60))
 	}
 	_ = tw.Flush()
@@ -425,7 +464,21 @@ func writeCameraDetail(w io.Writer, cam api.CameraJSON, now time.Time) {
 	row("Name", cam.Name)
 	row("ID", cam.ID)
 	row("URL", cam.URL)
-	row("Transport", cam.Transport)
+	if cam.TransportActive != "" && cam.TransportActive != cam.Transport {
+		row("Transport", fmt.Sprintf("%s (using %s)", cam.Transport, cam.TransportActive))
+	} else {
+		row("Transport", cam.Transport)
+	}
+	switch {
+	case cam.TLSFingerprint != "":
+		row("TLS", "certificate pinned, SHA-256 "+cam.TLSFingerprint)
+	case cam.TLSCA != "":
+		row("TLS", "certificate verified against "+cam.TLSCA)
+	case cam.TLSInsecure:
+		row("TLS", "certificate NOT verified (tls-insecure)")
+	case strings.HasPrefix(cam.URL, "rtsps://"):
+		row("TLS", "certificate verified against the system's CAs and the host name")
+	}
 	row("State", fmt.Sprintf("%s since %s", cam.State, humanSince(cam.StateSince, now)))
 	row("Persisted", fmt.Sprintf("%s since %s", cam.PersistedStatus, humanTime(cam.Since)))
 	video := "-"

@@ -17,7 +17,9 @@ import (
 	"github.com/camd/camd/api"
 	"github.com/camd/camd/device"
 	"github.com/camd/camd/internal/testutil"
+	"github.com/camd/camd/internal/testutil/gstcam"
 	"github.com/camd/camd/store"
+	"github.com/camd/camd/stream"
 	"github.com/camd/camd/stream/sim"
 )
 
@@ -400,5 +402,52 @@ func TestCLISecretNeverShown(t *testing.T) {
 	}
 	if !strings.Contains(all.String(), "user:xxxxx@") || !strings.Contains(logs, "api request") {
 		t.Errorf("test saw too little: output\n%s\nlogs\n%s", all.String(), logs)
+	}
+}
+
+// TestCameraTableLastError checks that camera ls shows the last error of a
+// camera that is down, and not that of a camera that runs again.
+func TestCameraTableLastError(t *testing.T) {
+	now := time.Now()
+	var b strings.Builder
+	writeCameraTable(&b, []api.CameraJSON{
+		{Name: "up", State: "RUNNING", LastError: "no video frame for 1m0s", StateSince: now},
+		{Name: "door", State: "REFUSED", LastError: "describe: bad status code: 401 (Unauthorized)", StateSince: now},
+	}, now)
+	lines := strings.Split(b.String(), "\n")
+	if strings.Contains(lines[1], "no video frame") || !strings.HasSuffix(strings.TrimSpace(lines[1]), "-") {
+		t.Errorf("a RUNNING camera shows its old error:\n%s", b.String())
+	}
+	if !strings.Contains(lines[2], "401") {
+		t.Errorf("a REFUSED camera does not show why:\n%s", b.String())
+	}
+}
+
+// TestCLIAddUntrustedCertificate adds an rtsps:// GStreamer camera whose
+// self-signed certificate does not verify: camera add says so with the
+// fingerprint and the flag that pins it, and the pinned camera runs.
+func TestCLIAddUntrustedCertificate(t *testing.T) {
+	pemFile, der := gstcam.SelfSigned(t, "camera.local")
+	cam := gstcam.Start(t, gstcam.Options{TLSPEM: pemFile})
+	d := startCamDaemon(t, false)
+	url := cam.URL("rtsps", "", "", "")
+	_, errOut, err := camCLI("camera", "add", "door", url, "--api", d.addr)
+	if err != nil {
+		t.Fatalf("add: %v %s", err, errOut)
+	}
+	fp := stream.Fingerprint(der)
+	if !strings.Contains(errOut, fp) || !strings.Contains(errOut, "--tls-fingerprint") {
+		t.Fatalf("add of an untrusted rtsps camera does not give its fingerprint %s and the flag:\n%s", fp, errOut)
+	}
+	if _, errOut, err := camCLI("camera", "rm", "door", "--api", d.addr); err != nil {
+		t.Fatalf("rm: %v %s", err, errOut)
+	}
+	if _, errOut, err := camCLI("camera", "add", "door", url, "--tls-fingerprint", fp, "--api", d.addr); err != nil || errOut != "" {
+		t.Fatalf("add --tls-fingerprint: %v %s", err, errOut)
+	}
+	camWait(t, d, "door", "RUNNING", 30*time.Second)
+	out, _, err := camCLI("camera", "show", "door", "--api", d.addr)
+	if err != nil || !strings.Contains(out, "certificate pinned") {
+		t.Fatalf("show: %v\n%s", err, out)
 	}
 }
