@@ -72,6 +72,10 @@ type RelayConfig struct {
 	// DescribeWait is how long a reader of a camera that is not streaming
 	// yet waits for its first keyframe. It defaults to 5 seconds.
 	DescribeWait Duration `yaml:"describe_wait"`
+	// StartPointTimeout is how long a camera's stream may go without a
+	// keyframe or recovery point before the camera's relay stats say so
+	// and its readers start at any frame. It defaults to 30 seconds.
+	StartPointTimeout Duration `yaml:"start_point_timeout"`
 }
 
 // Credentials are a reader's user and password for one camera.
@@ -145,6 +149,7 @@ const (
 	DefaultShutdownDeadline = 10 * time.Second
 	DefaultFDInterval       = 5 * time.Second
 	DefaultDescribeWait     = 5 * time.Second
+	DefaultStartPoint       = 30 * time.Second
 )
 
 // ErrConfig is returned (wrapped, with the file and the reason) by
@@ -290,6 +295,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Relay.DescribeWait == 0 {
 		c.Relay.DescribeWait = Duration(DefaultDescribeWait)
+	}
+	if c.Relay.StartPointTimeout == 0 {
+		c.Relay.StartPointTimeout = Duration(DefaultStartPoint)
 	}
 	if c.ShutdownDeadline == 0 {
 		c.ShutdownDeadline = Duration(DefaultShutdownDeadline)

@@ -202,6 +202,8 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 			Credentials:   cfg.relayCredentials(),
 			DescribeWait:  cfg.Relay.DescribeWait.D(),
 			Logger:        d.log,
+
+			StartPointTimeout: cfg.Relay.StartPointTimeout.D(),
 		})
 		if errors.Is(err, syscall.EADDRINUSE) {
 			return nil, fmt.Errorf("relay: listen %s: %w", cfg.Relay.Listen, syscall.EADDRINUSE)
@@ -322,7 +324,8 @@ func sameBool(a, b *bool) bool { return (a == nil) == (b == nil) && (a == nil ||
 
 func sameRelay(a, b RelayConfig) bool {
 	if a.Listen != b.Listen || a.UDPRTPAddress != b.UDPRTPAddress || a.User != b.User || a.Pass != b.Pass ||
-		a.DescribeWait != b.DescribeWait || len(a.Cameras) != len(b.Cameras) {
+		a.DescribeWait != b.DescribeWait || a.StartPointTimeout != b.StartPointTimeout ||
+		len(a.Cameras) != len(b.Cameras) {
 		return false
 	}
 	for k, v := range a.Cameras {
