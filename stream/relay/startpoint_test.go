@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"os/exec"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/bluenviron/gortsplib/v5"
 	"github.com/bluenviron/gortsplib/v5/pkg/base"
+	"github.com/bluenviron/gortsplib/v5/pkg/format"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 
 	"github.com/camd/camd/internal/testutil"
@@ -272,4 +274,66 @@ func TestNoStartPointStartsAnyway(t *testing.T) {
 	if n := len(logs.Lines("no keyframe or recovery point")); n != 1 {
 		t.Errorf("%d log lines about it, want 1:\n%s", n, logs.String())
 	}
+}
+
+// TestInBandParamsReplaceSDP: a camera whose SDP parameter sets differ
+// from those it sends in band. Readers are answered from the SDP before
+// the first frame; the in-band ones then become the description's without
+// ending those readers, who get them in band before the first picture.
+func TestInBandParamsReplaceSDP(t *testing.T) {
+	c := loadClip(t, "../sim/clip.h264")
+	sdp := *c
+	sdp.sps = append(bytes.Clone(c.sps), 0) // same picture, other bytes
+	s := newRelay(t, Config{})
+	f := s.Feed("cam1")
+	f.Info(sdp.info())
+	url := "rtsp://" + s.Addr() + "/cam1"
+	r, err := startReader(t, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := descSPS(t, r); !bytes.Equal(got, sdp.sps) {
+		t.Fatalf("description before the first frame has SPS %x, want the SDP's %x", got, sdp.sps)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(40 * time.Millisecond)
+		defer tick.Stop()
+		for n := 0; ; n++ {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			k := n % len(c.aus)
+			f.Frame(stream.Frame{Time: time.Now(), PTS: int64(n) * 3600, ClockRate: videoClockRate,
+				AU: c.aus[k], Size: auSize(c.aus[k]), Key: c.keys[k]})
+		}
+	}()
+	defer func() { cancel(); <-done }()
+	waitFor(t, 20*time.Second, "frames", func() bool { return r.frames.Load() >= 25 })
+	if r.ended() {
+		t.Fatalf("the reader's session ended: %v", r.err)
+	}
+	if au, _ := r.firstFrame(); len(au) == 0 || !bytes.Equal(au[0], c.sps) {
+		t.Errorf("the first frame does not start with the in-band SPS")
+	}
+	r2, err := startReader(t, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := descSPS(t, r2); !bytes.Equal(got, c.sps) {
+		t.Errorf("description after the first frame has SPS %x, want the in-band %x", got, c.sps)
+	}
+}
+
+func descSPS(t *testing.T, r *rtpReader) []byte {
+	t.Helper()
+	var fm *format.H264
+	if r.desc.FindFormat(&fm) == nil {
+		t.Fatal("no H.264 format in the description")
+	}
+	return fm.SPS
 }
