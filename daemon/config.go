@@ -70,7 +70,7 @@ type RelayConfig struct {
 	// Cameras overrides User and Pass per camera name.
 	Cameras map[string]Credentials `yaml:"cameras"`
 	// DescribeWait is how long a reader of a camera that is not streaming
-	// yet waits for its first keyframe. It defaults to 5 seconds.
+	// yet waits for its codec parameters. It defaults to 5 seconds.
 	DescribeWait Duration `yaml:"describe_wait"`
 	// StartPointTimeout is how long a camera's stream may go without a
 	// keyframe or recovery point before the camera's relay stats say so
