@@ -176,7 +176,7 @@ type rtpReader struct {
 	arrivals []arrival
 	// firstAU is the first access unit received whole (H.264).
 	firstAU [][]byte
-	// srs holds the RTCP sender reports received.
+	// srs holds the RTCP sender reports received for the video.
 	srs []senderReport
 }
 
@@ -234,8 +234,8 @@ func startReaderWith(t testing.TB, url string, proto gortsplib.Protocol) (*rtpRe
 		return fail(fmt.Errorf("setup: %w", err))
 	}
 	r.c.OnPacketRTPAny(func(_ *description.Media, _ format.Format, pkt *rtp.Packet) { r.packet(pkt) })
-	r.c.OnPacketRTCPAny(func(_ *description.Media, pkt rtcp.Packet) {
-		if sr, ok := pkt.(*rtcp.SenderReport); ok {
+	r.c.OnPacketRTCPAny(func(m *description.Media, pkt rtcp.Packet) {
+		if sr, ok := pkt.(*rtcp.SenderReport); ok && m.Type == description.MediaTypeVideo {
 			r.mu.Lock()
 			r.srs = append(r.srs, senderReport{at: time.Now(), ntp: ntp.Decode(sr.NTPTime), rtp: sr.RTPTime})
 			r.mu.Unlock()
