@@ -63,6 +63,7 @@ type Feed struct {
 	startRef     time.Time // last start point, else first frame of the connection
 	noStart      bool      // none for StartPointTimeout: any frame starts a reader
 	noStartSince time.Time // startRef when noStart was set
+	noStartSaid  bool      // noStart was logged on this connection
 
 	quit      chan struct{}
 	done      chan struct{}
@@ -227,6 +228,7 @@ func (f *Feed) Disconnected() {
 	// The next connection is given StartPointTimeout of its own, unless
 	// this one already showed that the camera sends no start points.
 	f.startRef = time.Time{}
+	f.noStartSaid = false
 	f.qmu.Unlock()
 	f.push(event{kind: evDisconnected})
 }
@@ -248,8 +250,13 @@ func (f *Feed) track(fr *stream.Frame) (start, anyway bool) {
 	if !f.noStart && fr.Time.Sub(f.startRef) >= f.s.cfg.StartPointTimeout {
 		f.noStart = true
 		f.noStartSince = f.startRef
-		f.queue = append(f.queue, event{kind: evNoStartPoint, frame: queuedFrame{time: f.startRef}})
-		f.signal()
+		// Once per connection: a camera whose start points are further
+		// apart than the timeout would otherwise log one line each.
+		if !f.noStartSaid {
+			f.noStartSaid = true
+			f.queue = append(f.queue, event{kind: evNoStartPoint, frame: queuedFrame{time: f.startRef}})
+			f.signal()
+		}
 	}
 	return false, f.noStart
 }

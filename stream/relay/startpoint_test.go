@@ -337,3 +337,30 @@ func descSPS(t *testing.T, r *rtpReader) []byte {
 	}
 	return fm.SPS
 }
+
+// TestNoStartPointLoggedOnce: a camera whose keyframes are further apart
+// than StartPointTimeout is logged once per connection, not once a GOP.
+func TestNoStartPointLoggedOnce(t *testing.T) {
+	c := loadClip(t, "../sim/clip.h264")
+	var logs testutil.LogBuffer
+	s := newRelay(t, Config{StartPointTimeout: 400 * time.Millisecond, Logger: testutil.Logger(&logs)})
+	f := s.Feed("cam1")
+	f.Info(c.info())
+	// A keyframe every 25 frames (1 s at 25 fps), 100 frames.
+	now := time.Now()
+	for n := range 100 {
+		k := n % len(c.aus)
+		f.Frame(stream.Frame{Time: now.Add(time.Duration(n) * 40 * time.Millisecond), PTS: int64(n) * 3600,
+			ClockRate: videoClockRate, AU: c.aus[k], Size: auSize(c.aus[k]), Key: n%25 == 0})
+	}
+	if st := s.Stats("cam1"); st.NoStartPointSince == nil {
+		t.Errorf("stats %+v, want no_start_point_since", st)
+	}
+	waitFor(t, 10*time.Second, "the log line", func() bool { return len(logs.Lines("no keyframe or recovery point")) > 0 })
+	// Any further line was queued with the first: give the Feed's
+	// goroutine a moment to handle it.
+	time.Sleep(200 * time.Millisecond)
+	if n := len(logs.Lines("no keyframe or recovery point")); n != 1 {
+		t.Errorf("%d log lines, want 1:\n%s", n, logs.String())
+	}
+}
