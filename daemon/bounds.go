@@ -33,6 +33,7 @@ var durationBounds = []durationBound{
 	{"supervision.refused_retry", 10 * time.Second, 24 * time.Hour, func(c Config) Duration { return c.Super.RefusedRetry }},
 	{"supervision.refused_retry_max", 10 * time.Second, 24 * time.Hour, func(c Config) Duration { return c.Super.RefusedRetryMax }},
 	{"supervision.read_timeout", time.Second, 5 * time.Minute, func(c Config) Duration { return c.Super.ReadTimeout }},
+	{"relay.start_point_timeout", time.Second, 10 * time.Minute, func(c Config) Duration { return c.Relay.StartPointTimeout }},
 	{"relay.describe_wait", time.Second, time.Minute, func(c Config) Duration { return c.Relay.DescribeWait }},
 	{"fd.interval", 100 * time.Millisecond, time.Hour, func(c Config) Duration { return c.FD.Interval }},
 	{"shutdown_deadline", time.Second, 10 * time.Minute, func(c Config) Duration { return c.ShutdownDeadline }},

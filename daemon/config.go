@@ -85,7 +85,7 @@ type RelayConfig struct {
 	// Cameras overrides User and Pass per camera name.
 	Cameras map[string]Credentials `yaml:"cameras"`
 	// DescribeWait is how long a reader of a camera that is not streaming
-	// yet waits for its first keyframe. It defaults to 5 seconds.
+	// yet waits for its codec parameters. It defaults to 5 seconds.
 	DescribeWait Duration `yaml:"describe_wait"`
 	// Public serves the relay off loopback without credentials (with a
 	// WARN at every start). It defaults to false: off loopback, camd
@@ -101,6 +101,10 @@ type RelayConfig struct {
 	// RTSPS (rtsps://) only. They default to "" (plain RTSP).
 	TLSCert string `yaml:"tls_cert"`
 	TLSKey  string `yaml:"tls_key"`
+	// StartPointTimeout is how long a camera's stream may go without a
+	// keyframe or recovery point before the camera's relay stats say so
+	// and its readers start at any frame. It defaults to 30 seconds.
+	StartPointTimeout Duration `yaml:"start_point_timeout"`
 }
 
 // Credentials are a reader's user and password for one camera.
@@ -180,6 +184,7 @@ const (
 	DefaultAPIMaxConns      = 64
 	DefaultRelayMaxConns    = 256
 	maxRelayMaxConns        = 1 << 20
+	DefaultStartPoint       = 30 * time.Second
 )
 
 // maxAPIConns bounds api.max_conns: each connection is a descriptor.
@@ -383,6 +388,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Relay.DescribeWait == 0 {
 		c.Relay.DescribeWait = Duration(DefaultDescribeWait)
+	}
+	if c.Relay.StartPointTimeout == 0 {
+		c.Relay.StartPointTimeout = Duration(DefaultStartPoint)
 	}
 	if c.ShutdownDeadline == 0 {
 		c.ShutdownDeadline = Duration(DefaultShutdownDeadline)

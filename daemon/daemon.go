@@ -234,6 +234,8 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 			TLSCert:       cfg.Relay.TLSCert,
 			TLSKey:        cfg.Relay.TLSKey,
 			Logger:        d.log,
+
+			StartPointTimeout: cfg.Relay.StartPointTimeout.D(),
 		})
 		if errors.Is(err, syscall.EADDRINUSE) {
 			return nil, fmt.Errorf("relay: listen %s: %w", cfg.Relay.Listen, syscall.EADDRINUSE)
@@ -361,7 +363,8 @@ func sameBool(a, b *bool) bool { return (a == nil) == (b == nil) && (a == nil ||
 
 func sameRelay(a, b RelayConfig) bool {
 	if a.Listen != b.Listen || a.UDPRTPAddress != b.UDPRTPAddress || a.User != b.User || a.Pass != b.Pass ||
-		a.DescribeWait != b.DescribeWait || len(a.Cameras) != len(b.Cameras) || a.Public != b.Public ||
+		a.DescribeWait != b.DescribeWait || a.StartPointTimeout != b.StartPointTimeout ||
+		len(a.Cameras) != len(b.Cameras) || a.Public != b.Public ||
 		a.MaxConns != b.MaxConns || a.AllowTunnel != b.AllowTunnel || a.TLSCert != b.TLSCert || a.TLSKey != b.TLSKey {
 		return false
 	}

@@ -24,7 +24,7 @@ import (
 
 // maxQueuedFrames bounds the access units waiting for a Feed's goroutine
 // (about 2.5 s at 25 fps). When it is reached the camera's frames are
-// dropped, never waited for, and the relay resumes at the next keyframe.
+// dropped, never waited for, and the relay resumes at the next start point.
 const maxQueuedFrames = 64
 
 // videoClockRate is the RTP clock rate of every video format the relay
@@ -56,6 +56,15 @@ type Feed struct {
 	stopped bool
 	wake    chan struct{} // capacity 1
 
+	// Where readers may start, tracked on the camera's side (Info, Frame
+	// and Disconnected) because while nobody reads run sees only the
+	// frames it may start at; guarded by qmu.
+	codec        string    // of the camera's track
+	startRef     time.Time // last start point, else first frame of the connection
+	noStart      bool      // none for StartPointTimeout: any frame starts a reader
+	noStartSince time.Time // startRef when noStart was set
+	noStartSaid  bool      // noStart was logged on this connection
+
 	quit      chan struct{}
 	done      chan struct{}
 	closeOnce sync.Once
@@ -70,6 +79,8 @@ type Feed struct {
 	readers      atomic.Int64
 	readersTotal atomic.Uint64
 	dropped      atomic.Uint64
+	streamOpen   atomic.Bool // run has a stream open
+	holding      atomic.Bool // run holds frames back until a start point
 
 	out output // owned by run
 }
@@ -80,6 +91,7 @@ const (
 	evInfo eventKind = iota
 	evFrame
 	evDisconnected
+	evNoStartPoint // the stream has had no start point for StartPointTimeout
 )
 
 type event struct {
@@ -94,7 +106,7 @@ type queuedFrame struct {
 	time      time.Time
 	pts       int64
 	clockRate int
-	key       bool
+	start     bool // a reader may start at this frame (see Feed.track)
 	gap       bool // frames were dropped just before this one
 	buf       *frameBuf
 }
@@ -159,25 +171,34 @@ func newFeed(s *Server, name string) *Feed {
 // Info implements device.Tap: the camera's video track was set up (or what
 // Info reports changed).
 func (f *Feed) Info(i stream.Info) {
+	f.qmu.Lock()
+	f.codec = i.Codec
+	f.qmu.Unlock()
 	f.push(event{kind: evInfo, info: i})
 }
 
 // Frame implements device.Tap. It copies the access unit and returns at
 // once; if the Feed's goroutine has fallen maxQueuedFrames behind, the frame
-// is dropped and the relay resumes at the next keyframe. While nobody reads
-// the camera only keyframes are copied (the relay needs them to start the
-// stream and to notice new parameters); the first reader starts at the next
-// keyframe.
+// is dropped and the relay resumes at the next start point. While nobody
+// reads the camera only start points are copied (the relay needs them to
+// notice new parameters and to keep its timeline); the first reader starts
+// at the next one.
 func (f *Feed) Frame(fr stream.Frame) {
-	if !fr.Key && f.readers.Load() == 0 {
-		// Nothing to relay, and nothing for run to do but note that the
-		// next reader must start at a keyframe, which a gap says: waking
-		// run for it would double the wake-ups of ingest.
-		f.qmu.Lock()
-		f.gap = f.gap || !f.stopped
+	f.qmu.Lock()
+	if f.stopped {
 		f.qmu.Unlock()
 		return
 	}
+	start, anyway := f.track(&fr)
+	if !start && f.readers.Load() == 0 && (!anyway || f.streamOpen.Load()) {
+		// Nothing to relay, and nothing for run to do but note that the
+		// next reader must start at a start point, which a gap says:
+		// waking run for it would double the wake-ups of ingest.
+		f.gap = true
+		f.qmu.Unlock()
+		return
+	}
+	f.qmu.Unlock()
 	buf := copyAU(fr.AU)
 	f.qmu.Lock()
 	if f.stopped || f.queued >= maxQueuedFrames {
@@ -190,7 +211,7 @@ func (f *Feed) Frame(fr stream.Frame) {
 		time:      fr.Time,
 		pts:       fr.PTS,
 		clockRate: fr.ClockRate,
-		key:       fr.Key,
+		start:     start || anyway,
 		gap:       f.gap,
 		buf:       buf,
 	}})
@@ -201,9 +222,43 @@ func (f *Feed) Frame(fr stream.Frame) {
 }
 
 // Disconnected implements device.Tap: the camera's connection ended. Readers
-// stay connected; the next connection resumes their stream at a keyframe.
+// stay connected; the next connection resumes their stream at a start point.
 func (f *Feed) Disconnected() {
+	f.qmu.Lock()
+	// The next connection is given StartPointTimeout of its own, unless
+	// this one already showed that the camera sends no start points.
+	f.startRef = time.Time{}
+	f.noStartSaid = false
+	f.qmu.Unlock()
 	f.push(event{kind: evDisconnected})
+}
+
+// track is called with qmu held for every frame of the camera. It reports
+// whether a reader may start at fr: start for a keyframe or a recovery
+// point, anyway for any frame of a stream that has had neither for
+// StartPointTimeout (an intra-refresh stream that marks none: a frame
+// after a whole refresh period is as good a start as any).
+func (f *Feed) track(fr *stream.Frame) (start, anyway bool) {
+	if f.startRef.IsZero() {
+		f.startRef = fr.Time
+	}
+	if fr.Key || recoveryPoint(f.codec, fr.AU) {
+		f.startRef = fr.Time
+		f.noStart = false
+		return true, false
+	}
+	if !f.noStart && fr.Time.Sub(f.startRef) >= f.s.cfg.StartPointTimeout {
+		f.noStart = true
+		f.noStartSince = f.startRef
+		// Once per connection: a camera whose start points are further
+		// apart than the timeout would otherwise log one line each.
+		if !f.noStartSaid {
+			f.noStartSaid = true
+			f.queue = append(f.queue, event{kind: evNoStartPoint, frame: queuedFrame{time: f.startRef}})
+			f.signal()
+		}
+	}
+	return false, f.noStart
 }
 
 // Close implements device.Tap: the camera was removed. Its readers get an
@@ -270,6 +325,9 @@ func (f *Feed) run() {
 			case evDisconnected:
 				f.out.needKey = true
 				f.out.newConn = true
+			case evNoStartPoint:
+				f.log.Warn("relay: camera sends no keyframe or recovery point; readers start at any frame",
+					"since", ev.frame.time, "after", f.s.cfg.StartPointTimeout)
 			}
 			*ev = event{}
 		}
@@ -301,6 +359,9 @@ func (f *Feed) waitStream(d time.Duration, serverDone <-chan struct{}) *gortspli
 }
 
 func (f *Feed) stats() Stats {
+	f.qmu.Lock()
+	noStart, since := f.noStart, f.noStartSince
+	f.qmu.Unlock()
 	f.pmu.Lock()
 	b, p := f.pastBytes, f.pastPackets
 	if f.cur != nil {
@@ -309,13 +370,18 @@ func (f *Feed) stats() Stats {
 		p += st.OutboundRTPPackets
 	}
 	f.pmu.Unlock()
-	return Stats{
+	st := Stats{
 		Readers:        int(f.readers.Load()),
 		ReadersTotal:   f.readersTotal.Load(),
 		BytesSent:      b,
 		PacketsSent:    p,
 		ReadersDropped: f.dropped.Load(),
 	}
+	st.WaitingForStartPoint = st.Readers > 0 && f.holding.Load()
+	if noStart {
+		st.NoStartPointSince = &since
+	}
+	return st
 }
 
 // output is the relaying state, owned by the Feed's goroutine.
@@ -327,7 +393,7 @@ type output struct {
 	vps        []byte // parameter sets last seen (SDP or in band)
 	sps        []byte
 	pps        []byte
-	needKey    bool // drop frames until a keyframe
+	needKey    bool // drop frames until a start point
 	newConn    bool // the next frame sent starts a new camera timeline
 	lastPTS    int64
 	warnedCode string
@@ -342,10 +408,11 @@ type output struct {
 	stVPS   []byte
 	stSPS   []byte
 	stPPS   []byte
-	started bool  // a frame was sent on st
-	offset  int64 // relay timestamp = camera PTS + offset
-	lastOut int64 // highest relay timestamp sent (not wrapped)
-	delta   int64 // frame interval estimate, for the join after a reconnect
+	started bool      // a frame was sent on st
+	offset  int64     // relay timestamp = camera PTS + offset
+	lastOut int64     // highest relay timestamp sent (not wrapped)
+	lastAt  time.Time // arrival of the last frame sent
+	delta   int64     // frame interval estimate, for joining a new timeline
 }
 
 func (f *Feed) handleInfo(i stream.Info) {
@@ -367,22 +434,49 @@ func (f *Feed) handleInfo(i stream.Info) {
 			f.log.Warn("relay: codec not supported; camera not relayed", "codec", i.Codec)
 		}
 	}
-	// The SDP's parameter sets; in-band ones found later take precedence.
-	if len(sps) > 0 {
-		o.vps, o.sps, o.pps = vps, sps, pps
-	}
 	o.width, o.height = i.Width, i.Height
-	if o.st == nil {
+	if o.st != nil {
+		switch {
+		case o.codec != o.stCodec:
+			f.closeStream("codec changed")
+		case o.width != 0 && o.stW == 0:
+			// The size is learnt from the first in-band SPS.
+			o.stW, o.stH = o.width, o.height
+		case o.width != 0 && (o.width != o.stW || o.height != o.stH):
+			f.closeStream("resolution changed")
+		}
+	}
+	// The SDP's parameter sets; in-band ones found later take precedence.
+	// Those of a stream just closed describe another picture.
+	switch {
+	case len(sps) > 0:
+		o.vps, o.sps, o.pps = vps, sps, pps
+	case o.st == nil:
+		o.vps, o.sps, o.pps = nil, nil, nil
+	}
+	// Readers are answered as soon as the parameters are known; they get
+	// frames from the next start point on.
+	f.open()
+}
+
+// open starts the stream if it is not open and the parameters are known.
+func (f *Feed) open() {
+	o := &f.out
+	if o.st != nil || o.codec == "" {
 		return
 	}
-	switch {
-	case o.codec != o.stCodec:
-		f.closeStream("codec changed")
-	case o.width != 0 && o.stW == 0:
-		// The size is learnt from the first in-band SPS.
-		o.stW, o.stH = o.width, o.height
-	case o.width != 0 && (o.width != o.stW || o.height != o.stH):
-		f.closeStream("resolution changed")
+	switch o.codec {
+	case stream.CodecH264:
+		if o.sps == nil || o.pps == nil {
+			return
+		}
+	case stream.CodecH265:
+		if o.vps == nil || o.sps == nil || o.pps == nil {
+			return
+		}
+	}
+	if err := f.openStream(); err != nil {
+		f.log.Error("relay: cannot serve camera", "err", err)
 	}
 }
 
@@ -394,25 +488,31 @@ func (f *Feed) handleFrame(fr *queuedFrame) {
 	if fr.gap {
 		o.needKey = true
 	}
-	if o.needKey && !fr.key {
+	if o.needKey && !fr.start {
+		f.holding.Store(true)
 		return
 	}
 	au := fr.buf.au
 	if len(au) == 0 {
 		return
 	}
-	if fr.key && o.codec != stream.CodecMJPEG {
+	if fr.start && o.codec != stream.CodecMJPEG {
 		au = f.keyParams(au)
 		if o.st != nil && (!bytes.Equal(o.sps, o.stSPS) || !bytes.Equal(o.pps, o.stPPS) || !bytes.Equal(o.vps, o.stVPS)) {
-			f.closeStream("parameter sets changed")
+			if o.started {
+				f.closeStream("parameter sets changed")
+			} else {
+				// Nothing was sent yet with those of the SDP: whoever
+				// read them gets these in band before the first picture.
+				f.reloadParams()
+			}
 		}
 	}
 	if o.st == nil {
-		if !fr.key {
+		if !fr.start {
 			return
 		}
-		if err := f.openStream(); err != nil {
-			f.log.Error("relay: cannot serve camera", "err", err)
+		if f.open(); o.st == nil {
 			return
 		}
 	}
@@ -427,19 +527,18 @@ func (f *Feed) handleFrame(fr *queuedFrame) {
 		o.lastOut = 0
 		o.started = true
 	case o.newConn:
-		// Join the new connection's timeline just after the last frame
-		// sent, so that readers see no jump.
-		o.offset = o.lastOut + o.delta - pts
+		o.offset = o.join(pts, fr.time)
 	default:
 		if d := pts - o.lastPTS; d > 0 && d < videoClockRate {
 			o.delta = d
 		}
 		if out := pts + o.offset; out > o.lastOut+maxJump || out < o.lastOut-maxJump {
-			o.offset = o.lastOut + o.delta - pts
+			o.offset = o.join(pts, fr.time)
 		}
 	}
 	o.newConn = false
 	o.lastPTS = pts
+	o.lastAt = fr.time
 	out := pts + o.offset
 	if out > o.lastOut {
 		o.lastOut = out
@@ -448,8 +547,10 @@ func (f *Feed) handleFrame(fr *queuedFrame) {
 	if f.readers.Load() == 0 {
 		// Nobody to send to: spare the packetizing.
 		o.needKey = true
+		f.holding.Store(false)
 		return
 	}
+	f.holding.Store(false)
 	pkts, err := o.enc.encode(au)
 	if err != nil {
 		// A frame the camera sent but that cannot be packetized again:
@@ -469,9 +570,36 @@ func (f *Feed) handleFrame(fr *queuedFrame) {
 	}
 }
 
-// keyParams records the parameter sets carried by a keyframe and returns
-// the access unit with the missing ones prepended, so that every keyframe a
-// reader gets is decodable on its own.
+// join returns the offset that puts a new camera timeline (a reconnect, or
+// a camera clock that jumped) after the last frame sent by the wall-clock
+// time between their arrivals, at least one frame interval: the relay's
+// timeline keeps real time, so that a recording has the gap where the
+// outage was and RTCP sender reports map RTP to NTP time consistently.
+func (o *output) join(pts int64, t time.Time) int64 {
+	step := o.delta
+	if gap := t.Sub(o.lastAt); !o.lastAt.IsZero() && gap > 0 {
+		step = max(step, int64(gap/time.Microsecond)*videoClockRate/1e6)
+	}
+	return o.lastOut + step - pts
+}
+
+// reloadParams makes the parameter sets last seen those of the stream's
+// description.
+func (f *Feed) reloadParams() {
+	o := &f.out
+	switch fm := o.media.Formats[0].(type) {
+	case *format.H264:
+		fm.SPS, fm.PPS = o.sps, o.pps
+	case *format.H265:
+		fm.VPS, fm.SPS, fm.PPS = o.vps, o.sps, o.pps
+	}
+	o.st.ReloadDesc()
+	o.stVPS, o.stSPS, o.stPPS = o.vps, o.sps, o.pps
+}
+
+// keyParams records the parameter sets carried by a start point and
+// returns the access unit with the missing ones prepended, so that every
+// start point a reader gets is decodable on its own.
 func (f *Feed) keyParams(au [][]byte) [][]byte {
 	o := &f.out
 	var vps, sps, pps []byte
@@ -562,6 +690,7 @@ func (f *Feed) openStream() error {
 	o.stCodec, o.stW, o.stH = o.codec, o.width, o.height
 	o.stVPS, o.stSPS, o.stPPS = o.vps, o.sps, o.pps
 	o.started = false
+	f.streamOpen.Store(true)
 	f.pmu.Lock()
 	f.cur = st
 	close(f.ready)
@@ -580,6 +709,8 @@ func (f *Feed) closeStream(reason string) {
 	}
 	o.st, o.media, o.enc = nil, nil, nil
 	o.needKey = true
+	f.streamOpen.Store(false)
+	f.holding.Store(false)
 	stats := st.Stats()
 	f.pmu.Lock()
 	f.cur = nil

@@ -24,7 +24,9 @@ import (
 	"github.com/bluenviron/gortsplib/v5/pkg/format"
 	"github.com/bluenviron/gortsplib/v5/pkg/format/rtph264"
 	"github.com/bluenviron/gortsplib/v5/pkg/liberrors"
+	"github.com/bluenviron/gortsplib/v5/pkg/ntp"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 
 	"github.com/camd/camd/stream"
@@ -169,6 +171,24 @@ type rtpReader struct {
 	// tails holds the last 8 bytes of each access unit received whole:
 	// enough to tell which picture of a clip it is.
 	tails []uint64
+	// arrivals holds, for each frame (marker bit), when it came and its
+	// RTP timestamp.
+	arrivals []arrival
+	// firstAU is the first access unit received whole (H.264).
+	firstAU [][]byte
+	// srs holds the RTCP sender reports received for the video.
+	srs []senderReport
+}
+
+type arrival struct {
+	at time.Time
+	ts uint32
+}
+
+type senderReport struct {
+	at  time.Time
+	ntp time.Time
+	rtp uint32
 }
 
 // startReader connects, describes, sets up (TCP) and plays url.
@@ -214,6 +234,13 @@ func startReaderWith(t testing.TB, url string, proto gortsplib.Protocol) (*rtpRe
 		return fail(fmt.Errorf("setup: %w", err))
 	}
 	r.c.OnPacketRTPAny(func(_ *description.Media, _ format.Format, pkt *rtp.Packet) { r.packet(pkt) })
+	r.c.OnPacketRTCPAny(func(m *description.Media, pkt rtcp.Packet) {
+		if sr, ok := pkt.(*rtcp.SenderReport); ok && m.Type == description.MediaTypeVideo {
+			r.mu.Lock()
+			r.srs = append(r.srs, senderReport{at: time.Now(), ntp: ntp.Decode(sr.NTPTime), rtp: sr.RTPTime})
+			r.mu.Unlock()
+		}
+	})
 	if _, err := r.c.Play(nil); err != nil {
 		return fail(fmt.Errorf("play: %w", err))
 	}
@@ -245,6 +272,11 @@ func (r *rtpReader) packet(pkt *rtp.Packet) {
 				tail = binary.BigEndian.Uint64(last[len(last)-8:])
 			}
 			r.tails = append(r.tails, tail)
+			if r.firstAU == nil {
+				for _, nalu := range au {
+					r.firstAU = append(r.firstAU, bytes.Clone(nalu))
+				}
+			}
 		}
 	}
 	now := time.Now()
@@ -256,6 +288,7 @@ func (r *rtpReader) packet(pkt *rtp.Packet) {
 		return
 	}
 	r.frames.Add(1)
+	r.arrivals = append(r.arrivals, arrival{now, pkt.Timestamp})
 	if r.haveTS {
 		step := int64(int32(pkt.Timestamp - r.lastTS))
 		if step < 0 || step > videoClockRate {
@@ -264,6 +297,64 @@ func (r *rtpReader) packet(pkt *rtp.Packet) {
 		r.maxStep = max(r.maxStep, step)
 	}
 	r.haveTS, r.lastTS = true, pkt.Timestamp
+}
+
+// realTimeErrors checks the reader's timeline against the wall clock: a
+// timestamp that goes back, or a step between frames that differs from
+// the time between their arrivals by more than tol where either is above
+// half a second (a pause: an outage must show in the timestamps, and a
+// timestamp jump must be a pause). Arrival jitter of single frames is not
+// checked.
+func (r *rtpReader) realTimeErrors(tol time.Duration) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var bad []string
+	for i := 1; i < len(r.arrivals); i++ {
+		a, b := r.arrivals[i-1], r.arrivals[i]
+		step := time.Duration(int64(int32(b.ts-a.ts)) * int64(time.Second) / videoClockRate)
+		wall := b.at.Sub(a.at)
+		switch {
+		case step < 0:
+			bad = append(bad, fmt.Sprintf("frame %d: timestamp went back by %s", i, -step))
+		case (step > time.Second/2 || wall > time.Second/2) && (step-wall > tol || wall-step > tol):
+			bad = append(bad, fmt.Sprintf("frame %d: timestamp step %s after a pause of %s", i, step, wall))
+		}
+	}
+	return bad
+}
+
+// longestPause returns the longest time between two frames' arrivals and
+// the timestamp step between them.
+func (r *rtpReader) longestPause() (wall, step time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := 1; i < len(r.arrivals); i++ {
+		a, b := r.arrivals[i-1], r.arrivals[i]
+		if w := b.at.Sub(a.at); w > wall {
+			wall = w
+			step = time.Duration(int64(int32(b.ts-a.ts)) * int64(time.Second) / videoClockRate)
+		}
+	}
+	return wall, step
+}
+
+// senderReports returns the RTCP sender reports received so far.
+func (r *rtpReader) senderReports() []senderReport {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]senderReport(nil), r.srs...)
+}
+
+// firstFrame returns the first access unit received whole and when the
+// first frame arrived.
+func (r *rtpReader) firstFrame() ([][]byte, time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var at time.Time
+	if len(r.arrivals) > 0 {
+		at = r.arrivals[0].at
+	}
+	return r.firstAU, at
 }
 
 // maxTSStep returns the largest timestamp step seen between frames.
@@ -367,6 +458,26 @@ type ffmpegProc struct {
 	stderr bytes.Buffer
 	done   chan struct{}
 	err    error
+
+	mu sync.Mutex
+	// progress holds, for each progress report, when it came and the
+	// output timestamp it gave (out_time_us).
+	progress []progressPoint
+}
+
+type progressPoint struct {
+	at  time.Time
+	out time.Duration
+}
+
+// lastProgress returns the latest progress report.
+func (p *ffmpegProc) lastProgress() (progressPoint, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.progress) == 0 {
+		return progressPoint{}, false
+	}
+	return p.progress[len(p.progress)-1], true
 }
 
 // startFFmpeg starts ffmpeg reading url over TCP with the given output
@@ -375,7 +486,7 @@ func startFFmpeg(t testing.TB, url string, out ...string) *ffmpegProc {
 	t.Helper()
 	bin := needTool(t, "ffmpeg")
 	args := []string{"-hide_banner", "-nostdin", "-loglevel", "error", "-progress", "pipe:1",
-		"-rtsp_transport", "tcp", "-i", url}
+		"-stats_period", "0.1", "-rtsp_transport", "tcp", "-i", url}
 	args = append(args, out...)
 	p := &ffmpegProc{cmd: exec.Command(bin, args...), done: make(chan struct{})}
 	p.cmd.Stderr = &lockedWriter{w: &p.stderr}
@@ -392,6 +503,13 @@ func startFFmpeg(t testing.TB, url string, out ...string) *ffmpegProc {
 			if v, ok := strings.CutPrefix(sc.Text(), "frame="); ok {
 				if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
 					p.frames.Store(n)
+				}
+			}
+			if v, ok := strings.CutPrefix(sc.Text(), "out_time_us="); ok {
+				if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil && n > 0 {
+					p.mu.Lock()
+					p.progress = append(p.progress, progressPoint{time.Now(), time.Duration(n) * time.Microsecond})
+					p.mu.Unlock()
 				}
 			}
 		}

@@ -106,8 +106,9 @@ func TestTenReadersOneCameraSession(t *testing.T) {
 
 // TestReadersSurviveCameraDrop: a gortsplib reader and a long-running
 // ffmpeg keep their sessions across a camera drop; the gortsplib reader sees
-// continuous sequence numbers and timestamps and resumes at a keyframe, and
-// ffmpeg's frame count keeps rising once the camera is back.
+// continuous sequence numbers, timestamps that keep real time (they advance
+// by the drop's length) and resumes at a keyframe, and ffmpeg's frame count
+// keeps rising once the camera is back.
 func TestReadersSurviveCameraDrop(t *testing.T) {
 	c := loadClip(t, "../sim/clip.h264")
 	sm := newSim(t, 1)
@@ -144,8 +145,13 @@ func TestReadersSurviveCameraDrop(t *testing.T) {
 	if g := r.seqGaps.Load(); g != 0 {
 		t.Errorf("%d RTP sequence gaps across the drop", g)
 	}
-	if b := r.tsBad.Load(); b != 0 {
-		t.Errorf("%d RTP timestamp jumps (max step %d)", b, r.maxTSStep())
+	// Timestamps advance by the wall-clock length of the drop, and jump
+	// nowhere else.
+	for _, e := range r.realTimeErrors(time.Second) {
+		t.Error(e)
+	}
+	if pause, step := r.longestPause(); step < 2*time.Second {
+		t.Errorf("timestamps advanced %s over the drop (a pause of %s), want the drop's 2 s at least", step, pause)
 	}
 	if r.resumes.Load() == 0 {
 		t.Errorf("the reader saw no pause: was the camera really dropped? (sessions %d)", sm.Sessions(1))
@@ -159,23 +165,65 @@ func TestReadersSurviveCameraDrop(t *testing.T) {
 }
 
 // TestMP4AcrossCameraDrop: ffmpeg writes the relay into an .mp4 with -c copy
-// across a camera drop; the file decodes end to end without an error and
-// its duration matches its frame count (no timestamp gap).
+// across a short camera drop; the file decodes end to end without an error
+// and keeps real time (see recordAcrossDrop).
 func TestMP4AcrossCameraDrop(t *testing.T) {
+	recordAcrossDrop(t, 2*time.Second)
+}
+
+// TestMP4KeepsOutage: an 11 s outage while ffmpeg records the relay leaves
+// an 11 s gap in the file, whose duration is the wall-clock recording
+// time.
+func TestMP4KeepsOutage(t *testing.T) {
+	recordAcrossDrop(t, 11*time.Second)
+}
+
+// recordAcrossDrop has ffmpeg record the relay into an .mp4 (-c copy) while
+// the camera is down for about down, beside a gortsplib reader. The file
+// decodes end to end without an error; its duration is within a second of
+// the wall-clock recording time and its packets jump by the outage; the
+// reader's RTP timestamps advance by the wall-clock length of each pause,
+// its sequence numbers stay continuous, and the RTCP sender reports before
+// and after the outage map RTP time to NTP time consistently.
+func recordAcrossDrop(t *testing.T, down time.Duration) {
 	ffprobe := needTool(t, "ffprobe")
 	ffmpeg := needTool(t, "ffmpeg")
 	sm := newSim(t, 1)
 	s := newRelay(t, Config{})
 	supervise(t, sm.URL(1), s.Feed("cam1"))
-	out := filepath.Join(t.TempDir(), "out.mp4")
-	p := startFFmpeg(t, "rtsp://"+s.Addr()+"/cam1", "-c", "copy", "-f", "mp4", "-y", out)
-	waitFor(t, 30*time.Second, "frames before the drop", func() bool { return p.frames.Load() >= 50 })
-	if err := sm.SetFault(1, sim.FaultDrop, 2*time.Second); err != nil {
+	url := "rtsp://" + s.Addr() + "/cam1"
+	r, err := startReader(t, url)
+	if err != nil {
 		t.Fatal(err)
 	}
+	out := filepath.Join(t.TempDir(), "out.mp4")
+	p := startFFmpeg(t, url, "-c", "copy", "-f", "mp4", "-y", out)
+	waitFor(t, 30*time.Second, "frames before the drop", func() bool {
+		_, ok := p.lastProgress()
+		return ok && p.frames.Load() >= 50 && r.frames.Load() >= 50
+	})
+	// The file's start in wall-clock time, from ffmpeg's progress once
+	// it streams: the time of a report less the output time it gives.
+	before, _ := p.lastProgress()
+	fileStart := before.at.Add(-before.out)
+	if err := sm.SetFault(1, sim.FaultDrop, down); err != nil {
+		t.Fatal(err)
+	}
+	dropped := time.Now()
 	waitFor(t, 10*time.Second, "the camera to be down", func() bool { return sm.Sessions(1) >= 2 })
+	waitFor(t, down+30*time.Second, "the camera to be back", func() bool {
+		return sm.ActiveSessions(1) == 1 && time.Since(dropped) > down
+	})
+	backAt := time.Now()
 	back := p.frames.Load()
 	waitFor(t, 30*time.Second, "frames after the drop", func() bool { return p.frames.Load() >= back+75 })
+	// A sender report made after the camera came back (they come every
+	// 10 s).
+	waitFor(t, 30*time.Second, "a sender report after the outage", func() bool {
+		srs := r.senderReports()
+		return len(srs) > 0 && srs[len(srs)-1].at.After(backAt.Add(time.Second))
+	})
+	stopAt := time.Now()
 	p.stop(t)
 	if p.err != nil && !strings.Contains(p.err.Error(), "exit status 255") {
 		t.Fatalf("ffmpeg: %v\n%s", p.err, p.stderr.String())
@@ -204,20 +252,67 @@ func TestMP4AcrossCameraDrop(t *testing.T) {
 	}
 	frames, _ := strconv.Atoi(res.Streams[0].Frames)
 	dur, _ := strconv.ParseFloat(res.Streams[0].Duration, 64)
-	t.Logf("mp4: %d frames, %.2f s, ffmpeg counted %d", frames, dur, p.frames.Load())
 	if int64(frames) < back+75 {
 		t.Errorf("mp4 has %d frames, want at least %d", frames, back+75)
 	}
-	// The relay joins the reconnected camera's timeline just after the last
-	// frame: a 2 s outage leaves no 2 s hole.
-	if want := float64(frames) / 25; dur < want-1 || dur > want+1 {
-		t.Errorf("mp4 lasts %.2f s for %d frames (%.2f s at 25 fps): timestamps jumped", dur, frames, want)
+	// The outage is a gap between two packets of the file, as long as the
+	// pause the gortsplib reader saw.
+	pkts, err := exec.CommandContext(ctx, ffprobe, "-v", "error", "-select_streams", "v:0",
+		"-show_entries", "packet=pts_time", "-of", "csv=p=0", out).Output()
+	if err != nil {
+		t.Fatalf("ffprobe packets: %v", err)
+	}
+	var first, gap, prev float64
+	for i, l := range strings.Fields(string(pkts)) {
+		v, err := strconv.ParseFloat(strings.TrimSuffix(l, ","), 64)
+		if err != nil {
+			t.Fatalf("ffprobe packet %q: %v", l, err)
+		}
+		if i == 0 {
+			first = v
+		} else {
+			gap = max(gap, v-prev)
+		}
+		prev = v
+	}
+	// ffmpeg's output time counts from the first packet it got, the file
+	// from the first keyframe it kept.
+	wall := stopAt.Sub(fileStart).Seconds() - first
+	t.Logf("mp4: %d frames, %.2f s; recorded for %.2f s of wall-clock time; ffmpeg counted %d",
+		frames, dur, wall, p.frames.Load())
+	if dur < wall-1 || dur > wall+1 {
+		t.Errorf("mp4 lasts %.2f s, recorded for %.2f s of wall-clock time", dur, wall)
+	}
+	pause, step := r.longestPause()
+	t.Logf("largest gap between packets of the file %.2f s; the reader's longest pause %s (timestamp step %s)",
+		gap, pause.Round(time.Millisecond), step.Round(time.Millisecond))
+	if gap < down.Seconds()-0.5 || gap < pause.Seconds()-1 || gap > pause.Seconds()+1 {
+		t.Errorf("largest gap between packets %.2f s, want the outage: at least %s, and the reader paused %s", gap, down, pause)
+	}
+
+	if g := r.seqGaps.Load(); g != 0 {
+		t.Errorf("%d RTP sequence gaps across the drop", g)
+	}
+	for _, e := range r.realTimeErrors(time.Second) {
+		t.Error(e)
+	}
+	srs := r.senderReports()
+	if len(srs) < 2 || !srs[0].at.Before(dropped) {
+		t.Fatalf("%d sender reports, want one before the drop and one after", len(srs))
+	}
+	a, b := srs[0], srs[len(srs)-1]
+	ntpSpan := b.ntp.Sub(a.ntp)
+	rtpSpan := time.Duration(int64(b.rtp-a.rtp) * int64(time.Second) / videoClockRate)
+	t.Logf("sender reports %s apart in NTP time, %s in RTP time", ntpSpan.Round(time.Millisecond), rtpSpan.Round(time.Millisecond))
+	if d := ntpSpan - rtpSpan; d > time.Second/2 || d < -time.Second/2 {
+		t.Errorf("sender reports %s apart in NTP time but %s in RTP time", ntpSpan, rtpSpan)
 	}
 }
 
 // TestSameParametersKeepReaders feeds the relay directly: a second camera
 // connection with the same parameters, a different PTS origin and a start in
-// the middle of a GOP continues the readers' stream seamlessly.
+// the middle of a GOP continues the readers' stream seamlessly, in real
+// time.
 func TestSameParametersKeepReaders(t *testing.T) {
 	c := loadClip(t, "../sim/clip.h264")
 	s := newRelay(t, Config{})
@@ -253,11 +348,16 @@ func TestSameParametersKeepReaders(t *testing.T) {
 	if r.ended() {
 		t.Fatalf("session ended: %v", r.err)
 	}
-	if g, b := r.seqGaps.Load(), r.tsBad.Load(); g != 0 || b != 0 {
-		t.Errorf("%d sequence gaps, %d timestamp jumps", g, b)
+	if g := r.seqGaps.Load(); g != 0 {
+		t.Errorf("%d sequence gaps", g)
 	}
-	if m := r.maxTSStep(); m > 2*3600 {
-		t.Errorf("largest timestamp step %d, want about one frame (3600)", m)
+	// The reconnect (300 ms, then the second connection's pictures up to
+	// its first keyframe) advances the timestamps by as much.
+	for _, e := range r.realTimeErrors(time.Second) {
+		t.Error(e)
+	}
+	if pause, step := r.longestPause(); step < 300*time.Millisecond {
+		t.Errorf("timestamps advanced %s over the reconnect (a pause of %s), want at least 300ms", step, pause)
 	}
 	// From its first keyframe on, the reader gets the first connection to
 	// its end (picture 49), then the second connection from its first

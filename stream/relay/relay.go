@@ -6,7 +6,11 @@
 // The relay re-packetizes the camera's access units onto its own RTP
 // timeline, so that when the camera reconnects with the same codec
 // parameters, readers keep their session and see continuous RTP sequence
-// numbers and timestamps, starting again at a keyframe. When the parameters
+// numbers, with timestamps that advance by the outage's wall-clock length,
+// starting again at a start point. A start point is a keyframe, an SEI
+// recovery point, or, for a stream that has had neither for
+// Config.StartPointTimeout, any frame. DESCRIBE is answered as soon as the
+// camera's parameters are known (from its SDP or in band). When the parameters
 // change (codec, resolution, SPS/PPS), the stream is closed so that readers
 // get an end of stream and can reconnect to the new description.
 //
@@ -45,6 +49,10 @@ const (
 	// DefaultDescribeWait is how long DESCRIBE waits by default for a
 	// camera that is not streaming yet.
 	DefaultDescribeWait = 5 * time.Second
+	// DefaultStartPointTimeout is how long a stream may go without a
+	// keyframe or recovery point, by default, before Stats says so and
+	// readers start at any frame: several GOPs of any ordinary camera.
+	DefaultStartPointTimeout = 30 * time.Second
 	// DefaultQueueSize is the default per-reader write queue, in packets.
 	DefaultQueueSize = 512
 )
@@ -81,10 +89,17 @@ type Config struct {
 	// the credentials for the camera called name, and ok false to fall back
 	// to User and Pass. A returned user "" means that camera needs none.
 	Credentials func(name string) (user, pass string, ok bool)
-	// DescribeWait is how long DESCRIBE (and SETUP) waits for the first
-	// keyframe of a camera that has a Feed but is not streaming yet, before
-	// answering 503 Service Unavailable. It defaults to 5 seconds.
+	// DescribeWait is how long DESCRIBE (and SETUP) waits for the codec
+	// parameters of a camera that has a Feed but is not streaming yet,
+	// before answering 503 Service Unavailable. It defaults to 5 seconds.
 	DescribeWait time.Duration
+	// StartPointTimeout is how long a camera's stream may go without a
+	// keyframe or SEI recovery point (from its connection's first frame
+	// or its last one) before it is taken for an intra-refresh stream that
+	// marks none: Stats.NoStartPointSince shows it, one line is logged,
+	// and readers then start at any frame instead of waiting. It defaults
+	// to 30 seconds.
+	StartPointTimeout time.Duration
 	// QueueSize is each reader's write queue, in RTP packets; it must be a
 	// power of two. A reader whose queue overflows is dropped. It defaults
 	// to 512 (several seconds of a typical camera stream).
@@ -125,6 +140,13 @@ type Stats struct {
 	PacketsSent uint64 `json:"packets_sent"`
 	// ReadersDropped counts readers closed for falling behind.
 	ReadersDropped uint64 `json:"readers_dropped"`
+	// WaitingForStartPoint is true while readers are connected but get
+	// nothing because the relay waits for a keyframe or recovery point.
+	WaitingForStartPoint bool `json:"waiting_for_start_point,omitempty"`
+	// NoStartPointSince, when set, is since when the stream has had no
+	// keyframe or recovery point (for at least StartPointTimeout):
+	// readers start at any frame and may see a broken picture at first.
+	NoStartPointSince *time.Time `json:"no_start_point_since,omitempty"`
 }
 
 // Server is the relay's RTSP server. Create it with New, feed it with Feed
@@ -158,6 +180,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.DescribeWait <= 0 {
 		cfg.DescribeWait = DefaultDescribeWait
+	}
+	if cfg.StartPointTimeout <= 0 {
+		cfg.StartPointTimeout = DefaultStartPointTimeout
 	}
 	if cfg.QueueSize == 0 {
 		cfg.QueueSize = DefaultQueueSize

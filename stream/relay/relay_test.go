@@ -78,7 +78,8 @@ func TestDescribeWaitsThen503(t *testing.T) {
 }
 
 // TestDescribeWaitsForFirstKeyframe: a reader that arrives before the
-// camera is answered as soon as the first keyframe is in.
+// camera is answered as soon as the camera's parameters are in, and gets
+// its frames from the first keyframe on.
 func TestDescribeWaitsForFirstKeyframe(t *testing.T) {
 	c := loadClip(t, "../sim/clip.h264")
 	s := newRelay(t, Config{DescribeWait: 20 * time.Second})
