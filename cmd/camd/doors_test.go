@@ -29,7 +29,10 @@ func TestRunAPIOverTLS(t *testing.T) {
 	if !strings.Contains(p.stderr.String(), " api="+url+" ") {
 		t.Errorf("start line does not give %s:\n%s", url, p.stderr.String())
 	}
-	if !strings.Contains(strings.ReplaceAll(strings.ToLower(p.stderr.String()), ":", ""), "tls_sha256="+fp) {
+	// The API logs its line from its own goroutine, after the start line.
+	if !testutil.Poll(10*time.Second, func() bool {
+		return strings.Contains(strings.ReplaceAll(strings.ToLower(p.stderr.String()), ":", ""), "tls_sha256="+fp)
+	}) {
 		t.Errorf("the certificate's fingerprint is not logged:\n%s", p.stderr.String())
 	}
 
