@@ -53,6 +53,7 @@ type Feed struct {
 	queue   []event
 	queued  int  // frames in queue
 	gap     bool // a frame was dropped since the last one queued
+	aqueued int  // audio packets in queue
 	stopped bool
 	wake    chan struct{} // capacity 1
 
@@ -71,7 +72,8 @@ type Feed struct {
 	readersTotal atomic.Uint64
 	dropped      atomic.Uint64
 
-	out output // owned by run
+	out output   // owned by run
+	aud audioOut // owned by run
 }
 
 type eventKind uint8
@@ -80,12 +82,14 @@ const (
 	evInfo eventKind = iota
 	evFrame
 	evDisconnected
+	evAudio
 )
 
 type event struct {
 	kind  eventKind
 	info  stream.Info
 	frame queuedFrame
+	audio *audioPacket
 }
 
 // queuedFrame is a copy of a stream.Frame, whose AU is only valid during
@@ -152,6 +156,7 @@ func newFeed(s *Server, name string) *Feed {
 	}
 	f.out.needKey = true
 	f.out.delta = videoClockRate / 25
+	f.aud.track = -1
 	go f.run()
 	return f
 }
@@ -219,6 +224,7 @@ func (f *Feed) Close() {
 		f.qmu.Unlock()
 		for i := range pending {
 			releaseBuf(pending[i].frame.buf)
+			releaseAudio(pending[i].audio)
 		}
 		close(f.quit)
 		<-f.done
@@ -257,7 +263,7 @@ func (f *Feed) run() {
 		}
 		f.qmu.Lock()
 		batch, f.queue = f.queue, batch[:0]
-		f.queued = 0
+		f.queued, f.aqueued = 0, 0
 		f.qmu.Unlock()
 		for i := range batch {
 			ev := &batch[i]
@@ -270,6 +276,10 @@ func (f *Feed) run() {
 			case evDisconnected:
 				f.out.needKey = true
 				f.out.newConn = true
+				f.audioNewConn()
+			case evAudio:
+				f.handleAudio(ev.audio)
+				releaseAudio(ev.audio)
 			}
 			*ev = event{}
 		}
@@ -372,6 +382,7 @@ func (f *Feed) handleInfo(i stream.Info) {
 		o.vps, o.sps, o.pps = vps, sps, pps
 	}
 	o.width, o.height = i.Width, i.Height
+	f.audioInfo(i)
 	if o.st == nil {
 		return
 	}
@@ -444,6 +455,7 @@ func (f *Feed) handleFrame(fr *queuedFrame) {
 	if out > o.lastOut {
 		o.lastOut = out
 	}
+	f.videoSent(out, fr.time)
 
 	if f.readers.Load() == 0 {
 		// Nobody to send to: spare the packetizing.
@@ -553,7 +565,7 @@ func (f *Feed) openStream() error {
 	media := &description.Media{Type: description.MediaTypeVideo, Formats: []format.Format{forma}}
 	st := &gortsplib.ServerStream{
 		Server: f.s.rtsp,
-		Desc:   &description.Session{Title: f.name, Medias: []*description.Media{media}},
+		Desc:   &description.Session{Title: f.name, Medias: append([]*description.Media{media}, f.audioMedias()...)},
 	}
 	if err := st.Initialize(); err != nil {
 		return fmt.Errorf("start stream: %w", err)
@@ -580,6 +592,7 @@ func (f *Feed) closeStream(reason string) {
 	}
 	o.st, o.media, o.enc = nil, nil, nil
 	o.needKey = true
+	f.audioStreamClosed()
 	stats := st.Stats()
 	f.pmu.Lock()
 	f.cur = nil

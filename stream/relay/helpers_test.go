@@ -36,6 +36,7 @@ import (
 type tap interface {
 	Info(stream.Info)
 	Frame(stream.Frame)
+	Audio(track int, pkt *rtp.Packet, at time.Time)
 	Disconnected()
 	Close()
 }
@@ -98,6 +99,7 @@ func supervise(t testing.TB, url string, f tap) (stop func()) {
 				ReadTimeout: 5 * time.Second,
 				OnInfo:      f.Info,
 				OnFrame:     f.Frame,
+				OnAudio:     f.Audio,
 			})
 			f.Disconnected()
 			select {
@@ -149,7 +151,8 @@ type rtpReader struct {
 	done    chan struct{}
 	err     error
 	frames  atomic.Int64
-	packets atomic.Int64
+	packets atomic.Int64 // video
+	audio   atomic.Int64 // audio packets
 	seqGaps atomic.Int64
 	// tsBad counts frames whose timestamp went back or jumped by more than
 	// a second from the previous frame.
@@ -213,7 +216,13 @@ func startReaderWith(t testing.TB, url string, proto gortsplib.Protocol) (*rtpRe
 	if err := r.c.SetupAll(desc.BaseURL, desc.Medias); err != nil {
 		return fail(fmt.Errorf("setup: %w", err))
 	}
-	r.c.OnPacketRTPAny(func(_ *description.Media, _ format.Format, pkt *rtp.Packet) { r.packet(pkt) })
+	r.c.OnPacketRTPAny(func(m *description.Media, _ format.Format, pkt *rtp.Packet) {
+		if m.Type == description.MediaTypeAudio {
+			r.audio.Add(1)
+			return
+		}
+		r.packet(pkt)
+	})
 	if _, err := r.c.Play(nil); err != nil {
 		return fail(fmt.Errorf("play: %w", err))
 	}
