@@ -1,0 +1,89 @@
+package device
+
+import (
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v5"
+	"github.com/bluenviron/gortsplib/v5/pkg/base"
+	"github.com/bluenviron/gortsplib/v5/pkg/description"
+	"github.com/bluenviron/gortsplib/v5/pkg/format"
+
+	"github.com/camd/camd/stream/relay"
+)
+
+// audioCamera is an RTSP server that describes H.264 video, G.726 audio
+// (which the relay does not pass on) and G.711 audio, and sends nothing:
+// what a camera offers is known from DESCRIBE.
+type audioCamera struct {
+	srv    *gortsplib.Server
+	stream *gortsplib.ServerStream
+	plays  atomic.Int32
+}
+
+func newAudioCamera(t *testing.T) *audioCamera {
+	t.Helper()
+	c := &audioCamera{}
+	c.srv = &gortsplib.Server{Handler: c, RTSPAddress: "127.0.0.1:0"}
+	if err := c.srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.srv.Close)
+	c.stream = &gortsplib.ServerStream{Server: c.srv, Desc: &description.Session{Medias: []*description.Media{
+		{Type: description.MediaTypeVideo, Formats: []format.Format{&format.H264{PayloadTyp: 96, PacketizationMode: 1}}},
+		{Type: description.MediaTypeAudio, Formats: []format.Format{&format.G726{PayloadTyp: 97, BitRate: 32}}},
+		{Type: description.MediaTypeAudio, Formats: []format.Format{&format.G711{PayloadTyp: 0, MULaw: true, SampleRate: 8000, ChannelCount: 1}}},
+	}}}
+	if err := c.stream.Initialize(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.stream.Close)
+	return c
+}
+
+func (c *audioCamera) url() string { return "rtsp://" + c.srv.NetListener().Addr().String() + "/cam" }
+
+func (c *audioCamera) OnDescribe(*gortsplib.ServerHandlerOnDescribeCtx) (*base.Response, *gortsplib.ServerStream, error) {
+	return &base.Response{StatusCode: base.StatusOK}, c.stream, nil
+}
+
+func (c *audioCamera) OnSetup(*gortsplib.ServerHandlerOnSetupCtx) (*base.Response, *gortsplib.ServerStream, error) {
+	return &base.Response{StatusCode: base.StatusOK}, c.stream, nil
+}
+
+func (c *audioCamera) OnPlay(*gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {
+	c.plays.Add(1)
+	return &base.Response{StatusCode: base.StatusOK}, nil
+}
+
+// TestAudioNotRelayedShownAndLoggedOnce: a camera whose audio the relay
+// does not pass on says so in its view, with the track that is relayed,
+// and the relay logs it once, not once per connection.
+func TestAudioNotRelayedShownAndLoggedOnce(t *testing.T) {
+	cam := newAudioCamera(t)
+	set := fastSettings()
+	set.ReadTimeout = time.Second // the camera sends nothing: reconnect often
+	h := newHarness(t, set, func(c *Config) {
+		rl, err := relay.New(relay.Config{Listen: "127.0.0.1:0", Logger: c.Logger})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(rl.Close) // after the Manager's close, which closes the feeds
+		c.NewTap = func(name string) Tap { return rl.Feed(name) }
+	})
+	h.add("cam", cam.url(), true)
+	const want = "g726-32 (not relayed: the relay does not pass this codec on), pcmu (relayed)"
+	deadline := time.Now().Add(60 * time.Second)
+	for cam.plays.Load() < 3 || h.get("cam").Audio != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %d connections the view says audio %q, want %q", cam.plays.Load(), h.get("cam").Audio, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	lines := h.logs.Lines("audio not relayed")
+	if len(lines) != 1 || !strings.Contains(lines[0], "g726-32") || !strings.Contains(lines[0], "camera=cam") {
+		t.Fatalf("log lines about audio not relayed after %d connections: %q", cam.plays.Load(), lines)
+	}
+}
