@@ -7,8 +7,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/bluenviron/gortsplib/v5"
+	"github.com/bluenviron/gortsplib/v5/pkg/base"
+	"github.com/bluenviron/gortsplib/v5/pkg/description"
+	"github.com/bluenviron/gortsplib/v5/pkg/format"
+	"github.com/pion/rtp"
 
 	"github.com/camd/camd/internal/testutil/gstcam"
 	"github.com/camd/camd/stream"
@@ -200,4 +207,146 @@ func atof(s string) (float64, error) {
 	var n float64
 	err := json.Unmarshal([]byte(strings.TrimSpace(s)), &n)
 	return n, err
+}
+
+// avReader records the relay's packets with their arrival times.
+type avReader struct {
+	mu    sync.Mutex
+	video []avPacket
+	audio []avPacket
+}
+
+type avPacket struct {
+	seq uint16
+	ts  uint32
+	at  time.Time
+}
+
+func startAVReader(t *testing.T, url string) *avReader {
+	t.Helper()
+	u, err := base.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tcp := gortsplib.ProtocolTCP
+	c := &gortsplib.Client{Scheme: u.Scheme, Host: u.Host, Protocol: &tcp, ReadTimeout: 20 * time.Second}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	desc, _, err := c.Describe(u)
+	if err != nil {
+		t.Fatalf("describe: %v", err)
+	}
+	if len(desc.Medias) != 2 || desc.Medias[1].Type != description.MediaTypeAudio {
+		t.Fatalf("the relay describes %d medias, want video and audio", len(desc.Medias))
+	}
+	if err := c.SetupAll(desc.BaseURL, desc.Medias); err != nil {
+		t.Fatal(err)
+	}
+	r := &avReader{}
+	c.OnPacketRTPAny(func(m *description.Media, _ format.Format, pkt *rtp.Packet) {
+		p := avPacket{seq: pkt.SequenceNumber, ts: pkt.Timestamp, at: time.Now()}
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if m.Type == description.MediaTypeAudio {
+			r.audio = append(r.audio, p)
+		} else if pkt.Marker {
+			r.video = append(r.video, p)
+		}
+	})
+	if _, err := c.Play(nil); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestAudioTimelineAcrossReconnect feeds a Feed video and G.711 audio over
+// two camera connections, the second with other timestamps and sequence
+// numbers (about to wrap) after a 2 s outage. A reader's audio keeps its
+// sequence numbers continuous, its timestamps advance with the camera's
+// clock within a connection, and audio and video timestamps agree on the
+// time before the outage and after it, however the video's timeline joins
+// the two connections.
+func TestAudioTimelineAcrossReconnect(t *testing.T) {
+	c := loadClip(t, "../testdata/h264_640x480_25fps.h264")
+	s := newRelay(t, Config{})
+	f := s.Feed("cam")
+	pcmu := &format.G711{PayloadTyp: 0, MULaw: true, SampleRate: 8000, ChannelCount: 1}
+	info := c.info()
+	info.Audio = []stream.AudioTrack{{Codec: stream.CodecPCMU, Format: pcmu,
+		Media: &description.Media{Type: description.MediaTypeAudio, Formats: []format.Format{pcmu}}}}
+	payload := make([]byte, 320) // 40 ms at 8 kHz
+
+	// play sends n frames and n audio packets, one pair every 40 ms.
+	play := func(first, n int, seq uint16, ts uint32) {
+		f.Info(info)
+		tick := time.NewTicker(40 * time.Millisecond)
+		defer tick.Stop()
+		for i := range n {
+			<-tick.C
+			k := (first + i) % len(c.aus)
+			now := time.Now()
+			f.Frame(stream.Frame{Time: now, PTS: int64(i) * 3600, ClockRate: videoClockRate,
+				AU: c.aus[k], Size: auSize(c.aus[k]), Key: c.keys[k]})
+			f.Audio(0, &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0,
+				SequenceNumber: seq + uint16(i), Timestamp: ts + uint32(i)*320}, Payload: payload}, now)
+		}
+	}
+	played := make(chan struct{})
+	go func() { defer close(played); play(0, 100, 100, 12345) }()
+	r := startAVReader(t, "rtsp://"+s.Addr()+"/cam") // once the first keyframe opened the stream
+	<-played
+	f.Disconnected()
+	outage := time.Now()
+	time.Sleep(2 * time.Second)
+	resumed := time.Now()
+	play(100, 50, 65500, 4294960000)
+	waitFor(t, 10*time.Second, "the last audio packets", func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return len(r.audio) > 0 && r.audio[len(r.audio)-1].seq == r.audio[0].seq+uint16(len(r.audio)-1) &&
+			time.Since(r.audio[len(r.audio)-1].at) > 300*time.Millisecond
+	})
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.audio) < 80 {
+		t.Fatalf("%d audio packets", len(r.audio))
+	}
+	// The second connection's 50 packets are the last ones.
+	across := len(r.audio) - 50
+	for i := 1; i < len(r.audio); i++ {
+		p, q := r.audio[i-1], r.audio[i]
+		if q.seq != p.seq+1 {
+			t.Fatalf("audio sequence number %d after %d", q.seq, p.seq)
+		}
+		if step := int32(q.ts - p.ts); i != across && step != 320 {
+			t.Errorf("audio timestamp step %d within a connection, want 320", step)
+		}
+	}
+	// The audio sent with each frame has the same time on both clocks,
+	// before the outage and after it: the audio joins the new connection
+	// where the video does.
+	var worst float64
+	var gap float64 // the audio's step across the outage, in seconds
+	for i, a := range r.audio {
+		if i == across {
+			gap = float64(int32(a.ts-r.audio[i-1].ts)) / 8000
+		}
+		for _, v := range r.video {
+			if d := v.at.Sub(a.at); d > -15*time.Millisecond && d < 15*time.Millisecond {
+				diff := float64(int32(uint32(uint64(a.ts)*videoClockRate/8000)-v.ts)) / videoClockRate
+				if diff = max(diff, -diff); diff > worst {
+					worst = diff
+				}
+				break
+			}
+		}
+	}
+	if worst > 0.1 {
+		t.Fatalf("audio and video timestamps differ by up to %.3f s", worst)
+	}
+	t.Logf("%d audio and %d video packets; A/V differ by up to %.3f s; audio step across the %v outage %.3f s",
+		len(r.audio), len(r.video), worst, resumed.Sub(outage), gap)
 }

@@ -107,8 +107,10 @@ type audioOut struct {
 	lastAt  time.Time  // its arrival time
 
 	// The video's last frame sent on the stream: its relay timestamp (90
-	// kHz, not wrapped) and arrival time.
+	// kHz, not wrapped) and arrival time; videoConn if it came on the
+	// camera's current connection.
 	videoSent bool
+	videoConn bool
 	videoTS   int64
 	videoAt   time.Time
 }
@@ -214,13 +216,14 @@ func (f *Feed) audioStreamClosed() {
 // connection's audio has a timeline of its own.
 func (f *Feed) audioNewConn() {
 	f.aud.synced = false
+	f.aud.videoConn = false
 }
 
 // videoSent records the last video frame sent, which the audio's
 // timeline is joined to.
 func (f *Feed) videoSent(ts int64, at time.Time) {
 	a := &f.aud
-	a.videoSent, a.videoTS, a.videoAt = true, ts, at
+	a.videoSent, a.videoConn, a.videoTS, a.videoAt = true, true, ts, at
 }
 
 func (f *Feed) handleAudio(p *audioPacket) {
@@ -265,11 +268,13 @@ func (f *Feed) handleAudio(p *audioPacket) {
 }
 
 // wallTS is the relay timestamp, in the audio's clock, that wall-clock
-// time at maps to: on the video's timeline if a frame was sent, else on
-// the audio's own, else 0.
+// time at maps to: on the video's timeline if a frame of the camera's
+// current connection was sent (the video decides how the timeline joins
+// across a reconnect), else on the audio's own, else on the video's from
+// before, else 0.
 func (a *audioOut) wallTS(at time.Time) uint32 {
 	switch {
-	case a.videoSent:
+	case a.videoConn || (a.videoSent && !a.sent):
 		v := a.videoTS + int64(at.Sub(a.videoAt))*videoClockRate/int64(time.Second)
 		return uint32(v * a.clock / videoClockRate)
 	case a.sent:
