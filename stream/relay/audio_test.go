@@ -305,8 +305,7 @@ func TestAudioTimelineAcrossReconnect(t *testing.T) {
 	waitFor(t, 10*time.Second, "the last audio packets", func() bool {
 		r.mu.Lock()
 		defer r.mu.Unlock()
-		return len(r.audio) > 0 && r.audio[len(r.audio)-1].seq == r.audio[0].seq+uint16(len(r.audio)-1) &&
-			time.Since(r.audio[len(r.audio)-1].at) > 300*time.Millisecond
+		return len(r.audio) > 0 && time.Since(r.audio[len(r.audio)-1].at) > 300*time.Millisecond
 	})
 
 	r.mu.Lock()
