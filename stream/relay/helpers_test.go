@@ -86,7 +86,8 @@ func newSim(t testing.TB, cams int) *sim.Server {
 
 // supervise plays the camd supervisor: it reads url into f with stream.Read
 // and reconnects whenever the connection ends, until the test ends or the
-// returned stop is called.
+// returned stop is called. It reads the video only (no Options.OnAudio):
+// superviseBatched reads audio too.
 func supervise(t testing.TB, url string, f tap) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -99,7 +100,6 @@ func supervise(t testing.TB, url string, f tap) (stop func()) {
 				ReadTimeout: 5 * time.Second,
 				OnInfo:      f.Info,
 				OnFrame:     f.Frame,
-				OnAudio:     f.Audio,
 			})
 			f.Disconnected()
 			select {
