@@ -10,7 +10,10 @@ import (
 	"github.com/bluenviron/gortsplib/v5/pkg/base"
 	"github.com/bluenviron/gortsplib/v5/pkg/description"
 	"github.com/bluenviron/gortsplib/v5/pkg/format"
+	"github.com/pion/rtp"
 
+	"github.com/camd/camd/internal/testutil"
+	"github.com/camd/camd/internal/testutil/gstcam"
 	"github.com/camd/camd/stream/relay"
 )
 
@@ -58,6 +61,68 @@ func (c *audioCamera) OnPlay(*gortsplib.ServerHandlerOnPlayCtx) (*base.Response,
 	return &base.Response{StatusCode: base.StatusOK}, nil
 }
 
+// relayHarness is a harness whose cameras are fed to a relay, as camd
+// does.
+func relayHarness(t *testing.T, set Settings) (*harness, *relay.Server) {
+	var rl *relay.Server
+	h := newHarness(t, set, func(c *Config) {
+		var err error
+		rl, err = relay.New(relay.Config{Listen: "127.0.0.1:0", Logger: c.Logger})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(rl.Close) // after the Manager's close, which closes the feeds
+		c.NewTap = func(name string) Tap { return rl.Feed(name) }
+	})
+	return h, rl
+}
+
+// TestAudioRelayedThroughSupervisor: a GStreamer camera's Opus audio goes
+// from the supervisor to the relay's readers, says so in the view, and
+// never counts as frames: the camera reads 25 fps, not the 75 packets a
+// second of video and audio.
+func TestAudioRelayedThroughSupervisor(t *testing.T) {
+	cam := gstcam.Start(t, gstcam.Options{Audio: "opus"})
+	h, rl := relayHarness(t, fastSettings())
+	h.add("cam", cam.URL("rtsp", "", "", ""), true)
+	h.waitState("cam", StateRunning, 30*time.Second)
+
+	u, err := base.ParseURL("rtsp://" + rl.Addr() + "/cam")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tcp := gortsplib.ProtocolTCP
+	c := &gortsplib.Client{Scheme: u.Scheme, Host: u.Host, Protocol: &tcp}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	desc, _, err := c.Describe(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetupAll(desc.BaseURL, desc.Medias); err != nil {
+		t.Fatal(err)
+	}
+	var audio, video atomic.Int64
+	c.OnPacketRTPAny(func(m *description.Media, _ format.Format, _ *rtp.Packet) {
+		if m.Type == description.MediaTypeAudio {
+			audio.Add(1)
+		} else {
+			video.Add(1)
+		}
+	})
+	if _, err := c.Play(nil); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 30*time.Second, "the relay's Opus packets", func() bool { return audio.Load() >= 100 })
+	v := h.get("cam")
+	if v.Audio != "opus (relayed)" || v.FPS < 15 || v.FPS > 35 {
+		t.Fatalf("view: audio %q, %.1f fps; want opus (relayed) at about 25 fps", v.Audio, v.FPS)
+	}
+	t.Logf("relay reader: %d video and %d audio packets; camera %.1f fps", video.Load(), audio.Load(), v.FPS)
+}
+
 // TestAudioNotRelayedShownAndLoggedOnce: a camera whose audio the relay
 // does not pass on says so in its view, with the track that is relayed,
 // and the relay logs it once, not once per connection.
@@ -65,14 +130,7 @@ func TestAudioNotRelayedShownAndLoggedOnce(t *testing.T) {
 	cam := newAudioCamera(t)
 	set := fastSettings()
 	set.ReadTimeout = time.Second // the camera sends nothing: reconnect often
-	h := newHarness(t, set, func(c *Config) {
-		rl, err := relay.New(relay.Config{Listen: "127.0.0.1:0", Logger: c.Logger})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(rl.Close) // after the Manager's close, which closes the feeds
-		c.NewTap = func(name string) Tap { return rl.Feed(name) }
-	})
+	h, _ := relayHarness(t, set)
 	h.add("cam", cam.url(), true)
 	const want = "g726-32 (not relayed: the relay does not pass this codec on), pcmu (relayed)"
 	deadline := time.Now().Add(60 * time.Second)

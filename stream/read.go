@@ -114,8 +114,10 @@ func Read(ctx context.Context, o Options) (err error) {
 	var batch *batchConn
 	var playCSeq string
 	// The video RTP's interleaved channel, from the first SETUP's answer on
-	// each connection: the video is set up first.
+	// each connection (the video is set up first; the audio's answer must
+	// never be taken for it); -1 if that answer named none to take.
 	rtpCh := -1
+	var videoSetUp bool
 	// mayTake is set once DESCRIBE shows the video is not encrypted (SRTP,
 	// which the client decrypts, even over rtsp://).
 	var mayTake atomic.Bool
@@ -156,7 +158,7 @@ func Read(ctx context.Context, o Options) (err error) {
 			if err != nil {
 				return nil, err
 			}
-			rtpCh = -1
+			rtpCh, videoSetUp = -1, false
 			var watch time.Duration // the batched connection's timeout
 			if quiet {
 				watch = timeout
@@ -182,8 +184,12 @@ func Read(ctx context.Context, o Options) (err error) {
 			}
 		},
 		OnResponse: func(res *base.Response) {
-			if ch, ok := interleavedChannel(res); ok && rtpCh < 0 {
-				rtpCh = ch // only SETUP is answered with a Transport
+			// Only SETUP is answered with a Transport.
+			if _, ok := res.Header["Transport"]; ok && res.StatusCode == base.StatusOK && !videoSetUp {
+				videoSetUp = true
+				if ch, ok := interleavedChannel(res); ok {
+					rtpCh = ch
+				}
 			}
 			// The client takes a response without a CSeq as the answer.
 			if playCSeq == "" || res.StatusCode != base.StatusOK {
