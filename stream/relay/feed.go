@@ -455,7 +455,7 @@ func (f *Feed) handleFrame(fr *queuedFrame) {
 	if out > o.lastOut {
 		o.lastOut = out
 	}
-	f.videoSent(out, fr.time)
+	f.noteVideoSent(out, fr.time)
 
 	if f.readers.Load() == 0 {
 		// Nobody to send to: spare the packetizing.

@@ -219,9 +219,9 @@ func (f *Feed) audioNewConn() {
 	f.aud.videoConn = false
 }
 
-// videoSent records the last video frame sent, which the audio's
+// noteVideoSent records the last video frame sent, which the audio's
 // timeline is joined to.
-func (f *Feed) videoSent(ts int64, at time.Time) {
+func (f *Feed) noteVideoSent(ts int64, at time.Time) {
 	a := &f.aud
 	a.videoSent, a.videoConn, a.videoTS, a.videoAt = true, true, ts, at
 }
