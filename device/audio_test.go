@@ -24,6 +24,10 @@ type audioCamera struct {
 	srv    *gortsplib.Server
 	stream *gortsplib.ServerStream
 	plays  atomic.Int32
+	// refuseAudio has SETUP of the audio tracks answered 461, as by a
+	// camera whose audio is switched off.
+	refuseAudio bool
+	setups      atomic.Int32 // SETUP requests seen
 }
 
 func newAudioCamera(t *testing.T) *audioCamera {
@@ -52,7 +56,11 @@ func (c *audioCamera) OnDescribe(*gortsplib.ServerHandlerOnDescribeCtx) (*base.R
 	return &base.Response{StatusCode: base.StatusOK}, c.stream, nil
 }
 
-func (c *audioCamera) OnSetup(*gortsplib.ServerHandlerOnSetupCtx) (*base.Response, *gortsplib.ServerStream, error) {
+func (c *audioCamera) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Response, *gortsplib.ServerStream, error) {
+	c.setups.Add(1)
+	if c.refuseAudio && !strings.HasSuffix(ctx.Request.URL.String(), "trackID=0") {
+		return &base.Response{StatusCode: base.StatusUnsupportedTransport}, nil, nil
+	}
 	return &base.Response{StatusCode: base.StatusOK}, c.stream, nil
 }
 
@@ -144,4 +152,24 @@ func TestAudioNotRelayedShownAndLoggedOnce(t *testing.T) {
 	if len(lines) != 1 || !strings.Contains(lines[0], "g726-32") || !strings.Contains(lines[0], "camera=cam") {
 		t.Fatalf("log lines about audio not relayed after %d connections: %q", cam.plays.Load(), lines)
 	}
+}
+
+// TestAudioSetupRefusedStillPlays: a camera that refuses to set up its
+// audio track still has its video read, and the view says why the audio
+// is not relayed.
+func TestAudioSetupRefusedStillPlays(t *testing.T) {
+	cam := newAudioCamera(t)
+	cam.refuseAudio = true
+	set := fastSettings()
+	set.ReadTimeout = time.Second
+	h, _ := relayHarness(t, set)
+	h.add("cam", cam.url(), true)
+	deadline := time.Now().Add(60 * time.Second)
+	for cam.plays.Load() < 2 || !strings.Contains(h.get("cam").Audio, "pcmu (not relayed: SETUP failed: ") {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %d PLAYs (%d SETUPs) the view says audio %q", cam.plays.Load(), cam.setups.Load(), h.get("cam").Audio)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("audio: %s", h.get("cam").Audio)
 }
