@@ -44,6 +44,9 @@ type CameraJSON struct {
 	Keyframes   uint64    `json:"keyframes"`
 	Bytes       uint64    `json:"bytes"`
 	LastFrameAt time.Time `json:"last_frame_at,omitzero"`
+	// Audio says what became of each audio track: "opus (relayed)", or
+	// "speex (not relayed: ...)" with the reason.
+	Audio string `json:"audio,omitempty"`
 
 	ReconnectsLastHour int    `json:"reconnects_last_hour"`
 	StallsLastHour     int    `json:"stalls_last_hour"`
@@ -84,6 +87,7 @@ func cameraJSON(v device.View) CameraJSON {
 		Keyframes:          v.Keyframes,
 		Bytes:              v.Bytes,
 		LastFrameAt:        v.LastFrameAt,
+		Audio:              v.Audio,
 		ReconnectsLastHour: v.ReconnectsLastHour,
 		StallsLastHour:     v.StallsLastHour,
 		ReconnectsTotal:    v.Reconnects,

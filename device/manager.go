@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pion/rtp"
+
 	"github.com/camd/camd/store"
 	"github.com/camd/camd/stream"
 )
@@ -27,6 +29,9 @@ type Tap interface {
 	Info(stream.Info)
 	// Frame is called for every video access unit.
 	Frame(stream.Frame)
+	// Audio is called for every RTP packet of the audio track Info lists
+	// as read (stream.Options.OnAudio); pkt is only valid during the call.
+	Audio(track int, pkt *rtp.Packet, at time.Time)
 	// Disconnected is called when a connection ends.
 	Disconnected()
 	// Close is called once when the camera is removed or the Manager closes.

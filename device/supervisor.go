@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/camd/camd/internal/printable"
+	"github.com/pion/rtp"
+
 	"github.com/camd/camd/store"
 	"github.com/camd/camd/stream"
 )
@@ -319,6 +322,14 @@ func (l *runLoop) launch() {
 				s.frameFrom(a.gen)
 			}
 		},
+	}
+	if s.tap != nil {
+		// Audio is set up only when there is a relay to pass it on to.
+		opts.OnAudio = func(track int, pkt *rtp.Packet, at time.Time) {
+			if !a.abandoned.Load() {
+				s.tap.Audio(track, pkt, at)
+			}
+		}
 	}
 	read := s.m.read
 	go func() {
@@ -796,11 +807,30 @@ func (s *supervisor) view(now time.Time) View {
 		StatusWrites:       s.m.pers.writeCount(s.rec.ID),
 		LastError:          st.lastError,
 		LastErrorAt:        st.lastErrorAt,
+		Audio:              audioLine(ms.Audio),
 	}
 	if v.Transport == "" {
 		v.Transport = "tcp"
 	}
 	return v
+}
+
+// audioLine says what became of each of the camera's audio tracks:
+// "opus (relayed)", "g726-32 (not relayed: the relay does not pass this
+// codec on)"; "" for a camera without audio.
+func audioLine(tracks []stream.AudioTrack) string {
+	parts := make([]string, 0, len(tracks))
+	for _, t := range tracks {
+		switch t.NotRead {
+		case "":
+			parts = append(parts, t.Codec+" (relayed)")
+		case stream.AudioNotWanted:
+			parts = append(parts, t.Codec+" (not relayed: the relay is off)")
+		default:
+			parts = append(parts, t.Codec+" (not relayed: "+t.NotRead+")")
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 func countSince(ts []time.Time, cut time.Time) int {

@@ -50,6 +50,9 @@ type View struct {
 	Keyframes   uint64    `json:"keyframes"`
 	Bytes       uint64    `json:"bytes"`
 	LastFrameAt time.Time `json:"last_frame_at,omitzero"`
+	// Audio says what became of each audio track of the camera:
+	// "opus (relayed)", or "speex (not relayed: ...)" with the reason.
+	Audio string `json:"audio,omitempty"`
 
 	ReconnectsLastHour int    `json:"reconnects_last_hour"`
 	StallsLastHour     int    `json:"stalls_last_hour"`

@@ -16,4 +16,7 @@
 //
 // Only decoded video access units count as frames: audio, RTCP and
 // keep-alives never do, so a camera that sends only those looks stalled.
+// A caller that relays audio (Options.OnAudio) gets the RTP packets of the
+// first audio track camd can pass on, as the camera sent them, through the
+// RTSP client; Info.Audio says what became of every audio track.
 package stream

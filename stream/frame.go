@@ -8,6 +8,7 @@ import (
 
 	"github.com/bluenviron/gortsplib/v5/pkg/description"
 	"github.com/bluenviron/gortsplib/v5/pkg/format"
+	"github.com/pion/rtp"
 )
 
 // Frame is one decoded video access unit.
@@ -78,6 +79,9 @@ type Info struct {
 	// relay uses them to describe the stream again.
 	Media  *description.Media
 	Format format.Format
+	// Audio lists the camera's audio tracks: at most one is read (its
+	// NotRead is ""), the others say why not. It is shared: read only.
+	Audio []AudioTrack
 }
 
 // Options configures one connection attempt.
@@ -116,6 +120,14 @@ type Options struct {
 	// OnFrame is called for each video access unit, from the reader's
 	// goroutine; it must not block.
 	OnFrame func(Frame)
+	// OnAudio, when set, has the camera's first audio track that can be
+	// relayed set up beside the video (see Info.Audio), and is called with
+	// each of its RTP packets as the camera sent them, track being its
+	// index in Info.Audio and at the wall-clock time it arrived. pkt is
+	// only valid during the call. It runs on the RTSP client's goroutines,
+	// possibly concurrently with OnFrame (over UDP), and must not block.
+	// Audio never counts as frames.
+	OnAudio func(track int, pkt *rtp.Packet, at time.Time)
 	// OnDecodeError is called for each packet or access unit dropped
 	// because it could not be decoded (a hostile or broken camera). It may
 	// be called from any goroutine, concurrently with OnFrame. The error

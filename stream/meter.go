@@ -55,6 +55,8 @@ type MeterSnapshot struct {
 	// Losses counts packets lost in transit (UDP) and the frames dropped
 	// for them.
 	Losses uint64
+	// Audio is the connection's audio tracks (Info.Audio): read only.
+	Audio []AudioTrack
 }
 
 // NewMeter returns an empty Meter.
@@ -147,6 +149,7 @@ func (m *Meter) Snapshot(now time.Time) MeterSnapshot {
 	}
 	first := m.firstFrame
 	s.Codec, s.Width, s.Height, s.Transport = m.info.Codec, m.info.Width, m.info.Height, m.info.Transport
+	s.Audio = m.info.Audio
 	m.mu.Unlock()
 
 	// The window covers the full seconds before now's second plus the part

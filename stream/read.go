@@ -59,8 +59,9 @@ var ErrReadTimeout = errors.New("read timeout")
 // ctx.Err()): the caller can tell its own cancellation from a camera
 // failure.
 //
-// Read sets up only the video track (preferring H.264, then H.265, then
-// MJPEG); audio is not requested, so it can never count as frames.
+// Read sets up the video track (preferring H.264, then H.265, then
+// MJPEG) and, when o.OnAudio is set, the first audio track that can be
+// relayed; audio goes to OnAudio only, so it can never count as frames.
 // Callbacks run on gortsplib's goroutines, one at a time for OnInfo and
 // OnFrame, and must not block. A panic on those goroutines (in camd's
 // decoding or in a callback) would otherwise end the whole process: Read
@@ -126,7 +127,11 @@ func Read(ctx context.Context, o Options) (err error) {
 	// goroutine, which owns batch and playCSeq.
 	var batch *batchConn
 	var playCSeq string
-	rtpCh := -1 // the video RTP's interleaved channel, from SETUP's answer
+	// The video RTP's interleaved channel, from the first SETUP's answer on
+	// each connection (the video is set up first; the audio's answer must
+	// never be taken for it); -1 if that answer named none to take.
+	rtpCh := -1
+	var videoSetUp bool
 	// mayTake is set once DESCRIBE shows the video is not encrypted (SRTP,
 	// which the client decrypts, even over rtsp://).
 	var mayTake atomic.Bool
@@ -167,6 +172,7 @@ func Read(ctx context.Context, o Options) (err error) {
 			if err != nil {
 				return nil, err
 			}
+			rtpCh, videoSetUp = -1, false
 			var watch time.Duration // the batched connection's timeout
 			if quiet {
 				watch = timeout
@@ -193,8 +199,12 @@ func Read(ctx context.Context, o Options) (err error) {
 			}
 		},
 		OnResponse: func(res *base.Response) {
-			if ch, ok := interleavedChannel(res); ok {
-				rtpCh = ch // only SETUP is answered with a Transport
+			// Only SETUP is answered with a Transport.
+			if _, ok := res.Header["Transport"]; ok && res.StatusCode == base.StatusOK && !videoSetUp {
+				videoSetUp = true
+				if ch, ok := interleavedChannel(res); ok {
+					rtpCh = ch
+				}
 			}
 			// The client takes a response without a CSeq as the answer.
 			if playCSeq == "" || res.StatusCode != base.StatusOK {
@@ -289,9 +299,32 @@ func Read(ctx context.Context, o Options) (err error) {
 		return pts
 	}
 	mayTake.Store(!encrypted(desc, medi))
+	in.info.Audio = findAudio(desc, o.OnAudio != nil)
 
 	if _, err := c.Setup(desc.BaseURL, medi, 0, 0); err != nil {
 		return step("setup", err)
+	}
+	for k, t := range in.info.Audio {
+		if t.NotRead != "" {
+			continue
+		}
+		// The video's packets may be taken from under the client, but the
+		// audio's always go through it (demux takes one channel).
+		// A camera that will not send its audio still sends video.
+		if _, err := c.Setup(desc.BaseURL, t.Media, 0, 0); err != nil {
+			if outer.Err() != nil {
+				return step("setup", err)
+			}
+			in.info.Audio[k].NotRead = "SETUP failed: " + RedactError(err, o.URL).Error()
+			continue
+		}
+		c.OnPacketRTP(t.Media, t.Format, func(pkt *rtp.Packet) {
+			if panicked.Load() != nil {
+				return
+			}
+			defer recoverPanic()
+			o.OnAudio(k, pkt, time.Now())
+		})
 	}
 
 	c.OnPacketRTP(medi, forma, func(pkt *rtp.Packet) {

@@ -486,6 +486,9 @@ func writeCameraDetail(w io.Writer, cam api.CameraJSON, now time.Time) {
 		video = strings.TrimSpace(cam.Codec + " " + cam.Resolution)
 	}
 	row("Video", video)
+	if cam.Audio != "" {
+		row("Audio", cam.Audio)
+	}
 	row("FPS", humanFPS(cam.FPS, cam.State))
 	row("Bitrate", humanBitrate(cam.BitrateBPS, cam.State))
 	last := "never"

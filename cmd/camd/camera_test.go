@@ -212,7 +212,8 @@ func TestCLICameraCommands(t *testing.T) {
 	}
 
 	out, _, err = cli("camera", "show", "cam1")
-	for _, want := range []string{"Name:", "cam1", "State:", "RUNNING since", "URL:", s.URL(1), "Video:", "h264"} {
+	for _, want := range []string{"Name:", "cam1", "State:", "RUNNING since", "URL:", s.URL(1), "Video:", "h264",
+		"Audio:", "pcmu (not relayed: the relay is off)"} {
 		if err != nil || !strings.Contains(out, want) {
 			t.Errorf("show lacks %q: %v\n%s", want, err, out)
 		}

@@ -53,6 +53,7 @@ type Feed struct {
 	queue   []event
 	queued  int  // frames in queue
 	gap     bool // a frame was dropped since the last one queued
+	aqueued int  // audio packets in queue
 	stopped bool
 	wake    chan struct{} // capacity 1
 
@@ -82,7 +83,8 @@ type Feed struct {
 	streamOpen   atomic.Bool // run has a stream open
 	holding      atomic.Bool // run holds frames back until a start point
 
-	out output // owned by run
+	out output   // owned by run
+	aud audioOut // owned by run
 }
 
 type eventKind uint8
@@ -92,12 +94,14 @@ const (
 	evFrame
 	evDisconnected
 	evNoStartPoint // the stream has had no start point for StartPointTimeout
+	evAudio
 )
 
 type event struct {
 	kind  eventKind
 	info  stream.Info
 	frame queuedFrame
+	audio *audioPacket
 }
 
 // queuedFrame is a copy of a stream.Frame, whose AU is only valid during
@@ -164,6 +168,7 @@ func newFeed(s *Server, name string) *Feed {
 	}
 	f.out.needKey = true
 	f.out.delta = videoClockRate / 25
+	f.aud.track = -1
 	go f.run()
 	return f
 }
@@ -274,6 +279,7 @@ func (f *Feed) Close() {
 		f.qmu.Unlock()
 		for i := range pending {
 			releaseBuf(pending[i].frame.buf)
+			releaseAudio(pending[i].audio)
 		}
 		close(f.quit)
 		<-f.done
@@ -312,7 +318,7 @@ func (f *Feed) run() {
 		}
 		f.qmu.Lock()
 		batch, f.queue = f.queue, batch[:0]
-		f.queued = 0
+		f.queued, f.aqueued = 0, 0
 		f.qmu.Unlock()
 		for i := range batch {
 			ev := &batch[i]
@@ -325,9 +331,13 @@ func (f *Feed) run() {
 			case evDisconnected:
 				f.out.needKey = true
 				f.out.newConn = true
+				f.audioNewConn()
 			case evNoStartPoint:
 				f.log.Warn("relay: camera sends no keyframe or recovery point; readers start at any frame",
 					"since", ev.frame.time, "after", f.s.cfg.StartPointTimeout)
+			case evAudio:
+				f.handleAudio(ev.audio)
+				releaseAudio(ev.audio)
 			}
 			*ev = event{}
 		}
@@ -435,6 +445,7 @@ func (f *Feed) handleInfo(i stream.Info) {
 		}
 	}
 	o.width, o.height = i.Width, i.Height
+	f.audioInfo(i)
 	if o.st != nil {
 		switch {
 		case o.codec != o.stCodec:
@@ -543,6 +554,7 @@ func (f *Feed) handleFrame(fr *queuedFrame) {
 	if out > o.lastOut {
 		o.lastOut = out
 	}
+	f.noteVideoSent(out, fr.time)
 
 	if f.readers.Load() == 0 {
 		// Nobody to send to: spare the packetizing.
@@ -681,7 +693,7 @@ func (f *Feed) openStream() error {
 	media := &description.Media{Type: description.MediaTypeVideo, Formats: []format.Format{forma}}
 	st := &gortsplib.ServerStream{
 		Server: f.s.rtsp,
-		Desc:   &description.Session{Title: f.name, Medias: []*description.Media{media}},
+		Desc:   &description.Session{Title: f.name, Medias: append([]*description.Media{media}, f.audioMedias()...)},
 	}
 	if err := st.Initialize(); err != nil {
 		return fmt.Errorf("start stream: %w", err)
@@ -711,6 +723,7 @@ func (f *Feed) closeStream(reason string) {
 	o.needKey = true
 	f.streamOpen.Store(false)
 	f.holding.Store(false)
+	f.audioStreamClosed()
 	stats := st.Stats()
 	f.pmu.Lock()
 	f.cur = nil

@@ -39,6 +39,7 @@ import (
 type tap interface {
 	Info(stream.Info)
 	Frame(stream.Frame)
+	Audio(track int, pkt *rtp.Packet, at time.Time)
 	Disconnected()
 	Close()
 }
@@ -88,7 +89,8 @@ func newSim(t testing.TB, cams int) *sim.Server {
 
 // supervise plays the camd supervisor: it reads url into f with stream.Read
 // and reconnects whenever the connection ends, until the test ends or the
-// returned stop is called.
+// returned stop is called. It reads the video only (no Options.OnAudio):
+// superviseBatched reads audio too.
 func supervise(t testing.TB, url string, f tap) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -152,7 +154,8 @@ type rtpReader struct {
 	done    chan struct{}
 	err     error
 	frames  atomic.Int64
-	packets atomic.Int64
+	packets atomic.Int64 // video
+	audio   atomic.Int64 // audio packets
 	seqGaps atomic.Int64
 	// tsBad counts frames whose timestamp went back or jumped by more than
 	// a second from the previous frame.
@@ -234,7 +237,13 @@ func startReaderWith(t testing.TB, url string, proto gortsplib.Protocol) (*rtpRe
 	if err := r.c.SetupAll(desc.BaseURL, desc.Medias); err != nil {
 		return fail(fmt.Errorf("setup: %w", err))
 	}
-	r.c.OnPacketRTPAny(func(_ *description.Media, _ format.Format, pkt *rtp.Packet) { r.packet(pkt) })
+	r.c.OnPacketRTPAny(func(m *description.Media, _ format.Format, pkt *rtp.Packet) {
+		if m.Type == description.MediaTypeAudio {
+			r.audio.Add(1)
+			return
+		}
+		r.packet(pkt)
+	})
 	r.c.OnPacketRTCPAny(func(m *description.Media, pkt rtcp.Packet) {
 		if sr, ok := pkt.(*rtcp.SenderReport); ok && m.Type == description.MediaTypeVideo {
 			r.mu.Lock()
