@@ -666,11 +666,13 @@ func (l *runLoop) checkFailing() {
 	}
 	if !now.Before(l.forceAt()) {
 		l.forced++
-		// A forced restart is for a session that went bad. Between
-		// attempts that fail to connect the backoff decides when to try:
-		// restarting then (and resetting the backoff, as this once did)
-		// knocked on a refusing camera every ForceRestartAfter.
-		if l.att != nil {
+		// A forced restart is for a session that went bad: an attempt
+		// that has lived longer than ReadTimeout has had answers (each
+		// request is bounded by it) and still no frame. Between attempts
+		// that fail to connect, or during a fresh one, the backoff decides
+		// when to try: restarting then (and resetting the backoff, as this
+		// once did) knocked on a refusing camera every ForceRestartAfter.
+		if l.att != nil && !l.relaunch && now.Sub(l.att.started) >= l.settings().ReadTimeout {
 			s.update(func(st *status) { st.restarts++ })
 			s.log.Warn("camera still failing; forcing a full restart", "failing_for", now.Sub(l.failingSince).Round(time.Millisecond))
 			l.restartAttempt(s.state())
