@@ -52,8 +52,7 @@ type MeterSnapshot struct {
 	Width, Height   int
 	Transport       string
 	DecodeErrors    uint64
-	// Losses counts packets lost in transit (UDP) and the frames dropped
-	// for them.
+	// Losses counts the frames dropped for a packet lost in transit (UDP).
 	Losses uint64
 	// Audio is the connection's audio tracks (Info.Audio): read only.
 	Audio []AudioTrack

@@ -28,8 +28,8 @@ const DefaultReadTimeout = 10 * time.Second
 var ErrNoVideo = errors.New("no video track")
 
 // ErrPacketsLost is matched by the errors given to Options.OnDecodeError
-// for packets lost in transit (UDP) and for frames dropped because one of
-// their packets is missing: the network's doing, not the camera's.
+// for frames dropped because one of their packets was lost in transit
+// (UDP): the network's doing, not the camera's.
 var ErrPacketsLost = errors.New("packets lost in transit")
 
 // errPacketMissing is a depacketizer's: a fragment of the frame never came.
@@ -231,9 +231,10 @@ func Read(ctx context.Context, o Options) (err error) {
 				in.setTransport("tcp")
 			}
 		},
-		OnPacketsLost: func(n uint64) {
-			decodeErrors(fmt.Errorf("%w: %d RTP packets", ErrPacketsLost, n))
-		},
+		// The client's count of lost packets covers every track, audio
+		// included; the video's losses that matter are the frames the
+		// depacketizer drops for them, which it reports (ErrPacketsLost).
+		OnPacketsLost: func(uint64) {},
 		OnDecodeError: func(err error) {
 			defer recoverPanic()
 			if in != nil {

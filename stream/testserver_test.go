@@ -295,7 +295,7 @@ func (c *testCamera) run() {
 	tick := time.NewTicker(40 * time.Millisecond)
 	defer tick.Stop()
 	var ts uint32
-	var seq uint16
+	var seq, aseq uint16
 	i := 0
 	for {
 		select {
@@ -305,7 +305,8 @@ func (c *testCamera) run() {
 		}
 		ts += 90000 / 25
 		if c.audio != nil {
-			pkt := &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SequenceNumber: seq,
+			aseq++
+			pkt := &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SequenceNumber: aseq,
 				Timestamp: ts / 90000 * 8000}, Payload: make([]byte, 320)}
 			_ = c.stream.WritePacketRTP(c.audio, pkt)
 		}

@@ -62,7 +62,7 @@ func (l *lab) faultCounters() int {
 // goes.
 //
 // "stall-watchdog" sets ReadTimeout far above StallTimeout, so only the
-// supervisor's stall deadline can notice (RUNNING -> STARTING, a stall
+// supervisor's stall deadline can notice (RUNNING -> RECONNECTING, a stall
 // counted). "read-timeout" uses a ReadTimeout below StallTimeout, as
 // defaults do: whichever of the RTSP read timeout and the stall deadline
 // fires first, the bound still holds.
@@ -119,8 +119,8 @@ func TestBlackhole(t *testing.T) {
 				t.Errorf("stall noticed after %s, want within %s (stall threshold + 1 s)", ms(lat), limit)
 			}
 			if tc.stall {
-				if e.to != device.StateStarting || v.Stalls <= stallsBefore {
-					t.Errorf("want the stall deadline to notice (RUNNING->STARTING, a stall counted), got %s, stalls %d -> %d", e, stallsBefore, v.Stalls)
+				if e.to != device.StateReconnecting || v.Stalls <= stallsBefore {
+					t.Errorf("want the stall deadline to notice (RUNNING->RECONNECTING, a stall counted), got %s, stalls %d -> %d", e, stallsBefore, v.Stalls)
 				}
 			}
 
