@@ -13,7 +13,8 @@ func h265Depackers(t testing.TB) depacker {
 		t.Fatal(err)
 	}
 	var d h265Depacketizer
-	return depacker{ref.Decode, d.decode, rtph265.ErrMorePacketsNeeded, rtph265.ErrNonStartingPacketAndNoPrevious}
+	return depacker{ref: ref.Decode, mine: d.decode, refMore: rtph265.ErrMorePacketsNeeded,
+		refMidUnit: rtph265.ErrNonStartingPacketAndNoPrevious}
 }
 
 // genH265Stream is genDepackStream for H.265 (RFC 7798): single NAL units,
