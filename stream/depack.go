@@ -41,7 +41,7 @@ var (
 // cannot make a depacketizer grow without end.
 type auLimits struct {
 	units int // NAL units
-	size  int // bytes of NAL units, without start codes or length fields
+	total int // bytes of NAL units, without start codes or length fields
 }
 
 // auBuilder gathers NAL units into access units. It fills one of two lists
@@ -52,8 +52,8 @@ type auLimits struct {
 type auBuilder struct {
 	lists [2][][]byte
 	fill  int    // the list being filled
-	size  int    // bytes in lists[fill]
-	ts    uint32 // RTP timestamp of the NAL units in lists[fill]
+	total int    // bytes in lists[fill]
+	stamp uint32 // RTP timestamp of the NAL units in lists[fill]
 }
 
 // push adds the NAL units of one packet. The access unit is complete when
@@ -62,66 +62,66 @@ type auBuilder struct {
 // of an access unit carries its timestamp, and some cameras never set the
 // marker. In the second case the packet's units begin the next access unit
 // and the one returned does not include them.
-func (b *auBuilder) push(units [][]byte, ts uint32, marker, tsCloses bool, lim auLimits) ([][]byte, error) {
+func (g *auBuilder) push(units [][]byte, stamp uint32, mbit, tsCloses bool, lim auLimits) ([][]byte, error) {
 	var closed [][]byte
-	if tsCloses && len(b.lists[b.fill]) > 0 && ts != b.ts {
-		closed = b.lists[b.fill]
-		b.swap()
+	if tsCloses && len(g.lists[g.fill]) > 0 && stamp != g.stamp {
+		closed = g.lists[g.fill]
+		g.swap()
 	}
-	if err := b.add(units, ts, lim); err != nil {
+	if err := g.add(units, stamp, lim); err != nil {
 		return nil, err
 	}
 	switch {
 	case closed != nil:
 		return closed, nil
-	case !marker:
+	case !mbit:
 		return nil, errAUIncomplete
-	case len(b.lists[b.fill]) == 0:
+	case len(g.lists[g.fill]) == 0:
 		// A marker after packets that held no NAL unit: an access unit of
 		// nothing, which ingest reports.
 		return nil, nil
 	}
-	closed = b.lists[b.fill]
-	b.swap()
+	closed = g.lists[g.fill]
+	g.swap()
 	return closed, nil
 }
 
 // add appends units to the access unit being gathered. Past a limit, the
 // access unit is thrown away with them.
-func (b *auBuilder) add(units [][]byte, ts uint32, lim auLimits) error {
-	list := b.lists[b.fill]
-	if n := len(list) + len(units); n > lim.units {
-		b.discard()
+func (g *auBuilder) add(units [][]byte, stamp uint32, lim auLimits) error {
+	list := g.lists[g.fill]
+	if len(list)+len(units) > lim.units {
+		g.discard()
 		return fmt.Errorf("%w: more than %d", errTooManyUnits, lim.units)
 	}
-	size := b.size
+	total := g.total
 	for _, u := range units {
-		size += len(u)
+		total += len(u)
 	}
-	if size > lim.size {
-		b.discard()
-		return fmt.Errorf("%w: %d bytes, at most %d", errAUTooLarge, size, lim.size)
+	if total > lim.total {
+		g.discard()
+		return fmt.Errorf("%w: %d bytes, at most %d", errAUTooLarge, total, lim.total)
 	}
 	if len(units) > 0 {
-		b.lists[b.fill] = append(list, units...)
-		b.size = size
-		b.ts = ts
+		g.lists[g.fill] = append(list, units...)
+		g.total = total
+		g.stamp = stamp
 	}
 	return nil
 }
 
 // swap starts filling the other list. What it holds was handed out before
 // the current call, so its caller is done with it.
-func (b *auBuilder) swap() {
-	b.fill ^= 1
-	b.discard()
+func (g *auBuilder) swap() {
+	g.fill ^= 1
+	g.discard()
 }
 
 // discard empties the list being filled, letting go of its slices.
-func (b *auBuilder) discard() {
-	clear(b.lists[b.fill])
-	b.lists[b.fill] = b.lists[b.fill][:0]
-	b.size = 0
+func (g *auBuilder) discard() {
+	clear(g.lists[g.fill])
+	g.lists[g.fill] = g.lists[g.fill][:0]
+	g.total = 0
 }
 
 // fuJoiner rebuilds one NAL unit from fragmentation units (FU-A in H.264,
@@ -158,9 +158,9 @@ func (j *fuJoiner) extend(frag []byte, seq uint16, synced bool, maxLen int) erro
 		j.close()
 		return errFragmentGap
 	case j.length+len(frag) > maxLen:
-		n := j.length + len(frag)
+		ln := j.length + len(frag)
 		j.close()
-		return fmt.Errorf("%w: %d bytes, at most %d", errUnitTooLarge, n, maxLen)
+		return fmt.Errorf("%w: %d bytes, at most %d", errUnitTooLarge, ln, maxLen)
 	}
 	j.frags = append(j.frags, frag)
 	j.length += len(frag)
@@ -179,8 +179,8 @@ func (j *fuJoiner) join(arena *rtpArena) []byte {
 		nal = make([]byte, j.length)
 	}
 	at := copy(nal, j.header[:j.hdrLen])
-	for _, f := range j.frags {
-		at += copy(nal[at:], f)
+	for _, fr := range j.frags {
+		at += copy(nal[at:], fr)
 	}
 	j.close()
 	return nal
@@ -194,22 +194,22 @@ func (j *fuJoiner) close() {
 }
 
 var (
-	startCode     = []byte{0, 0, 1}
-	longStartCode = []byte{0, 0, 0, 1}
+	annexBStart     = []byte{0, 0, 1}
+	annexBLongStart = []byte{0, 0, 0, 1}
 )
 
-// cutAtStartCodes appends to units the NAL units of b, which may hold
+// cutAtStartCodes appends to units the NAL units of raw, which may hold
 // Annex-B start codes (00 00 01, or 00 00 00 01 whose first zero belongs
 // to neither neighbour) before, between or after them. Empty pieces are
-// not units. Past max units it stops early: the caller refuses so many,
+// not units. Past limit units it stops early: the caller refuses so many,
 // and a hostile buffer full of start codes must not grow the list.
-func cutAtStartCodes(units [][]byte, b []byte, max int) [][]byte {
-	for found := 0; len(b) > 0 && found <= max; {
-		at := bytes.Index(b, startCode)
+func cutAtStartCodes(units [][]byte, raw []byte, limit int) [][]byte {
+	for found := 0; len(raw) > 0 && found <= limit; {
+		at := bytes.Index(raw, annexBStart)
 		if at < 0 {
-			return append(units, b)
+			return append(units, raw)
 		}
-		piece := b[:at]
+		piece := raw[:at]
 		if at > 0 && piece[at-1] == 0 {
 			piece = piece[:at-1]
 		}
@@ -217,14 +217,14 @@ func cutAtStartCodes(units [][]byte, b []byte, max int) [][]byte {
 			units = append(units, piece)
 			found++
 		}
-		b = b[at+len(startCode):]
+		raw = raw[at+len(annexBStart):]
 	}
 	return units
 }
 
-// allZero reports whether b holds nothing but zero bytes.
-func allZero(b []byte) bool {
-	for _, c := range b {
+// allZero reports whether raw holds nothing but zero bytes.
+func allZero(raw []byte) bool {
+	for _, c := range raw {
 		if c != 0 {
 			return false
 		}

@@ -202,8 +202,8 @@ func TestDepacketizerBounds(t *testing.T) {
 		if _, err := decodeSeq(d.decode, 1, 0, pkts...); !errors.Is(err, errAUTooLarge) {
 			t.Fatalf("%v, want errAUTooLarge", err)
 		}
-		if n := len(d.au.lists[d.au.fill]); n != 0 || d.au.size != 0 {
-			t.Errorf("%d NAL units (%d bytes) kept after the refusal", n, d.au.size)
+		if n := len(d.gather.lists[d.gather.fill]); n != 0 || d.gather.total != 0 {
+			t.Errorf("%d NAL units (%d bytes) kept after the refusal", n, d.gather.total)
 		}
 	})
 }

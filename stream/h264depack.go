@@ -20,7 +20,7 @@ const (
 	h264FUB    = 29
 )
 
-var h264Limits = auLimits{units: h264.MaxNALUsPerAccessUnit, size: h264.MaxAccessUnitSize}
+var h264Limits = auLimits{units: h264.MaxNALUsPerAccessUnit, total: h264.MaxAccessUnitSize}
 
 var (
 	errH264NoPayload  = errors.New("H.264 RTP packet with an empty payload")
@@ -48,7 +48,7 @@ var (
 // Nothing is allocated per packet once its lists have grown, except the
 // buffer of a NAL unit joined from fragments when no arena is given.
 type h264Depacketizer struct {
-	au     auBuilder
+	gather auBuilder
 	fu     fuJoiner
 	units  [][]byte // the NAL units of the packet at hand
 	synced bool     // a packet other than a continuing FU-A came
@@ -62,123 +62,124 @@ type h264Depacketizer struct {
 //
 // errAUIncomplete and errJoinedMidUnit are not failures; any other error
 // means the packet, and possibly the access unit around it, was dropped.
-func (d *h264Depacketizer) decode(pkt *rtp.Packet, arena *rtpArena) ([][]byte, error) {
-	units, err := d.unpack(pkt, arena)
+func (dp *h264Depacketizer) decode(pk *rtp.Packet, arena *rtpArena) ([][]byte, error) {
+	units, err := dp.unpack(pk, arena)
 	if err != nil {
 		return nil, err
 	}
-	return d.au.push(units, pkt.Timestamp, pkt.Marker, true, h264Limits)
+	return dp.gather.push(units, pk.Timestamp, pk.Marker, true, h264Limits)
 }
 
-// unpack returns the NAL units the packet completes, in d.units.
-func (d *h264Depacketizer) unpack(pkt *rtp.Packet, arena *rtpArena) ([][]byte, error) {
-	p := pkt.Payload
-	if len(p) == 0 {
-		d.fu.close()
+// unpack returns the NAL units the packet completes, in dp.units.
+func (dp *h264Depacketizer) unpack(pk *rtp.Packet, arena *rtpArena) ([][]byte, error) {
+	pl := pk.Payload
+	if len(pl) == 0 {
+		dp.fu.close()
 		return nil, errH264NoPayload
 	}
-	kind := p[0] & 0x1f
+	kind := pl[0] & 0x1f
 	if kind == h264FUA {
-		return d.fragment(pkt, arena)
+		return dp.fragment(pk, arena)
 	}
-	d.fu.close() // a NAL unit in fragments ends only with its last fragment
-	d.synced = true
-	d.units = d.units[:0]
+	dp.fu.close() // a NAL unit in fragments ends only with its last fragment
+	dp.synced = true
+	dp.units = dp.units[:0]
 	switch kind {
 	case h264STAPA:
-		if err := d.aggregate(p[1:]); err != nil {
+		if err := dp.aggregate(pl[1:]); err != nil {
 			return nil, err
 		}
 	case h264STAPB, h264MTAP16, h264MTAP24, h264FUB:
 		return nil, errH264Interleaved
 	default:
-		// One NAL unit, the payload itself. Types 0, 30 and 31 have no
-		// meaning in RTP either and pass through as NAL units.
-		d.units = append(d.units, p)
+		// One NAL unit, the payload itself. Types 0, 30 and 31, which
+		// RFC 6184 leaves undefined, pass through as well.
+		dp.units = append(dp.units, pl)
 	}
-	if len(d.units) == 1 {
-		return d.unwrapAnnexB()
+	if len(dp.units) == 1 {
+		return dp.unwrapAnnexB()
 	}
-	return d.units, nil
+	return dp.units, nil
 }
 
 // fragment takes an FU-A packet (RFC 6184 §5.8): the FU indicator, whose F
 // and NRI bits are the NAL unit's, the FU header with the start bit, end
 // bit and NAL unit type, and a piece of the NAL unit after its header
 // byte.
-func (d *h264Depacketizer) fragment(pkt *rtp.Packet, arena *rtpArena) ([][]byte, error) {
-	p := pkt.Payload
-	if len(p) < 2 {
-		d.fu.close()
+func (dp *h264Depacketizer) fragment(pk *rtp.Packet, arena *rtpArena) ([][]byte, error) {
+	pl := pk.Payload
+	if len(pl) < 2 {
+		dp.fu.close()
 		return nil, errFUATruncated
 	}
-	indicator, fuHeader, piece := p[0], p[1], p[2:]
-	start, end := fuHeader&0x80 != 0, fuHeader&0x40 != 0
-	if start {
-		d.fu.begin([2]byte{indicator&0xe0 | fuHeader&0x1f}, 1, piece, pkt.SequenceNumber)
-		d.synced = true
+	indicator, fuHeader, piece := pl[0], pl[1], pl[2:]
+	sBit, eBit := fuHeader&0x80 != 0, fuHeader&0x40 != 0
+	if sBit {
+		dp.fu.begin([2]byte{indicator&0xe0 | fuHeader&0x1f}, 1, piece, pk.SequenceNumber)
+		dp.synced = true
 		// The RFC forbids a NAL unit in a single FU-A (start and end bits
 		// both set), but some cameras send small ones that way: taken.
-	} else if err := d.fu.extend(piece, pkt.SequenceNumber, d.synced, h264.MaxAccessUnitSize); err != nil {
+	} else if err := dp.fu.extend(piece, pk.SequenceNumber, dp.synced, h264.MaxAccessUnitSize); err != nil {
 		return nil, err
 	}
-	if !end {
+	if !eBit {
 		return nil, errAUIncomplete
 	}
-	nal := d.fu.join(arena)
-	d.units = cutAtStartCodes(d.units[:0], nal, h264Limits.units)
-	return d.units, nil
+	nal := dp.fu.join(arena)
+	dp.units = cutAtStartCodes(dp.units[:0], nal, h264Limits.units)
+	return dp.units, nil
 }
 
 // aggregate reads the NAL units of a STAP-A packet after its header byte
 // (RFC 6184 §5.7.1): each is a 16-bit length and that many bytes. Zero
 // bytes after the last one are padding. It appends at most one unit past
 // the limit: push refuses that many anyway.
-func (d *h264Depacketizer) aggregate(b []byte) error {
-	for len(b) > 0 {
-		if len(b) < 2 {
+func (dp *h264Depacketizer) aggregate(raw []byte) error {
+	for len(raw) > 0 {
+		if len(raw) < 2 {
 			return errSTAPATruncated
 		}
-		n := int(b[0])<<8 | int(b[1])
-		b = b[2:]
-		if n == 0 {
-			if !allZero(b) {
+		ln := int(raw[0])<<8 | int(raw[1])
+		raw = raw[2:]
+		if ln == 0 {
+			if !allZero(raw) {
 				return errSTAPAZero
 			}
 			break
 		}
-		if n > len(b) {
+		if ln > len(raw) {
 			return errSTAPATruncated
 		}
-		if len(d.units) <= h264Limits.units {
-			d.units = append(d.units, b[:n])
+		if len(dp.units) <= h264Limits.units {
+			dp.units = append(dp.units, raw[:ln])
 		}
-		b = b[n:]
+		raw = raw[ln:]
 	}
-	if len(d.units) == 0 {
+	if len(dp.units) == 0 {
 		return errSTAPAEmpty
 	}
 	return nil
 }
 
-// unwrapAnnexB cuts the one NAL unit in d.units at start codes when the
-// camera is known to wrap NAL units in Annex-B, or shows it now with a
-// 4-byte start code. A 3-byte one alone is not taken as a sign: 00 00 01
-// can occur in a NAL unit whose sender did not add emulation prevention.
-func (d *h264Depacketizer) unwrapAnnexB() ([][]byte, error) {
-	nal := d.units[0]
-	if !d.annexB && bytes.Contains(nal, longStartCode) {
-		d.annexB = true
+// unwrapAnnexB cuts the one NAL unit in dp.units at start codes when the
+// camera is known to wrap NAL units in Annex-B, or shows it now. The sign
+// is a 4-byte start code, which Annex-B writers put at least before
+// parameter sets and the first NAL unit of an access unit; a 3-byte one
+// before that is left in place.
+func (dp *h264Depacketizer) unwrapAnnexB() ([][]byte, error) {
+	nal := dp.units[0]
+	if !dp.annexB && bytes.Contains(nal, annexBLongStart) {
+		dp.annexB = true
 	}
-	if !d.annexB {
-		return d.units, nil
+	if !dp.annexB {
+		return dp.units, nil
 	}
-	d.units = cutAtStartCodes(d.units[:0], nal, h264Limits.units)
+	dp.units = cutAtStartCodes(dp.units[:0], nal, h264Limits.units)
 	switch {
-	case len(d.units) == 0:
+	case len(dp.units) == 0:
 		return nil, errOnlyStartCode
-	case len(d.units) > h264Limits.units:
+	case len(dp.units) > h264Limits.units:
 		return nil, errTooManyUnits
 	}
-	return d.units, nil
+	return dp.units, nil
 }
