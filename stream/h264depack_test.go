@@ -386,6 +386,9 @@ func FuzzH264Depacketizer(f *testing.F) {
 	f.Add([]byte{4, 8, 0x7c, 0x85, 1, 2, 3, 9, 0x7c, 0x45, 3, 4, 4, 10, 0x7c, 0x45, 5, 6})
 	f.Add([]byte{7, 3, 0x18, 0, 2, 0x67, 1, 0, 0, 3, 2, 0x65, 0, 0, 0, 1, 0x65, 4})
 	f.Add([]byte{1, 0, 0x65, 4, 2, 0x41, 0, 0, 1, 1, 0x41})
+	// Annex-B inside RTP; an FU-A with the F bit; STAP-B.
+	f.Add([]byte{9, 3, 0, 0, 0, 1, 0x67, 1, 0, 0, 1, 0x68, 4, 1, 0x41, 0, 0, 1})
+	f.Add([]byte{3, 0, 0xfc, 0x85, 1, 3, 1, 0xfc, 0x45, 2, 4, 3, 0x19, 0, 1})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		pkts, arena := fuzzPackets(data)
 		depackCompare(t, h264Depackers(t), pkts, arena)

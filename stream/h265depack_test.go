@@ -109,6 +109,8 @@ func FuzzH265Depacketizer(f *testing.F) {
 	f.Add([]byte{3, 1, 0x26, 1, 2})
 	f.Add([]byte{5, 8, 0x62, 1, 0x93, 1, 2, 4, 0, 0x62, 1, 0x13, 3, 4, 1, 0x62, 1, 0x53, 5})
 	f.Add([]byte{9, 1, 0x60, 1, 0, 2, 0x40, 1, 0, 2, 0x26, 1})
+	// PACI; an FU with both bits; a fragment before any start.
+	f.Add([]byte{4, 0, 0x64, 1, 2, 3, 4, 1, 0x62, 1, 0xd3, 5, 4, 3, 0x62, 1, 0x13, 6})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		pkts, arena := fuzzPackets(data)
 		depackCompare(t, h265Depackers(t), pkts, arena)
