@@ -51,7 +51,7 @@ func h264Depackers(t testing.TB) depacker {
 // and the errors other than "more packets needed" that both gave. With
 // viaArena, packets reach camd's as take hands them over: copied into an
 // arena from a buffer that is then overwritten, the arena flipped after
-// each access unit.
+// each access unit has been compared.
 //
 // Results are compared by kind, not by message: an access unit (the same
 // NAL units), "more packets needed", "joined mid-unit" or a refusal. One
@@ -87,9 +87,6 @@ func depackCompare(t testing.TB, dp depacker, pkts []depackPacket, viaArena bool
 			pkt.Payload = append([]byte(nil), p.payload...)
 		}
 		got, gotErr := dp.mine(pkt, a)
-		if viaArena && gotErr == nil {
-			arena.flip()
-		}
 
 		wantKind, gotKind := dp.refKind(wantErr), depackKind(gotErr)
 		if wantKind == "joined mid-unit" && errors.Is(gotErr, errFragmentStart) {
@@ -113,6 +110,9 @@ func depackCompare(t testing.TB, dp depacker, pkts []depackPacket, viaArena bool
 			}
 		}
 		aus++
+		if viaArena {
+			arena.flip() // as take does once the frame is handed on
+		}
 	}
 	return aus, errs
 }
@@ -267,9 +267,9 @@ func (w *streamWriter) emit(payload []byte, marker bool) {
 	}
 }
 
-// h264Depacketizer gives gortsplib's access units and errors for the same
-// packets, through the arena (take's path) and without it, for generated
-// streams that reach every branch of both.
+// h264Depacketizer gives the oracle's access units, and accepts and refuses
+// the same packets, through the arena (take's path) and without it, for
+// generated streams that reach every branch of both.
 func TestH264DepacketizerMatchesGortsplib(t *testing.T) {
 	compareGenerated(t, h264Depackers, genDepackStream, 1)
 }
@@ -381,8 +381,8 @@ func clipStream(t *testing.T, codec string, annexB bool) (pkts []depackPacket, a
 	return pkts, 3 * len(au)
 }
 
-// FuzzH264Depacketizer compares h264Depacketizer with gortsplib's decoder
-// on any packets. Each packet is a length byte, a flags byte (bit 0: the
+// FuzzH264Depacketizer compares h264Depacketizer with the oracle, as
+// depackCompare does, on any packets. Each packet is a length byte, a flags byte (bit 0: the
 // marker; bit 1: a new timestamp; bit 2: a sequence number skipped; bit 3:
 // through the arena) and the payload.
 func FuzzH264Depacketizer(f *testing.F) {

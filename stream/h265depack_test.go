@@ -98,8 +98,8 @@ func genH265Stream(r *rand.Rand, aus int) []depackPacket {
 	return w.out
 }
 
-// h265Depacketizer gives gortsplib's access units and errors for the same
-// packets, through the arena and without it.
+// h265Depacketizer gives the oracle's access units, and accepts and refuses
+// the same packets, through the arena and without it.
 func TestH265DepacketizerMatchesGortsplib(t *testing.T) {
 	compareGenerated(t, h265Depackers, genH265Stream, 2)
 }
