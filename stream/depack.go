@@ -201,25 +201,34 @@ var (
 // cutAtStartCodes appends to units the NAL units of raw, which may hold
 // Annex-B start codes (00 00 01, or 00 00 00 01 whose first zero belongs
 // to neither neighbour) before, between or after them. Empty pieces are
-// not units. Past limit units it stops early: the caller refuses so many,
-// and a hostile buffer full of start codes must not grow the list.
-func cutAtStartCodes(units [][]byte, raw []byte, limit int) [][]byte {
+// not units, and neither are those whose header byte skip (when not nil)
+// rejects: it returns how many it skipped. Past limit units it stops
+// early: the caller refuses so many, and a hostile buffer full of start
+// codes must not grow the list.
+func cutAtStartCodes(units [][]byte, raw []byte, limit int, skip func(byte) bool) ([][]byte, int) {
+	skipped := 0
 	for found := 0; len(raw) > 0 && found <= limit; {
 		at := bytes.Index(raw, annexBStart)
-		if at < 0 {
-			return append(units, raw)
+		piece := raw
+		if at >= 0 {
+			piece = raw[:at]
+			if at > 0 && piece[at-1] == 0 {
+				piece = piece[:at-1]
+			}
+			raw = raw[at+len(annexBStart):]
+		} else {
+			raw = nil
 		}
-		piece := raw[:at]
-		if at > 0 && piece[at-1] == 0 {
-			piece = piece[:at-1]
-		}
-		if len(piece) > 0 {
+		switch {
+		case len(piece) == 0:
+		case skip != nil && skip(piece[0]):
+			skipped++
+		default:
 			units = append(units, piece)
 			found++
 		}
-		raw = raw[at+len(annexBStart):]
 	}
-	return units
+	return units, skipped
 }
 
 // allZero reports whether raw holds nothing but zero bytes.

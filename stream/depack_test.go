@@ -62,6 +62,30 @@ func TestH264AnnexBInRTP(t *testing.T) {
 	}
 }
 
+// NAL units of the types RFC 6184 §5.4 reserves (0, 30, 31) are ignored,
+// whether alone, in a STAP-A or in fragments; the packets still count for
+// the marker bit.
+func TestH264ReservedTypesIgnored(t *testing.T) {
+	var d h264Depacketizer
+	au, err := decodeSeq(d.decode, 1, 0,
+		[]byte{0x41, 1}, // a P slice
+		[]byte{0x7e, 2}, // type 30
+		[]byte{24, 0, 2, 0x1f, 3, 0, 2, 0x41, 4, 0, 2, 0x60, 5}, // STAP-A: types 31, 1, 0
+		[]byte{28, 0x80 | 30, 6},                                // FU-A of type 30
+		[]byte{28, 0x40 | 30, 7},
+	)
+	if want := [][]byte{{0x41, 1}, {0x41, 4}}; err != nil || !equalAU(au, want) {
+		t.Fatalf("got % x, %v; want % x", au, err, want)
+	}
+	if d.ignored != 4 {
+		t.Errorf("%d NAL units counted as ignored, want 4", d.ignored)
+	}
+	// A packet of nothing else still ends the access unit.
+	if au, err := decodeSeq(d.decode, 10, 3600, []byte{0x7f, 9}); au != nil || err != nil {
+		t.Fatalf("got % x, %v; want an empty access unit", au, err)
+	}
+}
+
 func equalAU(a, b [][]byte) bool {
 	if len(a) != len(b) {
 		return false

@@ -43,7 +43,8 @@ var (
 // NAL unit shows a 4-byte start code, every such packet is cut at start
 // codes (the sender is known to write Annex-B). A NAL unit joined from
 // FU-A is always cut at start codes, since some cameras fragment several
-// NAL units as one.
+// NAL units as one. NAL units of the types RFC 6184 reserves are left out,
+// as the RFC tells receivers to do.
 //
 // Nothing is allocated per packet once its lists have grown, except the
 // buffer of a NAL unit joined from fragments when no arena is given.
@@ -53,6 +54,8 @@ type h264Depacketizer struct {
 	units  [][]byte // the NAL units of the packet at hand
 	synced bool     // a packet other than a continuing FU-A came
 	annexB bool     // the camera wraps single NAL units in Annex-B
+	// ignored counts the NAL units of reserved types left out, for tests.
+	ignored int
 }
 
 // decode takes one packet of the track and returns an access unit when the
@@ -86,20 +89,28 @@ func (dp *h264Depacketizer) unpack(pk *rtp.Packet, arena *rtpArena) ([][]byte, e
 	dp.units = dp.units[:0]
 	switch kind {
 	case h264STAPA:
-		if err := dp.aggregate(pl[1:]); err != nil {
+		n, err := dp.aggregate(pl[1:])
+		if err != nil {
 			return nil, err
+		}
+		if n > 1 {
+			return dp.units, nil
 		}
 	case h264STAPB, h264MTAP16, h264MTAP24, h264FUB:
 		return nil, errH264Interleaved
 	default:
-		// One NAL unit, the payload itself. Types 0, 30 and 31, which
-		// RFC 6184 leaves undefined, pass through as well.
+		// One NAL unit, the payload itself.
 		dp.units = append(dp.units, pl)
 	}
-	if len(dp.units) == 1 {
-		return dp.unwrapAnnexB()
-	}
-	return dp.units, nil
+	return dp.unwrapAnnexB()
+}
+
+// h264Reserved tells the NAL unit types that RFC 6184 §5.4 reserves (0, 30
+// and 31) from a NAL unit's header byte. A receiver must ignore such NAL
+// units, whether they come alone, aggregated or in fragments.
+func h264Reserved(header byte) bool {
+	t := header & 0x1f
+	return t == 0 || t >= 30
 }
 
 // fragment takes an FU-A packet (RFC 6184 §5.8): the FU indicator, whose F
@@ -126,57 +137,76 @@ func (dp *h264Depacketizer) fragment(pk *rtp.Packet, arena *rtpArena) ([][]byte,
 		return nil, errAUIncomplete
 	}
 	nal := dp.fu.join(arena)
-	dp.units = cutAtStartCodes(dp.units[:0], nal, h264Limits.units)
+	var skipped int
+	dp.units, skipped = cutAtStartCodes(dp.units[:0], nal, h264Limits.units, h264Reserved)
+	dp.ignored += skipped
 	return dp.units, nil
 }
 
 // aggregate reads the NAL units of a STAP-A packet after its header byte
 // (RFC 6184 §5.7.1): each is a 16-bit length and that many bytes. Zero
-// bytes after the last one are padding. It appends at most one unit past
+// bytes after the last one are padding. It returns how many NAL units the
+// packet holds, and keeps those not of a reserved type, at most one past
 // the limit: push refuses that many anyway.
-func (dp *h264Depacketizer) aggregate(raw []byte) error {
+func (dp *h264Depacketizer) aggregate(raw []byte) (int, error) {
+	n := 0
 	for len(raw) > 0 {
 		if len(raw) < 2 {
-			return errSTAPATruncated
+			return 0, errSTAPATruncated
 		}
 		ln := int(raw[0])<<8 | int(raw[1])
 		raw = raw[2:]
 		if ln == 0 {
 			if !allZero(raw) {
-				return errSTAPAZero
+				return 0, errSTAPAZero
 			}
 			break
 		}
 		if ln > len(raw) {
-			return errSTAPATruncated
+			return 0, errSTAPATruncated
 		}
-		if len(dp.units) <= h264Limits.units {
+		n++
+		switch {
+		case h264Reserved(raw[0]):
+			dp.ignored++
+		case len(dp.units) <= h264Limits.units:
 			dp.units = append(dp.units, raw[:ln])
 		}
 		raw = raw[ln:]
 	}
-	if len(dp.units) == 0 {
-		return errSTAPAEmpty
+	if n == 0 {
+		return 0, errSTAPAEmpty
 	}
-	return nil
+	return n, nil
 }
 
-// unwrapAnnexB cuts the one NAL unit in dp.units at start codes when the
-// camera is known to wrap NAL units in Annex-B, or shows it now. The sign
-// is a 4-byte start code, which Annex-B writers put at least before
-// parameter sets and the first NAL unit of an access unit; a 3-byte one
-// before that is left in place.
+// unwrapAnnexB takes the one NAL unit in dp.units, if any, and cuts it at
+// start codes when the camera is known to wrap NAL units in Annex-B, or
+// shows it now. The sign is a 4-byte start code, which Annex-B writers put
+// at least before parameter sets and the first NAL unit of an access unit;
+// a 3-byte one before that is left in place. It leaves out NAL units of
+// reserved types: a payload that starts with a start code has type 0 until
+// it is cut.
 func (dp *h264Depacketizer) unwrapAnnexB() ([][]byte, error) {
+	if len(dp.units) == 0 {
+		return dp.units, nil
+	}
 	nal := dp.units[0]
 	if !dp.annexB && bytes.Contains(nal, annexBLongStart) {
 		dp.annexB = true
 	}
 	if !dp.annexB {
+		if h264Reserved(nal[0]) {
+			dp.ignored++
+			dp.units = dp.units[:0]
+		}
 		return dp.units, nil
 	}
-	dp.units = cutAtStartCodes(dp.units[:0], nal, h264Limits.units)
+	var skipped int
+	dp.units, skipped = cutAtStartCodes(dp.units[:0], nal, h264Limits.units, h264Reserved)
+	dp.ignored += skipped
 	switch {
-	case len(dp.units) == 0:
+	case len(dp.units) == 0 && skipped == 0:
 		return nil, errOnlyStartCode
 	case len(dp.units) > h264Limits.units:
 		return nil, errTooManyUnits

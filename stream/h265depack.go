@@ -107,7 +107,7 @@ func (dp *h265Depacketizer) fragment(pk *rtp.Packet, arena *rtpArena) ([][]byte,
 		return nil, errAUIncomplete
 	}
 	nal := dp.fu.join(arena)
-	dp.units = cutAtStartCodes(dp.units[:0], nal, h265Limits.units)
+	dp.units, _ = cutAtStartCodes(dp.units[:0], nal, h265Limits.units, nil)
 	return dp.units, nil
 }
 
