@@ -8,7 +8,7 @@ import (
 	"github.com/pion/rtp"
 )
 
-// RTP payload structures of RFC 6184 (§5.2, table 3), by the value of the
+// RTP payload structures of RFC 6184 (§5.2, table 1), by the value of the
 // type field of the payload's first byte. 1 to 23 are single NAL unit
 // packets.
 const (
