@@ -89,11 +89,11 @@ func (dp *h264Depacketizer) unpack(pk *rtp.Packet, arena *rtpArena) ([][]byte, e
 	dp.units = dp.units[:0]
 	switch kind {
 	case h264STAPA:
-		n, err := dp.aggregate(pl[1:])
+		seen, err := dp.aggregate(pl[1:])
 		if err != nil {
 			return nil, err
 		}
-		if n > 1 {
+		if seen > 1 {
 			return dp.units, nil
 		}
 	case h264STAPB, h264MTAP16, h264MTAP24, h264FUB:
@@ -109,8 +109,8 @@ func (dp *h264Depacketizer) unpack(pk *rtp.Packet, arena *rtpArena) ([][]byte, e
 // and 31) from a NAL unit's header byte. A receiver must ignore such NAL
 // units, whether they come alone, aggregated or in fragments.
 func h264Reserved(header byte) bool {
-	t := header & 0x1f
-	return t == 0 || t >= 30
+	kind := header & 0x1f
+	return kind == 0 || kind >= 30
 }
 
 // fragment takes an FU-A packet (RFC 6184 §5.8): the FU indicator, whose F
@@ -149,7 +149,7 @@ func (dp *h264Depacketizer) fragment(pk *rtp.Packet, arena *rtpArena) ([][]byte,
 // packet holds, and keeps those not of a reserved type, at most one past
 // the limit: push refuses that many anyway.
 func (dp *h264Depacketizer) aggregate(raw []byte) (int, error) {
-	n := 0
+	seen := 0
 	for len(raw) > 0 {
 		if len(raw) < 2 {
 			return 0, errSTAPATruncated
@@ -165,7 +165,7 @@ func (dp *h264Depacketizer) aggregate(raw []byte) (int, error) {
 		if ln > len(raw) {
 			return 0, errSTAPATruncated
 		}
-		n++
+		seen++
 		switch {
 		case h264Reserved(raw[0]):
 			dp.ignored++
@@ -174,10 +174,10 @@ func (dp *h264Depacketizer) aggregate(raw []byte) (int, error) {
 		}
 		raw = raw[ln:]
 	}
-	if n == 0 {
+	if seen == 0 {
 		return 0, errSTAPAEmpty
 	}
-	return n, nil
+	return seen, nil
 }
 
 // unwrapAnnexB takes the one NAL unit in dp.units, if any, and cuts it at
