@@ -10,9 +10,9 @@
 // 64 KiB are queued, rather than waking for every RTP packet, which was
 // most of the CPU camd spent per camera. Over rtsp:// the video's packets
 // are then taken from each batch by camd itself (demux.go, take.go), and
-// H.264 and H.265 are depacketized by camd's copies of gortsplib's
-// depacketizers that reuse their buffers (h264depack.go, h265depack.go):
-// the originals' garbage, at 25 fps per camera, was the next largest cost.
+// H.264 and H.265 are depacketized by camd's own depacketizers (RFC 6184
+// and 7798; depack.go, h264depack.go, h265depack.go), which reuse their
+// buffers: garbage per packet, at 25 fps per camera, was the next largest cost.
 //
 // Only decoded video access units count as frames: audio, RTCP and
 // keep-alives never do, so a camera that sends only those looks stalled.

@@ -1,198 +1,140 @@
 package stream
 
 import (
-	"bytes"
-	"fmt"
+	"errors"
 
-	"github.com/bluenviron/gortsplib/v5/pkg/format/rtph265"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 	"github.com/pion/rtp"
 )
 
-// h265Depacketizer is gortsplib's rtph265.Decoder (v5.6.5) without its
-// allocations on the common path, as h264Depacketizer is for H.264: the
-// same access units and errors for the same packets
-// (TestH265DepacketizerMatchesGortsplib, FuzzH265Depacketizer), lists of
-// NAL units reused in two generations, fragmented NAL units joined into the
-// packet arena when the packets come from take, and one scan for a start
-// code per fragmented NAL unit, where the original splits it.
-type h265Depacketizer struct {
-	firstPacketReceived bool
-	fragments           [][]byte // payloads after the FU header
-	fragmentsSize       int
-	fragmentHeader      [2]byte
-	fragmentNextSeqNum  uint16
+// RTP payload structures of RFC 7798 (§4.4) beyond single NAL unit packets,
+// by the type field of the 2-byte payload header.
+const (
+	h265AP   = 48 // aggregation packet
+	h265FU   = 49 // fragmentation unit
+	h265PACI = 50 // payload content information
+)
 
-	frames    [2][][]byte // as in h264Depacketizer
-	cur       int
-	frameSize int
-	nalus     [][]byte
-	oneNALU   [1][]byte
+var h265Limits = auLimits{units: h265.MaxNALUsPerAccessUnit, total: h265.MaxAccessUnitSize}
+
+var (
+	errH265Short     = errors.New("H.265 RTP payload shorter than its 2-byte header")
+	errFUTruncated   = errors.New("FU packet without its FU header")
+	errFUStartAndEnd = errors.New("FU packet with both the start and end bits set, which RFC 7798 forbids")
+	errAPTruncated   = errors.New("AP packet: an aggregation unit runs past the end of the packet")
+	errAPZero        = errors.New("AP packet: an aggregation unit of length 0")
+	errAPEmpty       = errors.New("AP packet without an aggregation unit")
+	errPACI          = errors.New("PACI packet (type 50), which camd does not read")
+)
+
+// h265Depacketizer is h264Depacketizer's counterpart for H.265 (RFC 7798):
+// single NAL unit packets, AP and FU, without DONL fields (the track's
+// setup refuses a sprop-max-don-diff above 0, which is what brings them).
+// An access unit ends with the marker bit. A NAL unit joined from
+// fragments is cut at Annex-B start codes, for the cameras that fragment
+// several NAL units as one; a single NAL unit packet is taken as it is.
+type h265Depacketizer struct {
+	gather auBuilder
+	fu     fuJoiner
+	units  [][]byte // the NAL units of the packet at hand
+	synced bool     // a packet other than a continuing FU came
 }
 
-// decode is rtph265.Decoder.Decode. arena, when not nil, is where a
-// fragmented NAL unit is joined (see take); nil joins into a new buffer.
-func (d *h265Depacketizer) decode(pkt *rtp.Packet, arena *rtpArena) ([][]byte, error) {
-	nalus, err := d.decodeNALUs(pkt, arena)
+// decode is h264Depacketizer.decode for H.265, with the same errors that
+// are not failures and the same rules for the access unit returned and for
+// arena.
+func (dp *h265Depacketizer) decode(pk *rtp.Packet, arena *rtpArena) ([][]byte, error) {
+	units, err := dp.unpack(pk, arena)
 	if err != nil {
 		return nil, err
 	}
-	fr := d.frames[d.cur]
-	l := len(nalus)
-	if len(fr)+l > h265.MaxNALUsPerAccessUnit {
-		n := len(fr) + l
-		d.resetFrame()
-		return nil, fmt.Errorf("NALU count (%d) exceeds maximum allowed (%d)", n, h265.MaxNALUsPerAccessUnit)
-	}
-	add := 0
-	for _, n := range nalus {
-		add += len(n)
-	}
-	if d.frameSize+add > h265.MaxAccessUnitSize {
-		n := d.frameSize + add
-		d.resetFrame()
-		return nil, fmt.Errorf("access unit size (%d) is too big, maximum is %d", n, h265.MaxAccessUnitSize)
-	}
-	d.frames[d.cur] = append(fr, nalus...)
-	d.frameSize += add
-	if !pkt.Marker {
-		return nil, rtph265.ErrMorePacketsNeeded
-	}
-	ret := d.frames[d.cur]
-	if len(ret) == 0 {
-		ret = nil // the original's frameBuffer stays nil after appending nothing
-	}
-	// The next access unit goes to the other generation: the one there
-	// was returned by an earlier call and is no longer in use.
-	d.cur ^= 1
-	d.resetFrame()
-	return ret, nil
+	return dp.gather.push(units, pk.Timestamp, pk.Marker, false, h265Limits)
 }
 
-func (d *h265Depacketizer) resetFrame() {
-	clear(d.frames[d.cur])
-	d.frames[d.cur] = d.frames[d.cur][:0]
-	d.frameSize = 0
-}
-
-func (d *h265Depacketizer) resetFragments() {
-	clear(d.fragments)
-	d.fragments = d.fragments[:0]
-	d.fragmentsSize = 0
-}
-
-// decodeNALUs is the original's, case by case.
-func (d *h265Depacketizer) decodeNALUs(pkt *rtp.Packet, arena *rtpArena) ([][]byte, error) {
-	if len(pkt.Payload) < 2 {
-		d.resetFragments()
-		return nil, fmt.Errorf("payload is too short")
+// unpack returns the NAL units the packet completes, in dp.units.
+func (dp *h265Depacketizer) unpack(pk *rtp.Packet, arena *rtpArena) ([][]byte, error) {
+	pl := pk.Payload
+	if len(pl) < 2 {
+		dp.fu.close()
+		return nil, errH265Short
 	}
-
-	typ := h265.NALUType((pkt.Payload[0] >> 1) & 0b111111)
-	var nalus [][]byte
-
-	switch typ {
-	case h265.NALUType_AggregationUnit:
-		d.resetFragments()
-		payload := pkt.Payload[2:]
-		nalus = d.nalus[:0]
-		for {
-			if len(payload) < 2 {
-				d.nalus = nalus
-				return nil, fmt.Errorf("invalid aggregation unit (invalid size)")
-			}
-			size := uint16(payload[0])<<8 | uint16(payload[1])
-			payload = payload[2:]
-			if size == 0 || int(size) > len(payload) {
-				d.nalus = nalus
-				return nil, fmt.Errorf("invalid aggregation unit (invalid size)")
-			}
-			nalus = append(nalus, payload[:size])
-			payload = payload[size:]
-			if len(payload) == 0 {
-				break
-			}
+	kind := pl[0] >> 1 & 0x3f
+	if kind == h265FU {
+		return dp.fragment(pk, arena)
+	}
+	dp.fu.close() // a NAL unit in fragments ends only with its last fragment
+	dp.synced = true
+	dp.units = dp.units[:0]
+	switch kind {
+	case h265AP:
+		if err := dp.aggregate(pl[2:]); err != nil {
+			return nil, err
 		}
-		d.nalus = nalus
-		d.firstPacketReceived = true
-
-	case h265.NALUType_FragmentationUnit:
-		if len(pkt.Payload) < 3 {
-			d.resetFragments()
-			return nil, fmt.Errorf("payload is too short")
-		}
-		start := pkt.Payload[2] >> 7
-		end := (pkt.Payload[2] >> 6) & 0x01
-
-		if start == 1 {
-			d.resetFragments()
-			if end != 0 {
-				return nil, fmt.Errorf("invalid fragmentation unit (can't contain both a start and end bit)")
-			}
-			typ := pkt.Payload[2] & 0b111111
-			head := uint16(pkt.Payload[0]&0b10000001)<<8 | uint16(typ)<<9 | uint16(pkt.Payload[1])
-			d.fragmentHeader = [2]byte{byte(head >> 8), byte(head)}
-			d.fragmentsSize = len(pkt.Payload[1:])
-			d.fragments = append(d.fragments, pkt.Payload[3:])
-			d.fragmentNextSeqNum = pkt.SequenceNumber + 1
-			d.firstPacketReceived = true
-			return nil, rtph265.ErrMorePacketsNeeded
-		}
-
-		if d.fragmentsSize == 0 {
-			if !d.firstPacketReceived {
-				return nil, rtph265.ErrNonStartingPacketAndNoPrevious
-			}
-			return nil, fmt.Errorf("invalid fragmentation unit (non-starting)")
-		}
-		if pkt.SequenceNumber != d.fragmentNextSeqNum {
-			d.resetFragments()
-			return nil, errPacketMissing
-		}
-		d.fragmentsSize += len(pkt.Payload[3:])
-		if d.fragmentsSize > h265.MaxAccessUnitSize {
-			n := d.fragmentsSize
-			d.resetFragments()
-			return nil, fmt.Errorf("NALU size (%d) is too big, maximum is %d", n, h265.MaxAccessUnitSize)
-		}
-		d.fragments = append(d.fragments, pkt.Payload[3:])
-		d.fragmentNextSeqNum++
-		if end != 1 {
-			return nil, rtph265.ErrMorePacketsNeeded
-		}
-		nalu := d.joinFragments(arena)
-		d.resetFragments()
-		if !bytes.Contains(nalu, startCode3) {
-			d.oneNALU[0] = nalu
-			return d.oneNALU[:], nil
-		}
-		nalus = splitNALUs(nalu)
-
-	case h265.NALUType_PACI:
-		d.resetFragments()
-		return nil, fmt.Errorf("PACI packets are not supported (yet)")
-
+	case h265PACI:
+		return nil, errPACI
 	default:
-		d.resetFragments()
-		d.oneNALU[0] = pkt.Payload
-		nalus = d.oneNALU[:]
+		dp.units = append(dp.units, pl)
 	}
-	return nalus, nil
+	return dp.units, nil
 }
 
-// joinFragments copies the fragments of a NAL unit, after its two header
-// bytes, into one buffer. fragmentsSize counts one of the header bytes and
-// the FU header byte, as the original's does: the buffer is that long.
-func (d *h265Depacketizer) joinFragments(arena *rtpArena) []byte {
-	var b []byte
-	if arena != nil {
-		b = arena.alloc(d.fragmentsSize)
-	} else {
-		b = make([]byte, d.fragmentsSize)
+// fragment takes an FU packet (RFC 7798 §4.4.3): the payload header, whose
+// F bit, LayerId and TID are the NAL unit's, the FU header with the start
+// bit, end bit and NAL unit type, and a piece of the NAL unit after its
+// 2-byte header.
+func (dp *h265Depacketizer) fragment(pk *rtp.Packet, arena *rtpArena) ([][]byte, error) {
+	pl := pk.Payload
+	if len(pl) < 3 {
+		dp.fu.close()
+		return nil, errFUTruncated
 	}
-	n := copy(b, d.fragmentHeader[:])
-	for _, f := range d.fragments {
-		n += copy(b[n:], f)
+	fuHeader, piece := pl[2], pl[3:]
+	sBit, eBit := fuHeader&0x80 != 0, fuHeader&0x40 != 0
+	if sBit {
+		dp.synced = true
+		if eBit {
+			dp.fu.close()
+			return nil, errFUStartAndEnd
+		}
+		header := [2]byte{pl[0]&0x81 | (fuHeader&0x3f)<<1, pl[1]}
+		dp.fu.begin(header, 2, piece, pk.SequenceNumber)
+		return nil, errAUIncomplete
 	}
-	return b
+	if err := dp.fu.extend(piece, pk.SequenceNumber, dp.synced, h265.MaxAccessUnitSize); err != nil {
+		return nil, err
+	}
+	if !eBit {
+		return nil, errAUIncomplete
+	}
+	nal := dp.fu.join(arena)
+	dp.units, _ = cutAtStartCodes(dp.units[:0], nal, h265Limits.units, nil)
+	return dp.units, nil
+}
+
+// aggregate reads the aggregation units of an AP after its payload header
+// (RFC 7798 §4.4.2, without DONL): each is a 16-bit length and that many
+// bytes of NAL unit. It appends at most one unit past the limit: push
+// refuses that many anyway.
+func (dp *h265Depacketizer) aggregate(raw []byte) error {
+	for len(raw) > 0 {
+		if len(raw) < 2 {
+			return errAPTruncated
+		}
+		ln := int(raw[0])<<8 | int(raw[1])
+		raw = raw[2:]
+		switch {
+		case ln == 0:
+			return errAPZero
+		case ln > len(raw):
+			return errAPTruncated
+		}
+		if len(dp.units) <= h265Limits.units {
+			dp.units = append(dp.units, raw[:ln])
+		}
+		raw = raw[ln:]
+	}
+	if len(dp.units) == 0 {
+		return errAPEmpty
+	}
+	return nil
 }

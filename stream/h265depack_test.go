@@ -13,7 +13,8 @@ func h265Depackers(t testing.TB) depacker {
 		t.Fatal(err)
 	}
 	var d h265Depacketizer
-	return depacker{ref.Decode, d.decode, rtph265.ErrMorePacketsNeeded, rtph265.ErrNonStartingPacketAndNoPrevious}
+	return depacker{ref: ref.Decode, mine: d.decode, refMore: rtph265.ErrMorePacketsNeeded,
+		refMidUnit: rtph265.ErrNonStartingPacketAndNoPrevious}
 }
 
 // genH265Stream is genDepackStream for H.265 (RFC 7798): single NAL units,
@@ -97,8 +98,8 @@ func genH265Stream(r *rand.Rand, aus int) []depackPacket {
 	return w.out
 }
 
-// h265Depacketizer gives gortsplib's access units and errors for the same
-// packets, through the arena and without it.
+// h265Depacketizer gives the oracle's access units, and accepts and refuses
+// the same packets, through the arena and without it.
 func TestH265DepacketizerMatchesGortsplib(t *testing.T) {
 	compareGenerated(t, h265Depackers, genH265Stream, 2)
 }
@@ -108,6 +109,8 @@ func FuzzH265Depacketizer(f *testing.F) {
 	f.Add([]byte{3, 1, 0x26, 1, 2})
 	f.Add([]byte{5, 8, 0x62, 1, 0x93, 1, 2, 4, 0, 0x62, 1, 0x13, 3, 4, 1, 0x62, 1, 0x53, 5})
 	f.Add([]byte{9, 1, 0x60, 1, 0, 2, 0x40, 1, 0, 2, 0x26, 1})
+	// PACI; an FU with both bits; a fragment before any start.
+	f.Add([]byte{4, 0, 0x64, 1, 2, 3, 4, 1, 0x62, 1, 0xd3, 5, 4, 3, 0x62, 1, 0x13, 6})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		pkts, arena := fuzzPackets(data)
 		depackCompare(t, h265Depackers(t), pkts, arena)

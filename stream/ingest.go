@@ -9,8 +9,6 @@ import (
 
 	"github.com/bluenviron/gortsplib/v5/pkg/description"
 	"github.com/bluenviron/gortsplib/v5/pkg/format"
-	"github.com/bluenviron/gortsplib/v5/pkg/format/rtph264"
-	"github.com/bluenviron/gortsplib/v5/pkg/format/rtph265"
 	"github.com/bluenviron/gortsplib/v5/pkg/format/rtpmjpeg"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
@@ -115,16 +113,17 @@ func (in *ingest) newDecoder() error {
 	var err error
 	switch f := in.info.Format.(type) {
 	case *format.H264:
-		// The check of rtph264.Decoder.Init, which h264Depacketizer
-		// stands in for.
+		// h264Depacketizer reads the single NAL unit (0) and
+		// non-interleaved (1) modes of RFC 6184, not the interleaved one.
 		if f.PacketizationMode != 0 && f.PacketizationMode != 1 {
-			err = fmt.Errorf("unsupported packetization mode: %d", f.PacketizationMode)
+			err = fmt.Errorf("packetization-mode %d: only 0 and 1 are read", f.PacketizationMode)
 		}
 		in.h264 = h264Depacketizer{}
 	case *format.H265:
-		// The check of rtph265.Decoder.Init.
+		// With sprop-max-don-diff above 0, packets carry DONL fields
+		// (RFC 7798), which h265Depacketizer does not read.
 		if f.MaxDONDiff != 0 {
-			err = fmt.Errorf("MaxDONDiff != 0 is not supported (yet)")
+			err = fmt.Errorf("sprop-max-don-diff %d: packets with decoding order numbers are not read", f.MaxDONDiff)
 		}
 		in.h265 = h265Depacketizer{}
 	case *format.MJPEG:
@@ -180,7 +179,7 @@ func (in *ingest) handle(pkt *rtp.Packet, pts int64, now time.Time) bool {
 	case CodecH264:
 		au, err = in.h264.decode(pkt, in.joinArena())
 		if err != nil {
-			if err != rtph264.ErrMorePacketsNeeded && err != rtph264.ErrNonStartingPacketAndNoPrevious { //nolint:errorlint // sentinels returned as is
+			if err != errAUIncomplete && err != errJoinedMidUnit { //nolint:errorlint // returned unwrapped
 				in.decodeError(fmt.Errorf("decode H.264 RTP packet: %w", err))
 			}
 			return false
@@ -188,7 +187,7 @@ func (in *ingest) handle(pkt *rtp.Packet, pts int64, now time.Time) bool {
 	case CodecH265:
 		au, err = in.h265.decode(pkt, in.joinArena())
 		if err != nil {
-			if err != rtph265.ErrMorePacketsNeeded && err != rtph265.ErrNonStartingPacketAndNoPrevious { //nolint:errorlint // sentinels returned as is
+			if err != errAUIncomplete && err != errJoinedMidUnit { //nolint:errorlint // returned unwrapped
 				in.decodeError(fmt.Errorf("decode H.265 RTP packet: %w", err))
 			}
 			return false

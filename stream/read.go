@@ -32,9 +32,6 @@ var ErrNoVideo = errors.New("no video track")
 // (UDP): the network's doing, not the camera's.
 var ErrPacketsLost = errors.New("packets lost in transit")
 
-// errPacketMissing is a depacketizer's: a fragment of the frame never came.
-var errPacketMissing error = lossError("discarding frame since a RTP packet is missing")
-
 // lossError is a loss in transit with its own message.
 type lossError string
 
