@@ -480,3 +480,34 @@ func TestPackagedConfigMode(t *testing.T) {
 		t.Error("postinstall.sh does not make the config root:camd, unreadable by others")
 	}
 }
+
+// TestCopyrightNamesEveryModule keeps packaging/copyright true: every Go
+// module linked into camd is named in it with a licence, and the root
+// LICENSE is camd's MIT licence.
+func TestCopyrightNamesEveryModule(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "-f",
+		"{{if .Module}}{{if not .Standard}}{{.Module.Path}}{{end}}{{end}}", "../cmd/camd").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	b, err := os.ReadFile("copyright")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	for _, m := range strings.Fields(string(out)) {
+		if m == "github.com/camd/camd" {
+			continue
+		}
+		if !strings.Contains(text, m+" ") && !strings.Contains(text, m+"\n") {
+			t.Errorf("packaging/copyright does not name %s, which camd links", m)
+		}
+	}
+	lic, err := os.ReadFile(filepath.Join("..", "LICENSE"))
+	if err != nil || !strings.HasPrefix(string(lic), "MIT License") {
+		t.Errorf("LICENSE is not camd's MIT licence: %v", err)
+	}
+	if !strings.Contains(text, "Files: *\nCopyright: 2025-2026 the camd authors\nLicense: MIT\n") {
+		t.Error("packaging/copyright does not give camd's own files as MIT")
+	}
+}
