@@ -483,7 +483,7 @@ func TestTokenFileRefused(t *testing.T) {
 // or a pinned fingerprint, and nothing else; plain HTTP to the TLS port is
 // Go's clean 400, which the client turns into one line.
 func TestTLS(t *testing.T) {
-	cert := testutil.NewAPICert(t, t.TempDir())
+	cert := testutil.NewCert(t, t.TempDir())
 	e := newEnv(t, func(c *Config) { c.TLSCert, c.TLSKey = cert.CertFile, cert.KeyFile })
 	addr := e.srv.Addr()
 	ctx := context.Background()
@@ -525,7 +525,7 @@ func TestTLS(t *testing.T) {
 		c.CloseIdleConnections()
 	}
 
-	other := testutil.NewAPICert(t, t.TempDir())
+	other := testutil.NewCert(t, t.TempDir())
 	osum := sha256.Sum256(other.DER)
 	bad := map[string]struct {
 		tls  ClientTLS
@@ -589,7 +589,7 @@ func TestTLS(t *testing.T) {
 
 func TestTLSBadFiles(t *testing.T) {
 	e := newEnv(t)
-	cert := testutil.NewAPICert(t, t.TempDir())
+	cert := testutil.NewCert(t, t.TempDir())
 	for _, tc := range []struct{ cert, key string }{
 		{cert.CertFile, ""},
 		{"", cert.KeyFile},
@@ -620,7 +620,7 @@ func TestOffLoopbackWarnings(t *testing.T) {
 		cfg := Config{Manager: e.m, Listen: "127.0.0.1:0", Token: "0123456789abcdef", RequireToken: &tc.requireToken,
 			AllowNoTokenOffLoopback: true, Logger: testutil.Logger(logs)}
 		if tc.tls {
-			cert := testutil.NewAPICert(t, t.TempDir())
+			cert := testutil.NewCert(t, t.TempDir())
 			cfg.TLSCert, cfg.TLSKey = cert.CertFile, cert.KeyFile
 		}
 		s, err := New(cfg)

@@ -1,11 +1,8 @@
 package device
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"fmt"
-	"net"
 	"os"
 	"strings"
 	"testing"
@@ -14,42 +11,13 @@ import (
 	"github.com/camd/camd/internal/testutil"
 )
 
-// echoServe answers every RTSP request with a 400 whose reason phrase
-// repeats the request line (the URL with its secrets, as a camera's error
-// page may) and holds terminal escapes: a window-title OSC and a clear-screen
-// CSI.
-func echoServe(c net.Conn, br *bufio.Reader, _ <-chan struct{}) {
-	for {
-		var first, cseq string
-		for {
-			line, err := br.ReadString('\n')
-			if err != nil {
-				return
-			}
-			line = strings.TrimRight(line, "\r\n")
-			if line == "" {
-				break
-			}
-			if first == "" {
-				first = line
-			} else if k, v, ok := strings.Cut(line, ":"); ok && strings.EqualFold(k, "CSeq") {
-				cseq = strings.TrimSpace(v)
-			}
-		}
-		if _, err := fmt.Fprintf(c, "RTSP/1.0 400 %s \x1b]0;x\x07 \x1b[2J\r\nCSeq: %s\r\n\r\n", first, cseq); err != nil {
-			return
-		}
-	}
-}
-
 // hasControl reports whether s holds a C0 or C1 control character or DEL.
 func hasControl(s string) bool {
 	return strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || (r >= 0x7f && r <= 0x9f) })
 }
 
 func TestLastErrorHoldsNoSecretOrControl(t *testing.T) {
-	hs := newHostileServer(t, echoServe)
-	addr := hs.ln.Addr().String()
+	addr := testutil.EscapingCamera(t)
 	h := newHarness(t, hostileSettings())
 	urls := map[string]string{
 		"query": "rtsp://admin:Secret0@" + addr + "/cam/realmonitor?channel=1&password=Secret1",

@@ -17,7 +17,7 @@ import (
 // the CLI works with --ca or --fingerprint (or their variables) and says in
 // one line what is wrong otherwise.
 func TestRunAPIOverTLS(t *testing.T) {
-	cert := testutil.NewAPICert(t, t.TempDir())
+	cert := testutil.NewCert(t, t.TempDir())
 	cfg := writeConfig(t, t.TempDir(), "api:\n  tls_cert: "+cert.CertFile+"\n  tls_key: "+cert.KeyFile+"\n")
 	p := startCamd(t, t.TempDir(), nil, "--config", cfg)
 	t.Setenv("CAMD_CA", "")
@@ -55,7 +55,7 @@ func TestRunAPIOverTLS(t *testing.T) {
 	t.Setenv("CAMD_FINGERPRINT", "")
 	t.Setenv("CAMD_API", "")
 
-	other := testutil.NewAPICert(t, t.TempDir())
+	other := testutil.NewCert(t, t.TempDir())
 	osum := sha256.Sum256(other.DER)
 	for _, tc := range []struct {
 		args []string

@@ -5,18 +5,10 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -222,7 +214,8 @@ func TestRelayOffLoopbackNeedsCredentials(t *testing.T) {
 func TestRelayTLSProcess(t *testing.T) {
 	ffprobe := testutil.NeedTool(t, "ffprobe")
 	dir := t.TempDir()
-	cert, key := writeTestCert(t, dir)
+	tc := testutil.NewCert(t, t.TempDir())
+	cert, key := tc.CertFile, tc.KeyFile
 	s := newSim(t, 1)
 	cfg := writeConfig(t, dir, fmt.Sprintf("relay:\n  tls_cert: %s\n  tls_key: %s\n  user: viewer\n  pass: tls-relay-pass\n", cert, key))
 	p := startCamd(t, filepath.Join(dir, "data"), nil, "--config", cfg)
@@ -244,36 +237,4 @@ func TestRelayTLSProcess(t *testing.T) {
 	if strings.Contains(p.stderr.String(), "tls-relay-pass") {
 		t.Error("the relay password reached the log")
 	}
-}
-
-// writeTestCert writes a self-signed certificate for 127.0.0.1 and its
-// key into dir.
-func writeTestCert(t *testing.T, dir string) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "camd test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "relay-cert.pem"), filepath.Join(dir, "relay-key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certFile, keyFile
 }

@@ -1,19 +1,16 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,71 +19,6 @@ import (
 	"github.com/camd/camd/internal/testutil"
 	"github.com/camd/camd/store"
 )
-
-// echoCamera is a raw TCP "camera" on 127.0.0.1:0 that answers every RTSP
-// request with a 400 whose reason phrase starts with terminal escapes (a
-// window-title OSC ended by BEL, a clear-screen CSI) and then repeats the
-// request line, URL and secrets included, as some cameras' error pages do.
-func echoCamera(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	conns := map[net.Conn]bool{}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns[c] = true
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					var first, cseq string
-					for {
-						line, err := br.ReadString('\n')
-						if err != nil {
-							return
-						}
-						line = strings.TrimRight(line, "\r\n")
-						if line == "" {
-							break
-						}
-						if first == "" {
-							first = line
-						} else if k, v, ok := strings.Cut(line, ":"); ok && strings.EqualFold(k, "CSeq") {
-							cseq = strings.TrimSpace(v)
-						}
-					}
-					if _, err := fmt.Fprintf(c, "RTSP/1.0 400 \x1b]0;x\x07\x1b[2J %s\r\nCSeq: %s\r\n\r\n", first, cseq); err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	return ln.Addr().String()
-}
 
 // controlRE matches what a terminal acts on: C0 controls but '\n', DEL, and
 // C1 controls in UTF-8.
@@ -114,7 +46,7 @@ func cmdlinesHolding(s string) []string {
 // secrets are not in camd.db.
 func TestRunSecretsAndControlsNeverShown(t *testing.T) {
 	needLinux(t)
-	addr := echoCamera(t)
+	addr := testutil.EscapingCamera(t)
 	dir := t.TempDir()
 	p := startCamd(t, dir, nil, "--log-level", "debug")
 	bin := camdBin(t)
@@ -152,8 +84,12 @@ func TestRunSecretsAndControlsNeverShown(t *testing.T) {
 	if err := add.Start(); err != nil {
 		t.Fatal(err)
 	}
-	own, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", add.Process.Pid))
-	if err != nil || !bytes.Contains(own, []byte("camera\x00add\x00query\x00-\x00")) {
+	// Until the child has exec'd, its cmdline is empty or the parent's.
+	var own []byte
+	if !testutil.Poll(10*time.Second, func() bool {
+		own, err = os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", add.Process.Pid))
+		return err == nil && bytes.Contains(own, []byte("camera\x00add\x00query\x00-\x00"))
+	}) {
 		t.Errorf("the CLI's cmdline is %q (%v)", own, err)
 	}
 	for _, s := range secrets {

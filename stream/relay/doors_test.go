@@ -3,22 +3,14 @@ package relay
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -333,43 +325,12 @@ func TestWrongPasswordsSlowedAndLoggedRarely(t *testing.T) {
 	}
 }
 
-// writeCert writes a self-signed certificate for 127.0.0.1 and its key.
-func writeCert(t testing.TB) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "camd test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certFile, keyFile
-}
-
 // TestTLSFFprobe: with a certificate and key the relay serves RTSPS, which
 // ffprobe reads; plain RTSP to it fails cleanly.
 func TestTLSFFprobe(t *testing.T) {
 	ffprobe := needTool(t, "ffprobe")
-	cert, key := writeCert(t)
+	tc := testutil.NewCert(t, t.TempDir())
+	cert, key := tc.CertFile, tc.KeyFile
 	sm := newSim(t, 1)
 	s := newRelay(t, Config{TLSCert: cert, TLSKey: key, User: "viewer", Pass: "tls-pass"})
 	supervise(t, sm.URL(1), s.Feed("cam1"))
@@ -409,7 +370,8 @@ func TestTLSFFprobe(t *testing.T) {
 // no goroutine or descriptor behind, and the count of open connections
 // comes back to zero.
 func TestDoorsNoLeaks(t *testing.T) {
-	cert, key := writeCert(t)
+	tc := testutil.NewCert(t, t.TempDir())
+	cert, key := tc.CertFile, tc.KeyFile
 	start := takeSnapshot(t)
 	for _, tlsOn := range []bool{false, true} {
 		cfg := Config{Listen: "127.0.0.1:0", MaxConns: 4, firstTimeout: 300 * time.Millisecond,

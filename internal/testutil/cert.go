@@ -15,17 +15,17 @@ import (
 	"time"
 )
 
-// APICert is a self-signed certificate for 127.0.0.1, ::1 and localhost,
-// written as PEM files.
-type APICert struct {
+// Cert is a self-signed certificate for 127.0.0.1, ::1 and localhost,
+// written as PEM files: the API's and the relay's TLS in tests.
+type Cert struct {
 	CertFile, KeyFile string
 	// DER is the certificate, for fingerprints.
 	DER []byte
 }
 
-// NewAPICert generates a self-signed ECDSA certificate into dir, valid for
+// NewCert generates a self-signed ECDSA certificate into dir, valid for
 // a day.
-func NewAPICert(t testing.TB, dir string) APICert {
+func NewCert(t testing.TB, dir string) Cert {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -55,7 +55,7 @@ func NewAPICert(t testing.TB, dir string) APICert {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := APICert{CertFile: filepath.Join(dir, "cert.pem"), KeyFile: filepath.Join(dir, "key.pem"), DER: der}
+	c := Cert{CertFile: filepath.Join(dir, "cert.pem"), KeyFile: filepath.Join(dir, "key.pem"), DER: der}
 	if err := os.WriteFile(c.CertFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
 		t.Fatal(err)
 	}
