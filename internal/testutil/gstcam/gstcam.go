@@ -20,7 +20,6 @@ import (
 	_ "embed"
 	"encoding/pem"
 	"fmt"
-	"io"
 	"math/big"
 	"os"
 	"os/exec"
@@ -31,6 +30,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/camd/camd/internal/testutil"
 )
 
 //go:embed gstcam.py
@@ -129,8 +130,8 @@ func Start(t testing.TB, o Options) *Camera {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr strings.Builder
-	cmd.Stderr = &lockedWriter{w: &stderr}
+	var stderr testutil.LogBuffer
+	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -222,17 +223,6 @@ func (c *Camera) stop() {
 		_ = c.cmd.Process.Kill()
 		<-c.done
 	}
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 // SelfSigned writes a self-signed certificate for common name cn, with no
