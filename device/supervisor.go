@@ -10,9 +10,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/camd/camd/internal/printable"
 	"github.com/pion/rtp"
 
+	"github.com/camd/camd/internal/printable"
 	"github.com/camd/camd/store"
 	"github.com/camd/camd/stream"
 )
