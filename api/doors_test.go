@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"io"
 	"mime/multipart"
@@ -21,46 +20,6 @@ import (
 
 	"github.com/camd/camd/internal/testutil"
 )
-
-// req sends a request with the given Host header (empty: the address) and
-// headers, and checks that an error answer is the API's one-line JSON.
-func (e *env) req(method, path, host, ct string, body []byte, hdr ...string) response {
-	e.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequest(method, e.base+path, rd)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if host != "" {
-		req.Host = host
-	}
-	if ct != "" {
-		req.Header.Set("Content-Type", ct)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := e.hc.Do(req)
-	if err != nil {
-		e.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if resp.StatusCode == http.StatusMisdirectedRequest || resp.StatusCode == http.StatusForbidden {
-		var eb errorBody
-		if !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") ||
-			json.Unmarshal(b, &eb) != nil || eb.Error == "" || strings.Contains(eb.Error, "\n") {
-			e.t.Errorf("%s %s: %d body %q is not {\"error\": one line}", method, path, resp.StatusCode, b)
-		}
-	}
-	return response{code: resp.StatusCode, hdr: resp.Header, body: b}
-}
 
 // mounts gives the env the daemon's other routes: /metrics behind the
 // token, /healthz, /readyz and the page public.

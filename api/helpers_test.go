@@ -130,9 +130,10 @@ func (r response) camera(t testing.TB) CameraJSON {
 	return c
 }
 
-// do sends a raw request; body is sent as is with content type ct when
-// body is not nil.
-func (e *env) do(method, path, ct string, body []byte, hdr ...string) response {
+// req sends a request with the given Host header (empty: the address),
+// content type and headers, and checks that every error answer is the
+// API's one-line JSON.
+func (e *env) req(method, path, host, ct string, body []byte, hdr ...string) response {
 	e.t.Helper()
 	var rd io.Reader
 	if body != nil {
@@ -141,6 +142,9 @@ func (e *env) do(method, path, ct string, body []byte, hdr ...string) response {
 	req, err := http.NewRequest(method, e.base+path, rd)
 	if err != nil {
 		e.t.Fatal(err)
+	}
+	if host != "" {
+		req.Host = host
 	}
 	if ct != "" {
 		req.Header.Set("Content-Type", ct)
@@ -167,6 +171,13 @@ func (e *env) do(method, path, ct string, body []byte, hdr ...string) response {
 		}
 	}
 	return response{code: resp.StatusCode, hdr: resp.Header, body: b}
+}
+
+// do sends a raw request; body is sent as is with content type ct when
+// body is not nil.
+func (e *env) do(method, path, ct string, body []byte, hdr ...string) response {
+	e.t.Helper()
+	return e.req(method, path, "", ct, body, hdr...)
 }
 
 func (e *env) json(method, path string, v any) response {
