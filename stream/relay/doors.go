@@ -54,11 +54,9 @@ type doors struct {
 
 	open atomic.Int64
 
-	mu          sync.Mutex
-	lastExhaust time.Time
-	exhausted   int // failed accepts since the last line
-	lastCap     time.Time
-	capped      int // connections refused since the last line
+	mu        sync.Mutex
+	exhausted logEvery // failed accepts
+	capped    logEvery // connections refused for the cap
 }
 
 // temporaryAccept reports whether an Accept error is one to wait out:
@@ -75,45 +73,45 @@ func temporaryAccept(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// throttled reports, under d.mu, whether a line about an event last logged
-// at *last may be logged now, and if so records now.
-func throttled(last *time.Time, now time.Time) bool {
-	if !last.IsZero() && now.Sub(*last) < doorLogEvery {
-		return true
+// logEvery counts an event that is logged at most once per doorLogEvery.
+type logEvery struct {
+	last time.Time
+	n    int // events since the last line
+}
+
+// add counts one event at now and returns how many to report in a line,
+// or 0 while the last line is too recent.
+func (e *logEvery) add(now time.Time) int {
+	e.n++
+	if !e.last.IsZero() && now.Sub(e.last) < doorLogEvery {
+		return 0
 	}
-	*last = now
-	return false
+	n := e.n
+	e.last, e.n = now, 0
+	return n
 }
 
 // acceptFailed logs a temporary Accept error at most once per doorLogEvery.
 func (d *doors) acceptFailed(err error) {
 	d.mu.Lock()
-	d.exhausted++
-	if throttled(&d.lastExhaust, time.Now()) {
-		d.mu.Unlock()
-		return
-	}
-	n := d.exhausted
-	d.exhausted = 0
+	n := d.exhausted.add(time.Now())
 	d.mu.Unlock()
-	d.log.Error("relay: cannot accept connections (out of file descriptors?); retrying with backoff until some close",
-		"err", err, "failed_accepts", n, "open_conns", d.open.Load())
+	if n > 0 {
+		d.log.Error("relay: cannot accept connections (out of file descriptors?); retrying with backoff until some close",
+			"err", err, "failed_accepts", n, "open_conns", d.open.Load())
+	}
 }
 
 // overCap logs a connection refused for the cap at most once per
 // doorLogEvery.
 func (d *doors) overCap(remote net.Addr) {
 	d.mu.Lock()
-	d.capped++
-	if throttled(&d.lastCap, time.Now()) {
-		d.mu.Unlock()
-		return
-	}
-	n := d.capped
-	d.capped = 0
+	n := d.capped.add(time.Now())
 	d.mu.Unlock()
-	d.log.Warn("relay: too many open connections; closing new ones (relay.max_conns)",
-		"max_conns", d.maxConns, "remote", remote.String(), "refused", n)
+	if n > 0 {
+		d.log.Warn("relay: too many open connections; closing new ones (relay.max_conns)",
+			"max_conns", d.maxConns, "remote", remote.String(), "refused", n)
+	}
 }
 
 // doorListener is gortsplib's listener. It survives temporary Accept
