@@ -74,8 +74,15 @@ var startedRE = regexp.MustCompile(`msg="camd started".* api=https?://(\S+).*?(?
 // startProc starts "camd ARGS…" without waiting for anything.
 func startProc(t *testing.T, env []string, args ...string) *camdProc {
 	t.Helper()
+	return startCmd(t, exec.Command(camdBin(t), args...), env, args)
+}
+
+// startCmd starts cmd, a camd process or a shell that execs one (args
+// say which command, for the log of a failed test).
+func startCmd(t *testing.T, cmd *exec.Cmd, env, args []string) *camdProc {
+	t.Helper()
 	p := &camdProc{t: t, stderr: &testutil.LogBuffer{}, stdout: &testutil.LogBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(camdBin(t), args...)
+	p.cmd = cmd
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stderr = p.stderr
 	p.cmd.Stdout = p.stdout
@@ -108,13 +115,22 @@ func startCamd(t *testing.T, dataDir string, env []string, args ...string) *camd
 	}
 	p := startProc(t, env, append(full, args...)...)
 	p.dataDir = dataDir
+	p.waitStarted()
+	return p
+}
+
+// waitStarted waits until camd has logged that it is up and takes its API
+// and relay addresses from that line.
+func (p *camdProc) waitStarted() {
+	t := p.t
+	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		sc := bufio.NewScanner(strings.NewReader(p.stderr.String()))
 		for sc.Scan() {
 			if m := startedRE.FindStringSubmatch(sc.Text()); m != nil {
 				p.api, p.relay = m[1], m[2]
-				return p
+				return
 			}
 		}
 		if p.exited() {
@@ -123,7 +139,6 @@ func startCamd(t *testing.T, dataDir string, env []string, args ...string) *camd
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("camd did not start within 30 s:\n%s", p.stderr.String())
-	return nil
 }
 
 func hasFlag(args []string, name string) bool {

@@ -27,34 +27,9 @@ func startCamdNOFILE(t *testing.T, nofile int, dataDir string, args ...string) *
 	sh := testutil.NeedTool(t, "sh")
 	full := append([]string{"-c", fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, nofile), camdBin(t),
 		"run", "--data-dir", dataDir, "--api-listen", "127.0.0.1:0", "--rtsp-listen", "127.0.0.1:0"}, args...)
-	p := &camdProc{t: t, stderr: &testutil.LogBuffer{}, stdout: &testutil.LogBuffer{}, done: make(chan struct{}), dataDir: dataDir}
-	p.cmd = exec.Command(sh, full...)
-	p.cmd.Stderr, p.cmd.Stdout = p.stderr, p.stdout
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.waitErr = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		if !p.exited() {
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("camd stderr:\n%s", p.stderr.String())
-		}
-	})
-	testutil.WaitFor(t, 30*time.Second, "camd started", func() bool {
-		if p.exited() {
-			t.Fatalf("camd exited during start-up (%v):\n%s", p.waitErr, p.stderr.String())
-		}
-		for _, l := range strings.Split(p.stderr.String(), "\n") {
-			if m := startedRE.FindStringSubmatch(l); m != nil {
-				p.api, p.relay = m[1], m[2]
-				return true
-			}
-		}
-		return false
-	})
+	p := startCmd(t, exec.Command(sh, full...), nil, full[3:])
+	p.dataDir = dataDir
+	p.waitStarted()
 	return p
 }
 
