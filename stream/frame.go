@@ -99,15 +99,12 @@ type Options struct {
 	// value in it leaves ReadTimeout in force. Other connections, and the
 	// RTSP client's request timeouts, take ReadTimeout at connect.
 	LiveReadTimeout *LiveTimeout
-	// ReadBatch, when positive, has a playing TCP connection read in
-	// batches: at most every ReadBatch (on ticks shared by all cameras) or
-	// once 64 KiB are queued, instead of once per packet. Over rtsp:// (not
-	// rtsps://, whose bytes are encrypted below the client) the video's RTP
-	// packets are then taken out of each batch and handled without the
-	// RTSP client's per-packet allocations (see demux). Together that
-	// saves most of the CPU of ingest at the cost of up to ReadBatch of
-	// delay. It works on Linux; elsewhere, and over UDP, every packet is
-	// read as it arrives. 0 reads every packet as it arrives.
+	// ReadBatch, when positive, has a playing TCP (or TLS) connection read
+	// in batches: at most every ReadBatch (on ticks shared by all cameras)
+	// or once 64 KiB are queued, instead of once per packet. That saves
+	// most of the CPU of ingest at the cost of up to ReadBatch of delay. It
+	// works on Linux; elsewhere, and over UDP, every packet is read as it
+	// arrives. 0 reads every packet as it arrives.
 	ReadBatch time.Duration
 	// TLS says how an rtsps:// camera's certificate is trusted; the zero
 	// value verifies it as a browser would.

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"net"
 	"runtime/debug"
 	"strings"
 	"sync/atomic"
@@ -15,7 +14,7 @@ import (
 	"github.com/bluenviron/gortsplib/v5/pkg/base"
 	"github.com/bluenviron/gortsplib/v5/pkg/description"
 	"github.com/bluenviron/gortsplib/v5/pkg/format"
-	"github.com/bluenviron/gortsplib/v5/pkg/headers"
+	"github.com/camd/camd/stream/internal/rtsp"
 	"github.com/pion/rtp"
 )
 
@@ -38,11 +37,9 @@ type lossError string
 func (e lossError) Error() string      { return string(e) }
 func (lossError) Is(target error) bool { return target == ErrPacketsLost }
 
-// ErrReadTimeout is returned (wrapped) by Read when a TCP connection that
-// is read in batches (Options.ReadBatch) brings not a byte for
-// ReadTimeout. (The RTSP client's own check, which counts whole messages,
-// is off on such connections.)
-var ErrReadTimeout = errors.New("read timeout")
+// ErrReadTimeout is returned (wrapped) by Read when a playing TCP
+// connection brings not a byte for ReadTimeout (or LiveReadTimeout).
+var ErrReadTimeout = rtsp.ErrReadTimeout
 
 // Read makes one connection attempt to the camera at o.URL and reports its
 // video frames until the connection ends, then returns why. It never
@@ -59,10 +56,10 @@ var ErrReadTimeout = errors.New("read timeout")
 // Read sets up the video track (preferring H.264, then H.265, then
 // MJPEG) and, when o.OnAudio is set, the first audio track that can be
 // relayed; audio goes to OnAudio only, so it can never count as frames.
-// Callbacks run on gortsplib's goroutines, one at a time for OnInfo and
-// OnFrame, and must not block. A panic on those goroutines (in camd's
-// decoding or in a callback) would otherwise end the whole process: Read
-// recovers it, closes the connection and returns a *PanicError.
+// Callbacks run one at a time for OnInfo and OnFrame (on Read's goroutine
+// over TCP, on gortsplib's otherwise) and must not block. A panic in camd's
+// decoding or in a callback is recovered: Read closes the connection and
+// returns a *PanicError.
 func Read(ctx context.Context, o Options) (err error) {
 	var panicked atomic.Pointer[PanicError]
 	// Every error leaves through here, so none can carry the password.
@@ -76,11 +73,6 @@ func Read(ctx context.Context, o Options) (err error) {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}
-	// abort closes the connection after a recovered panic.
-	outer := ctx
-	ctx, abort := context.WithCancel(ctx)
-	defer abort()
-
 	u, err := base.ParseURL(o.URL)
 	if err != nil {
 		return fmt.Errorf("parse URL: %w", err)
@@ -98,6 +90,32 @@ func Read(ctx context.Context, o Options) (err error) {
 		timeout = DefaultReadTimeout
 	}
 
+	if o.Transport != TransportUDP && o.Transport != TransportAuto {
+		err := readTCP(ctx, o, u, tlsConfig, timeout, &panicked)
+		if !errors.Is(err, errUseClient) {
+			return err
+		}
+	}
+	err = readClient(ctx, o, u, tlsConfig, timeout, &panicked)
+	if errors.Is(err, errSwitchTCP) {
+		// UDP does not get through: on to TCP, read by camd's session.
+		return readTCP(ctx, o, u, tlsConfig, timeout, &panicked)
+	}
+	return err
+}
+
+// errSwitchTCP is returned by readClient when, under TransportAuto, no UDP
+// packet came: the attempt goes on over TCP with camd's own session.
+var errSwitchTCP = errors.New("switching to TCP")
+
+// readClient reads through gortsplib's Client: over UDP, with the
+// automatic choice of transport, and for SRTP, which camd's own session
+// does not speak.
+func readClient(ctx context.Context, o Options, u *base.URL, tlsConfig *tls.Config, timeout time.Duration, panicked *atomic.Pointer[PanicError]) error {
+	outer := ctx
+	ctx, abort := context.WithCancel(ctx)
+	defer abort()
+
 	// recoverPanic is deferred by every callback that runs on gortsplib's
 	// goroutines: a panic there would end the whole process, beyond the
 	// reach of a recover around Read.
@@ -111,52 +129,8 @@ func Read(ctx context.Context, o Options) (err error) {
 	// in is created once the track is known; the client's callbacks that
 	// can fire earlier must cope with nil.
 	var in *ingest
-	var decodeErrors func(error) = func(error) {}
-	if o.OnDecodeError != nil {
-		decodeErrors = func(err error) { o.OnDecodeError(RedactError(err, o.URL)) }
-	}
-
-	// The connection is batched once PLAY has been answered on it, and not
-	// before: an answer must not wait for a tick. The client dials on its
-	// own goroutine, and dials again when it switches from UDP to TCP after
-	// PLAY (and goes through OPTIONS to PLAY again on the new connection).
-	// DialContext, OnRequest and OnResponse all run on the client's
-	// goroutine, which owns batch and playCSeq.
-	var batch *batchConn
-	var playCSeq string
-	// The video RTP's interleaved channel, from the first SETUP's answer on
-	// each connection (the video is set up first; the audio's answer must
-	// never be taken for it); -1 if that answer named none to take.
-	rtpCh := -1
-	var videoSetUp bool
-	// mayTake is set once DESCRIBE shows the video is not encrypted (SRTP,
-	// which the client decrypts, even over rtsp://).
-	var mayTake atomic.Bool
-	// ptsDec turns RTP timestamps into PTS for both paths, packets taken
-	// and packets through the client; a new one for each PLAY, as the
-	// client does. It is camd's own because the client drops its decoder
-	// when it starts closing, while a batch may still be being taken.
-	var ptsDec atomic.Pointer[ptsDecoder]
-	// Over plain TCP a batched connection takes the video's RTP packets out
-	// of what the client reads (see demux) and they come here. Over TLS the
-	// bytes are not readable under the client.
-	var take func([]byte, time.Time)
-	if u.Scheme == "rtsp" {
-		take = func(b []byte, now time.Time) {
-			if panicked.Load() != nil {
-				return
-			}
-			defer recoverPanic()
-			in.take(b, now)
-		}
-	}
-	// A batched connection checks for a read timeout itself, so the
-	// client's own check is turned down (see quietClientTimers). Then
-	// every connection must be batched, which a TCP one always can be.
-	// quieted says the client's check is off for sure: then it needs no
-	// sign of data taken from under it.
-	quiet := quietsClientTimers(o)
-	var quieted bool
+	var switched atomic.Bool
+	decodeErrors := decodeErrorsOf(o)
 	c := &gortsplib.Client{
 		Scheme:       u.Scheme,
 		Host:         u.Host,
@@ -164,69 +138,14 @@ func Read(ctx context.Context, o Options) (err error) {
 		WriteTimeout: timeout,
 		Protocol:     protocol(o.Transport),
 		TLSConfig:    tlsConfig,
-		DialContext: func(ctx context.Context, network, address string) (net.Conn, error) {
-			nc, err := (&net.Dialer{}).DialContext(ctx, network, address)
-			if err != nil {
-				return nil, err
-			}
-			rtpCh, videoSetUp = -1, false
-			var watch time.Duration // the batched connection's timeout
-			if quiet {
-				watch = timeout
-			}
-			if b := newBatchConn(nc, o.ReadBatch, watch, take); b != nil {
-				b.live = o.LiveReadTimeout
-				b.clientQuiet = quieted
-				batch = b
-				if testDialed != nil {
-					testDialed(b)
-				}
-				return b, nil
-			}
-			if quiet {
-				nc.Close()
-				return nil, fmt.Errorf("connection to %s cannot be watched for a read timeout", address)
-			}
-			return nc, nil
-		},
-		OnRequest: func(req *base.Request) {
-			if req.Method == base.Play {
-				playCSeq = cseq(req.Header)
-				ptsDec.Store(&ptsDecoder{})
-			}
-		},
-		OnResponse: func(res *base.Response) {
-			// Only SETUP is answered with a Transport.
-			if _, ok := res.Header["Transport"]; ok && res.StatusCode == base.StatusOK && !videoSetUp {
-				videoSetUp = true
-				if ch, ok := interleavedChannel(res); ok {
-					rtpCh = ch
-				}
-			}
-			// The client takes a response without a CSeq as the answer.
-			if playCSeq == "" || res.StatusCode != base.StatusOK {
-				return
-			}
-			if cs := cseq(res.Header); cs != "" && cs != playCSeq {
-				return
-			}
-			playCSeq = ""
-			if batch != nil {
-				ch := rtpCh
-				if !mayTake.Load() {
-					ch = -1
-				}
-				batch.enable(ch)
-			}
-		},
 		// The library's defaults log to the standard logger; camd decides
 		// what to log, and a hostile camera must not be able to flood it.
 		OnTransportSwitch: func(error) {
 			// The only switch gortsplib makes is from UDP to TCP, when no
-			// UDP packet arrives (a NAT or firewall in the way).
-			if in != nil {
-				in.setTransport("tcp")
-			}
+			// UDP packet arrives (a NAT or firewall in the way). camd's
+			// own session reads TCP: this client stops here.
+			switched.Store(true)
+			abort()
 		},
 		// The client's count of lost packets covers every track, audio
 		// included; the video's losses that matter are the frames the
@@ -240,17 +159,12 @@ func Read(ctx context.Context, o Options) (err error) {
 			decodeErrors(fmt.Errorf("decode RTP/RTCP: %w", err))
 		},
 	}
-	if quiet {
-		quieted = quietClientTimers(c, quietPeriod)
-	}
 	if err := c.Start(); err != nil {
 		return fmt.Errorf("start RTSP client: %w", err)
 	}
 
 	// Closing the client from another goroutine is what interrupts a
-	// blocked Describe, Setup, Play or Wait when ctx is done. AfterFunc
-	// rather than a watching goroutine: one goroutine fewer per camera for
-	// the garbage collector to scan, all the time the camera plays.
+	// blocked Describe, Setup, Play or Wait when ctx is done.
 	closed := make(chan struct{})
 	stopClose := context.AfterFunc(ctx, func() {
 		defer close(closed)
@@ -261,9 +175,6 @@ func Read(ctx context.Context, o Options) (err error) {
 		if !stopClose() {
 			<-closed // it ran: Read returns only once it has ended
 		}
-		if in != nil {
-			in.arena.release() // the client's goroutines have ended
-		}
 	}()
 
 	// step wraps a client error; a failure caused by our own Close on ctx
@@ -271,6 +182,9 @@ func Read(ctx context.Context, o Options) (err error) {
 	step := func(name string, err error) error {
 		if ctxErr := outer.Err(); ctxErr != nil {
 			return fmt.Errorf("%s: %w", name, ctxErr)
+		}
+		if switched.Load() {
+			return errSwitchTCP
 		}
 		return fmt.Errorf("%s: %w", name, err)
 	}
@@ -289,14 +203,9 @@ func Read(ctx context.Context, o Options) (err error) {
 	if err != nil {
 		return fmt.Errorf("setup: %w", err)
 	}
-	in.ptsOf = func(pkt *rtp.Packet) int64 {
-		var pts int64
-		if d := ptsDec.Load(); d != nil {
-			pts = d.decode(forma, pkt)
-		}
-		return pts
-	}
-	mayTake.Store(!encrypted(desc, medi))
+	// A new decoder for each PLAY, as the client has; the client's own is
+	// dropped when it starts closing.
+	var ptsDec atomic.Pointer[ptsDecoder]
 	in.info.Audio = findAudio(desc, o.OnAudio != nil)
 
 	if _, err := c.Setup(desc.BaseURL, medi, 0, 0); err != nil {
@@ -306,8 +215,6 @@ func Read(ctx context.Context, o Options) (err error) {
 		if t.NotRead != "" {
 			continue
 		}
-		// The video's packets may be taken from under the client, but the
-		// audio's always go through it (demux takes one channel).
 		// A camera that will not send its audio still sends video.
 		if _, err := c.Setup(desc.BaseURL, t.Media, 0, 0); err != nil {
 			if outer.Err() != nil {
@@ -330,13 +237,18 @@ func Read(ctx context.Context, o Options) (err error) {
 			return
 		}
 		defer recoverPanic()
-		in.handle(pkt, in.ptsOf(pkt), time.Now())
+		var pts int64
+		if d := ptsDec.Load(); d != nil {
+			pts = d.decode(forma, pkt)
+		}
+		in.handle(pkt, pts, time.Now())
 	})
 
 	// Info goes out before PLAY so that it precedes every frame.
 	in.setTransport(transportName(c))
 	in.sendInfo()
 
+	ptsDec.Store(&ptsDecoder{})
 	if _, err := c.Play(nil); err != nil {
 		return step("play", err)
 	}
@@ -344,37 +256,20 @@ func Read(ctx context.Context, o Options) (err error) {
 	return step("read", c.Wait())
 }
 
+// decodeErrorsOf is o.OnDecodeError with the password taken out, or a
+// function that does nothing.
+func decodeErrorsOf(o Options) func(error) {
+	if o.OnDecodeError == nil {
+		return func(error) {}
+	}
+	return func(err error) { o.OnDecodeError(RedactError(err, o.URL)) }
+}
+
 // encrypted reports whether the camera's SDP gives keys for the video
 // (SDES a=crypto or MIKEY): then the client decrypts SRTP, over rtsp:// as
 // well as rtsps://, and only its path may handle the packets.
 func encrypted(desc *description.Session, medi *description.Media) bool {
 	return desc.KeyMgmtMikey != nil || medi.KeyMgmtMikey != nil || medi.KeyMgmtSDES != nil
-}
-
-// interleavedChannel is the first interleaved channel a response's
-// Transport header names (the RTP one; RTCP is the next).
-func interleavedChannel(res *base.Response) (int, bool) {
-	v, ok := res.Header["Transport"]
-	if !ok || res.StatusCode != base.StatusOK {
-		return 0, false
-	}
-	var th headers.Transport
-	if err := th.Unmarshal(v); err != nil || th.InterleavedIDs == nil || th.Profile != headers.TransportProfileAVP {
-		return 0, false // SAVP: the client decrypts the packets
-	}
-	return th.InterleavedIDs[0], true
-}
-
-// testDialed, when set (by tests), sees every batched connection Read
-// makes.
-var testDialed func(*batchConn)
-
-// cseq is a request's or response's CSeq, or "" without one.
-func cseq(h base.Header) string {
-	if v := h["CSeq"]; len(v) == 1 {
-		return strings.TrimSpace(v[0])
-	}
-	return ""
 }
 
 // protocol maps a Transport to the client's setting; nil lets gortsplib

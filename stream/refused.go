@@ -35,9 +35,13 @@ func refusal(err error) error {
 }
 
 func isRefusal(err error) bool {
+	code, ok := isSessionStatus(err)
 	var sc liberrors.ErrClientBadStatusCode
 	if errors.As(err, &sc) {
-		switch sc.Code {
+		code, ok = sc.Code, true
+	}
+	if ok {
+		switch code {
 		case base.StatusUnauthorized, base.StatusForbidden, base.StatusNotFound, base.StatusSessionNotFound:
 			return true
 		}

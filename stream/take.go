@@ -8,9 +8,9 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 )
 
-// take handles one RTP packet of the track that the connection took out of
-// what the RTSP client reads (see demux): the client's own path, without
-// its allocations. b is valid only during the call.
+// take handles one RTP packet of the track as camd's own session read it
+// (the payload of an interleaved frame), without allocating. b is valid
+// only during the call.
 func (in *ingest) take(b []byte, now time.Time) {
 	// The decoder keeps slices of a packet's payload until its access unit
 	// is complete, so the packet is copied first: b's buffer is reused.
