@@ -66,7 +66,7 @@ type Camera struct {
 	done chan struct{}
 
 	mu       sync.Mutex
-	authFail int
+	authFail []time.Time // when each refused login was printed
 	authOK   int
 	requests map[string]int
 	out      strings.Builder
@@ -168,7 +168,7 @@ func (c *Camera) line(l string, port chan<- int) {
 			port <- p
 		}
 	case len(f) == 2 && f[0] == "AUTH" && f[1] == "fail":
-		c.authFail++
+		c.authFail = append(c.authFail, time.Now())
 	case len(f) == 2 && f[0] == "AUTH" && f[1] == "ok":
 		c.authOK++
 	case len(f) == 3 && f[0] == "REQ":
@@ -193,7 +193,16 @@ func (c *Camera) URL(scheme, user, pass, path string) string {
 func (c *Camera) AuthFailures() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.authFail
+	return len(c.authFail)
+}
+
+// AuthFailureTimes returns when each refused login reached the server (as
+// seen by the test, within milliseconds), so that a test can measure the
+// gaps between a client's attempts.
+func (c *Camera) AuthFailureTimes() []time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]time.Time(nil), c.authFail...)
 }
 
 // Requests returns how many requests of method the server got.
