@@ -249,3 +249,20 @@ func TestReportIngestAndAB(t *testing.T) {
 		t.Log(md)
 	}
 }
+
+func TestABFlags(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-ab", "HEAD~1", "-ab-bin", "/bin/true"}, "exclude each other"},
+		{[]string{"-n", "16", "-ab-n", "64"}, "not one of the camera counts"},
+		{[]string{"-ab-pairs", "0"}, "-ab-pairs must be at least 1"},
+		{[]string{"-ab-bin", "/nonexistent/camd"}, "no reference camd binary"},
+	} {
+		var errb strings.Builder
+		if code := run(c.args, &errb); code != 2 || !strings.Contains(errb.String(), c.want) {
+			t.Errorf("run(%q) = %d, %q; want 2 and %q", c.args, code, errb.String(), c.want)
+		}
+	}
+}

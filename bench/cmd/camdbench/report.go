@@ -498,6 +498,25 @@ func (r *report) notes(p printer) {
 		if res.AB != nil && res.AB.Err != "" {
 			notes = append(notes, fmt.Sprintf("N = %d, A/B pairs: %s", res.N, res.AB.Err))
 		}
+		if res.AB != nil {
+			sat, events := 0, 0
+			for _, pr := range res.AB.Pairs {
+				for _, w := range []window{pr.A, pr.B} {
+					if w.saturated() {
+						sat++
+					}
+					if w.Stalls > 0 || w.Reconnects > 0 || (w.FPSMin > 0 && w.FPSMin < 24) {
+						events++
+					}
+				}
+			}
+			if sat > 0 {
+				notes = append(notes, fmt.Sprintf("N = %d, A/B pairs: %d of %d windows ran on a saturated machine; their CPU figures are lower bounds.", res.N, sat, 2*len(res.AB.Pairs)))
+			}
+			if events > 0 {
+				notes = append(notes, fmt.Sprintf("N = %d, A/B pairs: in %d of %d windows camd counted stalls or reconnects, or a camera ingested under 24 fps.", res.N, events, 2*len(res.AB.Pairs)))
+			}
+		}
 		for _, w := range []struct {
 			name string
 			w    *window

@@ -107,9 +107,15 @@ func (r *report) ab(p printer) {
 			if pr.BFirst {
 				order = "B, A"
 			}
+			mach := func(w window) string {
+				if w.saturated() {
+					return pct(w.Machine) + " **saturated**"
+				}
+				return pct(w.Machine)
+			}
 			p("| %d | %d | %s | %s | %s | %s | %.1f | %.1f | %s / %s | %s / %s |\n", res.N, i+1, order,
 				pct2(pr.A.CPU/n), pct2(pr.B.CPU/n), f3(pr.ratio()), pr.A.FPSMin, pr.B.FPSMin,
-				pct(pr.A.Machine), pct(pr.B.Machine), pct(max(0, pr.A.other())), pct(max(0, pr.B.other())))
+				mach(pr.A), mach(pr.B), pct(max(0, pr.A.other())), pct(max(0, pr.B.other())))
 		}
 	}
 	p("\n| N | pairs | A mean CPU/cam (CV) | B mean CPU/cam (CV) | A/B mean | SD | min – max | 95 %% interval | verdict |\n")
