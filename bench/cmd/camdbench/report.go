@@ -183,6 +183,9 @@ func (r *report) markdown() string {
 	if r.o.readBatch != "" {
 		batch = "`read_batch: " + r.o.readBatch + "`"
 	}
+	if !r.o.skipUnbatched {
+		batch += " (`read_batch: 0s` in the rows that say so)"
+	}
 	p("| camd config | `supervision.stall_timeout: %v`, %s, everything else at its default (backoff 1 s doubling to 30 s) |\n\n", r.o.stallTimeout, batch)
 
 	r.targets(p)
