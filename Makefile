@@ -36,8 +36,10 @@ cross:
 demo: build
 	./camd demo
 
-# Measures camd against ffmpeg-per-camera at N = 16, 64, 256 and writes
-# bench/RESULTS.md (takes a while; BENCHFLAGS=-quick for a short run).
+# Measures camd against ffmpeg-per-camera, camd with read_batch 0s and the
+# floor at N = 16, 64, 256 and writes bench/RESULTS.md (about 22 minutes;
+# BENCHFLAGS=-quick for a short run, BENCHFLAGS='-ab REV' adds A/B pairs
+# against camd built at REV: see bench/README.md).
 bench: build
 	$(GO) run ./bench/cmd/camdbench -camd ./camd -out bench/RESULTS.md $(BENCHFLAGS)
 

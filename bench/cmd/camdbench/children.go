@@ -139,10 +139,15 @@ var (
 // startCamd starts "camd run" on dataDir with the bench's config and waits
 // for its "camd started" line.
 func (b *bench) startCamd(ctx context.Context, dataDir, tag string) (*camdProc, error) {
+	return b.startCamdWith(ctx, b.o.camd, b.cfgPath, dataDir, tag)
+}
+
+// startCamdWith starts the camd binary bin with the configuration file cfg.
+func (b *bench) startCamdWith(ctx context.Context, bin, cfg, dataDir, tag string) (*camdProc, error) {
 	logPath := filepath.Join(b.tmp, "camd-"+tag+".log")
-	p, err := b.procs.start("camd run", logPath, logPath, b.o.camd, "run",
+	p, err := b.procs.start("camd run", logPath, logPath, bin, "run",
 		"--data-dir", dataDir, "--api-listen", "127.0.0.1:0", "--rtsp-listen", "127.0.0.1:0",
-		"--config", b.cfgPath)
+		"--config", cfg)
 	if err != nil {
 		return nil, err
 	}

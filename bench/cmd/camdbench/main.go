@@ -56,9 +56,24 @@ type options struct {
 	twoReadersAt      int
 	skipFFmpeg, quick bool
 	keep              bool
+	// skipUnbatched and skipFloor leave out the ingest window with
+	// read_batch 0s and the floor.
+	skipUnbatched, skipFloor bool
+	// ab is the git revision to build the reference camd from, abBin a
+	// reference binary; with either, abNs, abPairs and abSteady shape the
+	// interleaved A/B pairs.
+	ab, abBin string
+	abNs      []int
+	abPairs   int
+	abSteady  time.Duration
+	// abRev is the commit ab resolved to (set by the bench).
+	abRev string
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "floor" {
+		os.Exit(runFloor(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	os.Exit(run(os.Args[1:], os.Stderr))
 }
 
@@ -81,6 +96,13 @@ func run(args []string, stderr io.Writer) int {
 	fs.BoolVar(&o.skipFFmpeg, "skip-ffmpeg", false, "do not measure the ffmpeg-per-camera alternative")
 	fs.BoolVar(&o.quick, "quick", false, "smoke test: N=16, 10 s windows, shorter settling (explicit flags still win)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (logs of every process) and print its path")
+	fs.BoolVar(&o.skipUnbatched, "skip-unbatched", false, "do not measure camd ingesting with read_batch: 0s")
+	fs.BoolVar(&o.skipFloor, "skip-floor", false, "do not measure the floor (N sockets drained with camd's batching, nothing parsed)")
+	fs.StringVar(&o.ab, "ab", "", "git revision to build a reference camd from (git archive + go build) and compare ingest CPU in interleaved A/B pairs")
+	fs.StringVar(&o.abBin, "ab-bin", "", "reference camd binary for the A/B pairs (instead of -ab)")
+	abList := fs.String("ab-n", "", "camera counts of the A/B pairs (default: 64 and 256 where in -n, else every -n)")
+	fs.IntVar(&o.abPairs, "ab-pairs", 4, "A/B pairs at each camera count")
+	fs.DurationVar(&o.abSteady, "ab-steady", 30*time.Second, "length of each A/B window")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -106,6 +128,12 @@ func run(args []string, stderr io.Writer) int {
 		if !set["outage"] {
 			*outageList = "3s"
 		}
+		if !set["ab-pairs"] {
+			o.abPairs = 2
+		}
+		if !set["ab-steady"] {
+			o.abSteady = 10 * time.Second
+		}
 	}
 	var err error
 	if o.ns, err = parseNList(*nList); err != nil {
@@ -115,6 +143,27 @@ func run(args []string, stderr io.Writer) int {
 	if o.outages, err = parseDurList(*outageList); err != nil {
 		fmt.Fprintln(stderr, "camdbench:", err)
 		return 2
+	}
+	if o.abNs, err = abCounts(*abList, o.ns); err != nil {
+		fmt.Fprintln(stderr, "camdbench:", err)
+		return 2
+	}
+	if o.ab != "" && o.abBin != "" {
+		fmt.Fprintln(stderr, "camdbench: -ab and -ab-bin exclude each other")
+		return 2
+	}
+	if o.abPairs < 1 || o.abSteady <= 0 {
+		fmt.Fprintln(stderr, "camdbench: -ab-pairs must be at least 1 and -ab-steady positive")
+		return 2
+	}
+	if o.abBin != "" {
+		if o.abBin, err = filepath.Abs(o.abBin); err == nil {
+			_, err = os.Stat(o.abBin)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "camdbench: no reference camd binary: %v\n", err)
+			return 2
+		}
 	}
 	if o.camd, err = filepath.Abs(o.camd); err != nil {
 		fmt.Fprintln(stderr, "camdbench:", err)
@@ -166,9 +215,13 @@ type bench struct {
 	log     io.Writer
 	tmp     string
 	cfgPath string
-	procs   *procSet
-	cores   int
-	begin   time.Time
+	// cfg0Path is the same configuration with read_batch: 0s.
+	cfg0Path string
+	// refBin is the reference camd of the A/B pairs ("" for none).
+	refBin string
+	procs  *procSet
+	cores  int
+	begin  time.Time
 }
 
 func newBench(o options, log io.Writer) (*bench, error) {
@@ -178,19 +231,35 @@ func newBench(o options, log io.Writer) (*bench, error) {
 	}
 	b := &bench{o: o, log: log, tmp: tmp, procs: newProcSet(), cores: runtime.NumCPU(), begin: time.Now()}
 	b.cfgPath = filepath.Join(tmp, "camd.yaml")
-	if err := os.WriteFile(b.cfgPath, []byte(b.config()), 0o644); err != nil {
-		b.cleanup()
-		return nil, err
+	b.cfg0Path = filepath.Join(tmp, "camd-read-batch-0s.yaml")
+	for path, batch := range map[string]string{b.cfgPath: b.o.readBatch, b.cfg0Path: "0s"} {
+		if err := os.WriteFile(path, []byte(b.config(batch)), 0o644); err != nil {
+			b.cleanup()
+			return nil, err
+		}
+	}
+	switch {
+	case b.o.abBin != "":
+		b.refBin = b.o.abBin
+	case b.o.ab != "":
+		b.logf("building the reference camd at %s", b.o.ab)
+		rev, bin, err := buildAt(b.o.ab, filepath.Join(tmp, "ref"))
+		if err != nil {
+			b.cleanup()
+			return nil, err
+		}
+		b.o.abRev, b.refBin = rev, bin
+		b.logf("reference camd: commit %s", rev)
 	}
 	return b, nil
 }
 
 // config is the camd configuration of the run: defaults but for the stall
-// timeout (and read_batch if given).
-func (b *bench) config() string {
+// timeout (and read_batch if given: camd's supervision.read_batch).
+func (b *bench) config(readBatch string) string {
 	c := fmt.Sprintf("log:\n  level: info\nsupervision:\n  stall_timeout: %s\n", b.o.stallTimeout)
-	if b.o.readBatch != "" {
-		c += fmt.Sprintf("  read_batch: %s\n", b.o.readBatch)
+	if readBatch != "" {
+		c += fmt.Sprintf("  read_batch: %s\n", readBatch)
 	}
 	return c
 }
@@ -219,11 +288,17 @@ type nResult struct {
 	// two relay readers per camera; FF is one ffmpeg per camera.
 	Idle, Ingest *window
 	R1, R2, FF   *window
-	Drop         *recovery
-	Outages      []*recovery
-	Stall        *stallResult
-	Restart      *restartResult
-	Errors       []string
+	// Unbatched is camd ingesting with read_batch: 0s; Floor the floor
+	// program, FloorTotals what it counted.
+	Unbatched, Floor *window
+	FloorTotals      *floorTotals
+	// AB is the interleaved A/B pairs against the reference camd.
+	AB      *abResult
+	Drop    *recovery
+	Outages []*recovery
+	Stall   *stallResult
+	Restart *restartResult
+	Errors  []string
 }
 
 func (r *nResult) fail(what string, err error) {
@@ -232,6 +307,14 @@ func (r *nResult) fail(what string, err error) {
 
 func (b *bench) runAll(ctx context.Context) (*report, error) {
 	rep := &report{o: b.o, started: time.Now(), machine: describeMachine(b.o)}
+	if b.refBin != "" {
+		rep.machine.Ref = camdBuild(b.refBin)
+		if b.o.abRev != "" {
+			rep.machine.Ref += fmt.Sprintf(" (built by the bench from `%s`, commit %.12s)", b.o.ab, b.o.abRev)
+		} else {
+			rep.machine.Ref += " (" + b.refBin + ")"
+		}
+	}
 	b.logf("camdbench: N=%v, %v windows, camd %s; temp dir %s", b.o.ns, b.o.steady, b.o.camd, b.tmp)
 	for _, n := range b.o.ns {
 		res := nResult{N: n}
@@ -328,6 +411,37 @@ func (b *bench) runN(ctx context.Context, res *nResult) error {
 		return ctx.Err()
 	}
 	cd.stop(5 * time.Second)
+
+	if !b.o.skipUnbatched && !b.unbatchedRun() {
+		b.logf("N=%d: camd with read_batch: 0s", n)
+		w, err := b.ingestWindow(ctx, sim, b.o.camd, b.cfg0Path, fmt.Sprintf("%d-unbatched", n), b.o.steady)
+		if err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			res.fail("camd with read_batch: 0s", err)
+		} else {
+			res.Unbatched = &w
+		}
+	}
+	if !b.o.skipFloor {
+		b.logf("N=%d: floor, %d sockets drained", n, n)
+		w, t, err := b.floorWindow(ctx, sim)
+		if err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			res.fail("floor", err)
+		} else {
+			res.Floor, res.FloorTotals = &w, t
+		}
+	}
+	if b.refBin != "" && slices.Contains(b.o.abNs, n) {
+		res.AB = b.abPairs(ctx, sim)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
 
 	if !b.o.skipFFmpeg {
 		b.logf("N=%d: %d ffmpeg processes", n, n)

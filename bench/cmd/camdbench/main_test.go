@@ -159,11 +159,11 @@ func TestHelpers(t *testing.T) {
 }
 
 // TestQuick runs the whole harness as "-quick -skip-ffmpeg" against a camd
-// built from this tree, and checks that the report has every section and
-// that no child process is left.
+// built from this tree, with A/B pairs against the same binary, and checks
+// that the report has every section and that no child process is left.
 func TestQuick(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs the harness for about 45 s")
+		t.Skip("runs the harness for about 100 s")
 	}
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "camd")
@@ -174,7 +174,8 @@ func TestQuick(t *testing.T) {
 	out := filepath.Join(dir, "RESULTS.md")
 	var log bytes.Buffer
 	start := time.Now()
-	if code := run([]string{"-camd", bin, "-out", out, "-quick", "-skip-ffmpeg"}, &log); code != 0 {
+	args := []string{"-camd", bin, "-out", out, "-quick", "-skip-ffmpeg", "-ab-bin", bin, "-ab-steady", "3s"}
+	if code := run(args, &log); code != 0 {
 		t.Fatalf("exit %d\n%s", code, log.String())
 	}
 	t.Logf("harness ran %v\n%s", time.Since(start).Round(time.Second), log.String())
@@ -184,7 +185,9 @@ func TestQuick(t *testing.T) {
 	}
 	rep := string(b)
 	for _, want := range []string{"## Machine", "## Targets", "## Steady state", "| 16 | camd ingest |",
-		"| 16 | camd + 1 relay reader/cam |", "## Recovery", "| 16 | drop |", "## Stall detection", "## SIGTERM and start-up"} {
+		"| 16 | camd + 1 relay reader/cam |", "## Recovery", "| 16 | drop |", "## Stall detection", "## SIGTERM and start-up",
+		"## Ingest against the floor", "| 16 | camd ingest, `read_batch: 0s` |", "| 16 | floor (drain only) |", " | 16 of 16 |\n",
+		"## A/B: this camd against the reference", "| 16 | 2 | B, A |", "at N = 16 (A/B pairs)"} {
 		if !strings.Contains(rep, want) {
 			t.Errorf("report lacks %q", want)
 		}

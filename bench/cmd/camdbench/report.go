@@ -22,6 +22,8 @@ type machine struct {
 	Repo       string
 	FFmpeg     string
 	LoadBefore string
+	// Ref describes the reference camd of the A/B pairs ("" for none).
+	Ref string
 }
 
 // repoState returns the commit of the git checkout in the working
@@ -108,6 +110,24 @@ func (o options) flags() string {
 	if o.readBatch != "" {
 		s += " -read-batch " + o.readBatch
 	}
+	if o.skipUnbatched {
+		s += " -skip-unbatched"
+	}
+	if o.skipFloor {
+		s += " -skip-floor"
+	}
+	if o.ab != "" || o.abBin != "" {
+		if o.ab != "" {
+			s += " -ab " + o.ab
+		} else {
+			s += " -ab-bin " + o.abBin
+		}
+		ns := make([]string, len(o.abNs))
+		for i, n := range o.abNs {
+			ns[i] = fmt.Sprint(n)
+		}
+		s += fmt.Sprintf(" -ab-n %s -ab-pairs %d -ab-steady %v", strings.Join(ns, ","), o.abPairs, o.abSteady)
+	}
 	return s
 }
 
@@ -155,15 +175,23 @@ func (r *report) markdown() string {
 	p("| Go (bench harness) | %s |\n", m.GoHarness)
 	p("| ffmpeg | %s |\n", orDash(m.FFmpeg))
 	p("| Load average at start | %s |\n", orDash(m.LoadBefore))
+	if m.Ref != "" {
+		p("| Reference camd (A/B) | %s |\n", m.Ref)
+	}
 	p("| Bench flags | `%s` |\n", r.o.flags())
 	batch := "read_batch at its default (100 ms)"
 	if r.o.readBatch != "" {
 		batch = "`read_batch: " + r.o.readBatch + "`"
 	}
+	if !r.o.skipUnbatched {
+		batch += " (`read_batch: 0s` in the rows that say so)"
+	}
 	p("| camd config | `supervision.stall_timeout: %v`, %s, everything else at its default (backoff 1 s doubling to 30 s) |\n\n", r.o.stallTimeout, batch)
 
 	r.targets(p)
 	r.versus(p)
+	r.floor(p)
+	r.ab(p)
 	r.steady(p)
 	r.relay(p)
 	r.recovery(p)
@@ -186,15 +214,32 @@ type printer func(format string, args ...any)
 func (r *report) targets(p printer) {
 	p("## Targets\n\n")
 	p("| Target | Measured | Met |\n|---|---|---|\n")
+	for _, n := range []int{64, 256} {
+		if res := r.find(n); res != nil && res.Ingest != nil && res.FF != nil {
+			c, f := res.Ingest.CPU/float64(n), res.FF.CPU/float64(n)
+			p("| camd ingest CPU per camera ≤ 1/10 of ffmpeg-per-camera at N = %d | %s vs %s per camera: ratio %s | %s |\n",
+				n, pct2(c), pct2(f), ratio(c, f), yesNo(f > 0 && c <= f/10))
+		} else {
+			p("| camd ingest CPU per camera ≤ 1/10 of ffmpeg-per-camera at N = %d | not measured (needs N = %d with ffmpeg) | – |\n", n, n)
+		}
+	}
+	for _, res := range r.results {
+		if res.AB == nil {
+			continue
+		}
+		st := res.AB.stats()
+		v, ok := st.verdict()
+		if res.AB.Err != "" {
+			v, ok = "incomplete: "+res.AB.Err, false
+		}
+		p("| camd ingest CPU per camera no higher than the reference's within the run's noise, at N = %d (A/B pairs) | mean A/B %s over %d pairs, 95 %% interval %s: %s | %s |\n",
+			res.N, f3(st.Mean), st.K, interval(st), v, yesNo(ok))
+	}
 	if res := r.find(64); res != nil && res.Ingest != nil && res.FF != nil {
-		c, f := res.Ingest.CPU/64, res.FF.CPU/64
-		p("| camd ingest CPU per camera ≤ 1/10 of ffmpeg-per-camera at N = 64 | %s vs %s per camera: ratio %s | %s |\n",
-			pct2(c), pct2(f), ratio(c, f), yesNo(f > 0 && c <= f/10))
 		cm, fm := res.Ingest.RSSMean/64, res.FF.RSSMean/64
 		p("| camd memory (RSS) per camera ≤ 1/20 of ffmpeg-per-camera at N = 64 | %s vs %s per camera: ratio %s | %s |\n",
 			kib(cm), kib(fm), ratio(cm, fm), yesNo(fm > 0 && cm <= fm/20))
 	} else {
-		p("| camd ingest CPU per camera ≤ 1/10 of ffmpeg-per-camera at N = 64 | not measured (needs N = 64 with ffmpeg) | – |\n")
 		p("| camd memory (RSS) per camera ≤ 1/20 of ffmpeg-per-camera at N = 64 | not measured (needs N = 64 with ffmpeg) | – |\n")
 	}
 	if res := r.find(256); res != nil && len(res.Outages) > 0 {
@@ -280,6 +325,8 @@ func (r *report) scenarios() []scenario {
 		for _, sc := range []scenario{
 			{res, "camd, no cameras", res.Idle, true},
 			{res, "camd ingest", res.Ingest, true},
+			{res, "camd ingest, `read_batch: 0s`", res.Unbatched, true},
+			{res, "floor (drain only)", res.Floor, false},
 			{res, "camd + 1 relay reader/cam", res.R1, true},
 			{res, "camd + 2 relay readers/cam", res.R2, true},
 			{res, fmt.Sprintf("%d × ffmpeg", res.N), res.FF, false},
@@ -451,11 +498,34 @@ func (r *report) notes(p printer) {
 		for _, e := range res.Errors {
 			notes = append(notes, fmt.Sprintf("N = %d: %s", res.N, e))
 		}
+		if res.AB != nil && res.AB.Err != "" {
+			notes = append(notes, fmt.Sprintf("N = %d, A/B pairs: %s", res.N, res.AB.Err))
+		}
+		if res.AB != nil {
+			sat, events := 0, 0
+			for _, pr := range res.AB.Pairs {
+				for _, w := range []window{pr.A, pr.B} {
+					if w.saturated() {
+						sat++
+					}
+					if w.Stalls > 0 || w.Reconnects > 0 || (w.FPSMin > 0 && w.FPSMin < 24) {
+						events++
+					}
+				}
+			}
+			if sat > 0 {
+				notes = append(notes, fmt.Sprintf("N = %d, A/B pairs: %d of %d windows ran on a saturated machine; their CPU figures are lower bounds.", res.N, sat, 2*len(res.AB.Pairs)))
+			}
+			if events > 0 {
+				notes = append(notes, fmt.Sprintf("N = %d, A/B pairs: in %d of %d windows camd counted stalls or reconnects, or a camera ingested under 24 fps.", res.N, events, 2*len(res.AB.Pairs)))
+			}
+		}
 		for _, w := range []struct {
 			name string
 			w    *window
 			own  bool
-		}{{"ingest", res.Ingest, true}, {"1 reader/cam", res.R1, true}, {"2 readers/cam", res.R2, true}, {"ffmpeg", res.FF, false}} {
+		}{{"ingest", res.Ingest, true}, {"ingest with read_batch 0s", res.Unbatched, true}, {"floor", res.Floor, false},
+			{"1 reader/cam", res.R1, true}, {"2 readers/cam", res.R2, true}, {"ffmpeg", res.FF, false}} {
 			if w.w == nil {
 				continue
 			}
@@ -492,4 +562,6 @@ func (r *report) method(p printer) {
 	p("- Relay readers are gortsplib clients (TCP) inside the bench, each counting RTP packets; the 2-readers scenario adds a second set of N.\n")
 	p("- ffmpeg runs after camd has exited, against the same simulator: `ffmpeg -hide_banner -nostdin -loglevel error -rtsp_transport tcp -i rtsp://SIM/camK -c copy -f null -`; the window starts %v after every camera has a session.\n", r.o.settle)
 	p("- Faults go through the simulator's control API, one request per camera (it has no all-cameras endpoint), 16 requests in flight.\n")
+	p("- `read_batch: 0s`: after camd's restart test, a second camd on a fresh data dir with `supervision.read_batch: 0s` (everything else as above) ingests the same N cameras; its window starts %v after all are RUNNING.\n", r.o.settle)
+	p("- The floor is `camdbench floor`, this bench's own binary started as a separate process so that its CPU is measured alone: N RTSP sessions over TCP to the simulator with the fewest requests (OPTIONS, DESCRIBE, SETUP of every track interleaved, PLAY; an OPTIONS every 20 s as keepalive), then each socket is only drained, read as camd's batched ingest reads: SO_RCVLOWAT of 64 KiB, otherwise one read of everything queued at each tick of a clock shared by every socket (multiples of the read_batch interval). Nothing after PLAY is parsed.\n")
 }
