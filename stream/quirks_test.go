@@ -387,6 +387,9 @@ func testQuirkKeepalive(t *testing.T) {
 					if q.Method != tc.want {
 						t.Errorf("keepalive %s, want %s", q.Method, tc.want)
 					}
+					if s := q.Header["Session"]; len(s) != 1 || !strings.HasPrefix(s[0], rawSession) {
+						t.Errorf("keepalive %s without the session: Session %q", q.Method, s)
+					}
 					keepalives++
 					gaps = append(gaps, q.At.Sub(last))
 					last = q.At

@@ -427,10 +427,14 @@ func (cc *rawConn) serve() {
 // handle answers one request; false ends the connection.
 func (cc *rawConn) handle(req *base.Request) bool {
 	c := cc.cam
-	cc.lastReq = time.Now()
+	now := time.Now()
+	// Only a request in the session keeps it alive (RFC 2326 §12.37).
+	if !cc.session || hasSession(req) {
+		cc.lastReq = now
+	}
 	u := req.URL.CloneWithoutCredentials().String()
 	c.mu.Lock()
-	c.reqs = append(c.reqs, rawReq{Conn: cc.id, Method: req.Method, URL: u, Header: req.Header, At: cc.lastReq})
+	c.reqs = append(c.reqs, rawReq{Conn: cc.id, Method: req.Method, URL: u, Header: req.Header, At: now})
 	c.mu.Unlock()
 
 	res := &base.Response{StatusCode: base.StatusOK, Header: base.Header{}}
@@ -796,7 +800,9 @@ func (cc *rawConn) authorized(req *base.Request) (ok bool) {
 		io.WriteString(d, s)
 		return hex.EncodeToString(d.Sum(nil))
 	}
-	if p["username"] != c.cfg.User || p["realm"] != "RawCam" || p["nonce"] != c.nonce {
+	// The digest's uri must be the Request-URI (RFC 2617 §3.2.2.5).
+	if p["username"] != c.cfg.User || p["realm"] != "RawCam" || p["nonce"] != c.nonce ||
+		p["uri"] != req.URL.CloneWithoutCredentials().String() {
 		return false
 	}
 	ha1 := hx(c.cfg.User + ":RawCam:" + c.cfg.Pass)
