@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -29,16 +28,6 @@ import (
 var batches = []time.Duration{0, 100 * time.Millisecond}
 
 func batchName(d time.Duration) string { return "batch=" + d.String() }
-
-// failsToday skips a test that today's reader (gortsplib's Client) fails;
-// the reader's own RTSP session must pass it. CAMD_QUIRKS_ALL=1 runs it
-// anyway.
-func failsToday(t *testing.T, why string) {
-	t.Helper()
-	if os.Getenv("CAMD_QUIRKS_ALL") == "" {
-		t.Skip("fails with gortsplib client: " + why + "; the own session must pass it")
-	}
-}
 
 // quirkRead is one Read in the background and what it reported.
 type quirkRead struct {
@@ -273,10 +262,9 @@ func testQuirkAuth(t *testing.T) {
 // to a SETUP anywhere else.
 func testQuirkControlURLs(t *testing.T) {
 	cases := []struct {
-		name  string
-		cfg   rawCamConfig
-		play  string // the aggregate URL PLAY must go to (trailing "/" optional)
-		today string // why it fails today, if it does
+		name string
+		cfg  rawCamConfig
+		play string // the aggregate URL PLAY must go to (trailing "/" optional)
 	}{
 		{name: "relative, no Content-Base",
 			cfg:  rawCamConfig{VideoURL: "{root}/cam/trackID=1", Audio: true, AudioURL: "{root}/cam/trackID=2"},
@@ -289,9 +277,8 @@ func testQuirkControlURLs(t *testing.T) {
 			cfg:  rawCamConfig{ContentBase: "{root}/base/", ContentLocation: "{root}/loc/", VideoURL: "{root}/base/trackID=1"},
 			play: "{root}/base/"},
 		{name: "Content-Location",
-			cfg:   rawCamConfig{ContentLocation: "{root}/loc/", VideoURL: "{root}/loc/trackID=1"},
-			play:  "{root}/loc/",
-			today: "gortsplib ignores Content-Location and sets up relative to the DESCRIBE URL"},
+			cfg:  rawCamConfig{ContentLocation: "{root}/loc/", VideoURL: "{root}/loc/trackID=1"},
+			play: "{root}/loc/"},
 		{name: "absolute control",
 			cfg: rawCamConfig{ContentBase: "{root}/base/", VideoControl: "{root}/other/track1", VideoURL: "{root}/other/track1",
 				Audio: true, AudioControl: "{root}/other/track2", AudioURL: "{root}/other/track2"},
@@ -302,9 +289,6 @@ func testQuirkControlURLs(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.today != "" {
-				failsToday(t, tc.today)
-			}
 			cam := newRawCam(t, tc.cfg)
 			r := startQuirkRead(t, stream.Options{URL: cam.URL("/cam", "", ""), ReadBatch: 100 * time.Millisecond}, tc.cfg.Audio)
 			r.waitFrames(t, cam, 10, 15*time.Second)
@@ -480,9 +464,6 @@ func testQuirkServerRequest(t *testing.T) {
 	for _, m := range []base.Method{base.Options, base.GetParameter, base.SetParameter, base.Announce} {
 		for _, b := range batches {
 			t.Run(string(m)+"/"+batchName(b), func(t *testing.T) {
-				if m != base.Options {
-					failsToday(t, "its Client ends the connection on any server request but OPTIONS (ErrClientUnhandledMethod)")
-				}
 				cam := newRawCam(t, rawCamConfig{ServerRequests: []base.Method{m, m}})
 				r := startQuirkRead(t, stream.Options{URL: cam.URL("/cam", "", ""), ReadBatch: b}, false)
 				// The requests go out after frames 10 and 15.
@@ -570,7 +551,6 @@ func testQuirkTeardown(t *testing.T) {
 			testutil.WaitFor(t, 5*time.Second, "TEARDOWN in the camera's socket", func() bool { return sawTeardown(cam) })
 		})
 		t.Run("socket full/"+batchName(b), func(t *testing.T) {
-			failsToday(t, "its Client writes the answer it is blocked on, then TEARDOWN, each with WriteTimeout (10 s), before Close returns")
 			cam := newRawCam(t, rawCamConfig{RcvBuf: 4096})
 			r := startQuirkRead(t, stream.Options{URL: cam.URL("/cam", "", ""), ReadBatch: b}, false)
 			r.waitFrames(t, cam, 10, 15*time.Second)
