@@ -586,7 +586,13 @@ func FuzzPacketizer(f *testing.F) {
 // encoder followed by marshalling each packet into the same kind of buffer.
 func BenchmarkPacketizeH264(b *testing.B) {
 	c := loadClip(b, "../testdata/h264_640x480_25fps.h264")
+	var size int64
+	for _, au := range c.aus {
+		size += int64(auSize(au))
+	}
+	size /= int64(len(c.aus))
 	b.Run("camd", func(b *testing.B) {
+		b.SetBytes(size)
 		p := &packetizer{codec: stream.CodecH264, pt: 96, ssrc: 1}
 		var buf []byte
 		b.ReportAllocs()
@@ -604,6 +610,7 @@ func BenchmarkPacketizeH264(b *testing.B) {
 			b.Fatal(err)
 		}
 		var buf []byte
+		b.SetBytes(size)
 		b.ReportAllocs()
 		for i := 0; b.Loop(); i++ {
 			pkts, err := enc.Encode(c.aus[i%len(c.aus)])
