@@ -12,8 +12,6 @@ import (
 	"github.com/bluenviron/gortsplib/v5"
 	"github.com/bluenviron/gortsplib/v5/pkg/description"
 	"github.com/bluenviron/gortsplib/v5/pkg/format"
-	"github.com/bluenviron/gortsplib/v5/pkg/format/rtph264"
-	"github.com/bluenviron/gortsplib/v5/pkg/format/rtph265"
 	"github.com/bluenviron/gortsplib/v5/pkg/format/rtpmjpeg"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
@@ -72,12 +70,14 @@ type Feed struct {
 
 	// What run publishes to request handlers and Stats, guarded by pmu.
 	pmu         sync.Mutex
-	cur         *gortsplib.ServerStream // nil while there is no stream
+	cur         *outStream              // nil while there is no stream
+	curTun      *gortsplib.ServerStream // its tunnelled twin (nil unless AllowTunnel)
 	ready       chan struct{}           // closed once cur is set
 	pastBytes   uint64                  // sent on streams already closed
 	pastPackets uint64
 
 	readers      atomic.Int64
+	tunReaders   atomic.Int64 // of readers, those on the tunnel server
 	readersTotal atomic.Uint64
 	dropped      atomic.Uint64
 	streamOpen   atomic.Bool // run has a stream open
@@ -85,6 +85,10 @@ type Feed struct {
 
 	out output   // owned by run
 	aud audioOut // owned by run
+	// w is the wire buffer being filled during one run of the queue
+	// (nil when nothing was sent yet), owned by run.
+	w      *wire
+	tunPkt rtp.Packet
 }
 
 type eventKind uint8
@@ -341,12 +345,79 @@ func (f *Feed) run() {
 			}
 			*ev = event{}
 		}
+		f.flush()
 	}
+}
+
+// batchWire is the wire buffer this run of the queue writes into.
+func (f *Feed) batchWire() *wire {
+	if f.w == nil {
+		f.w = newWire()
+	}
+	return f.w
+}
+
+// flush sends what this run of the queue packetized: to camd's own
+// sessions in one go, and packet by packet to tunnelled readers.
+func (f *Feed) flush() {
+	w := f.w
+	if w == nil {
+		return
+	}
+	f.w = nil
+	defer w.release()
+	o := &f.out
+	if o.st == nil || w.pkts == 0 {
+		return
+	}
+	o.st.broadcast(w)
+	if o.tun != nil && f.tunReaders.Load() > 0 {
+		f.writeTunnel(w)
+	}
+}
+
+// writeTunnel writes w's packets to the tunnelled readers' stream.
+func (f *Feed) writeTunnel(w *wire) {
+	o := &f.out
+	eachPacket(w.buf, func(off, n int) {
+		k, at := 0, w.vAt
+		if w.buf[off+1] == audioChannel {
+			k, at = 1, w.aAt
+		}
+		if k >= len(o.tunMedias) || f.tunPkt.Unmarshal(w.buf[off+4:off+4+n]) != nil {
+			return
+		}
+		if err := o.tun.WritePacketRTPWithNTP(o.tunMedias[k], &f.tunPkt, at); err != nil {
+			f.log.Debug("relay: tunnel write failed", "err", err)
+		}
+	})
+	f.tunPkt.Payload = nil
 }
 
 // waitStream returns the camera's stream, waiting up to d for it to start;
 // nil if it did not (or the Feed or server closed meanwhile).
-func (f *Feed) waitStream(d time.Duration, serverDone <-chan struct{}) *gortsplib.ServerStream {
+func (f *Feed) waitStream(d time.Duration, serverDone <-chan struct{}) *outStream {
+	if !f.wait(d, serverDone) {
+		return nil
+	}
+	f.pmu.Lock()
+	defer f.pmu.Unlock()
+	return f.cur
+}
+
+// waitTunnel is waitStream for the tunnel server's readers.
+func (f *Feed) waitTunnel(d time.Duration, serverDone <-chan struct{}) *gortsplib.ServerStream {
+	if !f.wait(d, serverDone) {
+		return nil
+	}
+	f.pmu.Lock()
+	defer f.pmu.Unlock()
+	return f.curTun
+}
+
+// wait waits up to d for the camera's stream; false if it did not start
+// (or the Feed or server closed meanwhile).
+func (f *Feed) wait(d time.Duration, serverDone <-chan struct{}) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	for {
@@ -354,18 +425,28 @@ func (f *Feed) waitStream(d time.Duration, serverDone <-chan struct{}) *gortspli
 		st, ready := f.cur, f.ready
 		f.pmu.Unlock()
 		if st != nil {
-			return st
+			return true
 		}
 		select {
 		case <-ready:
 		case <-t.C:
-			return nil
+			return false
 		case <-f.quit:
-			return nil
+			return false
 		case <-serverDone:
-			return nil
+			return false
 		}
 	}
+}
+
+// droppedOnce counts s as dropped the first time; it reports whether this
+// was it.
+func (f *Feed) droppedOnce(s *session) bool {
+	if !s.dropped.CompareAndSwap(false, true) {
+		return false
+	}
+	f.dropped.Add(1)
+	return true
 }
 
 func (f *Feed) stats() Stats {
@@ -375,7 +456,11 @@ func (f *Feed) stats() Stats {
 	f.pmu.Lock()
 	b, p := f.pastBytes, f.pastPackets
 	if f.cur != nil {
-		st := f.cur.Stats()
+		b += f.cur.bytes.Load()
+		p += f.cur.packets.Load()
+	}
+	if f.curTun != nil {
+		st := f.curTun.Stats()
 		b += st.OutboundBytes
 		p += st.OutboundRTPPackets
 	}
@@ -409,20 +494,23 @@ type output struct {
 	warnedCode string
 
 	// The relay side.
-	st      *gortsplib.ServerStream
-	media   *description.Media
-	enc     encoder
-	stCodec string
-	stW     int
-	stH     int
-	stVPS   []byte
-	stSPS   []byte
-	stPPS   []byte
-	started bool      // a frame was sent on st
-	offset  int64     // relay timestamp = camera PTS + offset
-	lastOut int64     // highest relay timestamp sent (not wrapped)
-	lastAt  time.Time // arrival of the last frame sent
-	delta   int64     // frame interval estimate, for joining a new timeline
+	st        *outStream
+	media     *description.Media
+	tun       *gortsplib.ServerStream // nil unless the relay serves tunnels
+	tunMedias []*description.Media
+	pack      packetizer // H.264 and H.265
+	enc       encoder    // MJPEG
+	stCodec   string
+	stW       int
+	stH       int
+	stVPS     []byte
+	stSPS     []byte
+	stPPS     []byte
+	started   bool      // a frame was sent on st
+	offset    int64     // relay timestamp = camera PTS + offset
+	lastOut   int64     // highest relay timestamp sent (not wrapped)
+	lastAt    time.Time // arrival of the last frame sent
+	delta     int64     // frame interval estimate, for joining a new timeline
 }
 
 func (f *Feed) handleInfo(i stream.Info) {
@@ -563,23 +651,47 @@ func (f *Feed) handleFrame(fr *queuedFrame) {
 		return
 	}
 	f.holding.Store(false)
-	pkts, err := o.enc.encode(au)
+	w := f.batchWire()
+	start := len(w.buf)
+	ts := uint32(out)
+	var n int
+	var err error
+	if o.codec == stream.CodecMJPEG {
+		w.buf, n, err = f.encodeMJPEG(w.buf, au, ts)
+	} else {
+		w.buf, n, err = o.pack.appendAU(w.buf, videoChannel, au, ts)
+	}
 	if err != nil {
 		// A frame the camera sent but that cannot be packetized again:
 		// skip to the next keyframe rather than send a broken picture.
+		w.buf = w.buf[:start]
 		f.log.Debug("relay: frame dropped", "err", err)
 		o.needKey = true
 		return
 	}
 	o.needKey = false
-	ts := uint32(out)
+	if fr.start && w.startOff < 0 {
+		w.startOff = start
+	}
+	w.pkts += n
+	w.vTS, w.vAt, w.vSet = ts, fr.time, true
+}
+
+// encodeMJPEG appends the RTP packets of an MJPEG frame to dst.
+func (f *Feed) encodeMJPEG(dst []byte, au [][]byte, ts uint32) ([]byte, int, error) {
+	o := &f.out
+	pkts, err := o.enc.encode(au)
+	if err != nil {
+		return dst, 0, err
+	}
 	for _, pkt := range pkts {
 		pkt.Timestamp = ts
-		if err := o.st.WritePacketRTPWithNTP(o.media, pkt, fr.time); err != nil {
-			f.log.Debug("relay: write failed", "err", err)
-			return
+		pkt.SSRC = o.st.ssrcVideo
+		if dst, err = appendPacket(dst, videoChannel, pkt); err != nil {
+			return dst, 0, err
 		}
 	}
+	return dst, len(pkts), nil
 }
 
 // join returns the offset that puts a new camera timeline (a reconnect, or
@@ -599,13 +711,17 @@ func (o *output) join(pts int64, t time.Time) int64 {
 // description.
 func (f *Feed) reloadParams() {
 	o := &f.out
-	switch fm := o.media.Formats[0].(type) {
-	case *format.H264:
-		fm.SPS, fm.PPS = o.sps, o.pps
-	case *format.H265:
-		fm.VPS, fm.SPS, fm.PPS = o.vps, o.sps, o.pps
+	o.st.reload(func() {
+		switch fm := o.media.Formats[0].(type) {
+		case *format.H264:
+			fm.SPS, fm.PPS = o.sps, o.pps
+		case *format.H265:
+			fm.VPS, fm.SPS, fm.PPS = o.vps, o.sps, o.pps
+		}
+	})
+	if o.tun != nil {
+		o.tun.ReloadDesc()
 	}
-	o.st.ReloadDesc()
 	o.stVPS, o.stSPS, o.stPPS = o.vps, o.sps, o.pps
 }
 
@@ -667,19 +783,9 @@ func (f *Feed) openStream() error {
 	var enc encoder
 	switch o.codec {
 	case stream.CodecH264:
-		fm := &format.H264{PayloadTyp: payloadType, SPS: o.sps, PPS: o.pps, PacketizationMode: 1}
-		e, err := fm.CreateEncoder()
-		if err != nil {
-			return fmt.Errorf("create H.264 encoder: %w", err)
-		}
-		forma, enc = fm, h264Encoder{e}
+		forma = &format.H264{PayloadTyp: payloadType, SPS: o.sps, PPS: o.pps, PacketizationMode: 1}
 	case stream.CodecH265:
-		fm := &format.H265{PayloadTyp: payloadType, VPS: o.vps, SPS: o.sps, PPS: o.pps}
-		e, err := fm.CreateEncoder()
-		if err != nil {
-			return fmt.Errorf("create H.265 encoder: %w", err)
-		}
-		forma, enc = fm, h265Encoder{e}
+		forma = &format.H265{PayloadTyp: payloadType, VPS: o.vps, SPS: o.sps, PPS: o.pps}
 	case stream.CodecMJPEG:
 		fm := &format.MJPEG{}
 		e, err := fm.CreateEncoder()
@@ -691,20 +797,29 @@ func (f *Feed) openStream() error {
 		return fmt.Errorf("codec %q not supported", o.codec)
 	}
 	media := &description.Media{Type: description.MediaTypeVideo, Formats: []format.Format{forma}}
-	st := &gortsplib.ServerStream{
-		Server: f.s.rtsp,
-		Desc:   &description.Session{Title: f.name, Medias: append([]*description.Media{media}, f.audioMedias()...)},
+	audio := f.audioMedias()
+	st := newOutStream(f, &description.Session{Title: f.name, Medias: append([]*description.Media{media}, audio...)})
+	var tun *gortsplib.ServerStream
+	var tunMedias []*description.Media
+	if f.s.rtsp != nil {
+		// The same formats, in media of its own: the tunnel server's.
+		tunMedias = []*description.Media{{Type: media.Type, Formats: media.Formats}}
+		for _, m := range audio {
+			tunMedias = append(tunMedias, &description.Media{Type: m.Type, Formats: m.Formats})
+		}
+		tun = &gortsplib.ServerStream{Server: f.s.rtsp, Desc: &description.Session{Title: f.name, Medias: tunMedias}}
+		if err := tun.Initialize(); err != nil {
+			return fmt.Errorf("start stream: %w", err)
+		}
 	}
-	if err := st.Initialize(); err != nil {
-		return fmt.Errorf("start stream: %w", err)
-	}
-	o.st, o.media, o.enc = st, media, enc
+	o.st, o.media, o.enc, o.tun, o.tunMedias = st, media, enc, tun, tunMedias
+	o.pack = packetizer{codec: o.codec, pt: payloadType, ssrc: st.ssrcVideo, seq: uint16(st.ssrcAudio)}
 	o.stCodec, o.stW, o.stH = o.codec, o.width, o.height
 	o.stVPS, o.stSPS, o.stPPS = o.vps, o.sps, o.pps
 	o.started = false
 	f.streamOpen.Store(true)
 	f.pmu.Lock()
-	f.cur = st
+	f.cur, f.curTun = st, tun
 	close(f.ready)
 	f.pmu.Unlock()
 	f.log.Info("relay: stream started", "codec", o.codec, "width", o.width, "height", o.height)
@@ -715,23 +830,33 @@ func (f *Feed) openStream() error {
 // stream.
 func (f *Feed) closeStream(reason string) {
 	o := &f.out
-	st := o.st
+	st, tun := o.st, o.tun
 	if st == nil {
 		return
 	}
-	o.st, o.media, o.enc = nil, nil, nil
+	if f.w != nil {
+		f.flush() // what this run packetized for the old stream
+	}
+	o.st, o.media, o.enc, o.tun, o.tunMedias = nil, nil, nil, nil, nil
 	o.needKey = true
 	f.streamOpen.Store(false)
 	f.holding.Store(false)
 	f.audioStreamClosed()
-	stats := st.Stats()
 	f.pmu.Lock()
-	f.cur = nil
+	f.cur, f.curTun = nil, nil
 	f.ready = make(chan struct{})
-	f.pastBytes += stats.OutboundBytes
-	f.pastPackets += stats.OutboundRTPPackets
+	f.pastBytes += st.bytes.Load()
+	f.pastPackets += st.packets.Load()
+	if tun != nil {
+		stats := tun.Stats()
+		f.pastBytes += stats.OutboundBytes
+		f.pastPackets += stats.OutboundRTPPackets
+	}
 	f.pmu.Unlock()
-	st.Close()
+	st.close()
+	if tun != nil {
+		tun.Close()
+	}
 	f.log.Info("relay: stream ended", "reason", reason)
 }
 
@@ -751,18 +876,6 @@ func safeEncode(fn func() ([]*rtp.Packet, error)) (pkts []*rtp.Packet, err error
 		}
 	}()
 	return fn()
-}
-
-type h264Encoder struct{ e *rtph264.Encoder }
-
-func (e h264Encoder) encode(au [][]byte) ([]*rtp.Packet, error) {
-	return safeEncode(func() ([]*rtp.Packet, error) { return e.e.Encode(au) })
-}
-
-type h265Encoder struct{ e *rtph265.Encoder }
-
-func (e h265Encoder) encode(au [][]byte) ([]*rtp.Packet, error) {
-	return safeEncode(func() ([]*rtp.Packet, error) { return e.e.Encode(au) })
 }
 
 type mjpegEncoder struct{ e *rtpmjpeg.Encoder }

@@ -257,14 +257,21 @@ func (f *Feed) handleAudio(p *audioPacket) {
 			PayloadType:    a.pt,
 			SequenceNumber: p.seq + a.seqOff,
 			Timestamp:      p.ts + a.offset,
+			SSRC:           st.ssrcAudio,
 		},
 		Payload: p.payload,
 	}
 	a.sent, a.lastTS, a.lastSeq, a.lastAt = true, a.pkt.Timestamp, a.pkt.SequenceNumber, p.at
-	if err := st.WritePacketRTPWithNTP(a.media, &a.pkt, p.at); err != nil {
-		f.log.Debug("relay: audio write failed", "err", err)
-	}
+	w := f.batchWire()
+	buf, err := appendPacket(w.buf, audioChannel, &a.pkt)
 	a.pkt.Payload = nil
+	if err != nil {
+		f.log.Debug("relay: audio packet dropped", "err", err)
+		return
+	}
+	w.buf = buf
+	w.pkts++
+	w.aTS, w.aAt, w.aSet = a.lastTS, p.at, true
 }
 
 // wallTS is the relay timestamp, in the audio's clock, that wall-clock

@@ -345,9 +345,9 @@ func TestPacketizeRefuses(t *testing.T) {
 		{stream.CodecH264, nil, errEmptyAU},
 		{stream.CodecH264, [][]byte{{}, nil}, errEmptyAU},
 		{stream.CodecH265, [][]byte{{}}, errEmptyAU},
-		{stream.CodecH264, [][]byte{{0x67, 1}, {0x7c, 0x85, 1}}, errBadNALU}, // FU-A
-		{stream.CodecH264, [][]byte{{0x18, 0, 1, 0x65}}, errBadNALU},         // STAP-A
-		{stream.CodecH265, [][]byte{{0x40, 1, 5}, {0x26}}, errBadNALU},       // 1-byte NAL unit
+		{stream.CodecH264, [][]byte{{0x67, 1}, {0x7c, 0x85, 1}}, errBadNALU},  // FU-A
+		{stream.CodecH264, [][]byte{{0x18, 0, 1, 0x65}}, errBadNALU},          // STAP-A
+		{stream.CodecH265, [][]byte{{0x40, 1, 5}, {0x26}}, errBadNALU},        // 1-byte NAL unit
 		{stream.CodecH265, [][]byte{{49 << 1, 1, 0x93, 1}}, errBadNALU},       // FU
 		{stream.CodecH265, [][]byte{{48 << 1, 1, 0, 2, 0x26, 1}}, errBadNALU}, // AP
 		{stream.CodecMJPEG, [][]byte{{0xff, 0xd8}}, errPacketCodec},

@@ -152,17 +152,19 @@ type Stats struct {
 // Server is the relay's RTSP server. Create it with New, feed it with Feed
 // and stop it with Close.
 type Server struct {
-	cfg  Config
-	log  *slog.Logger
+	cfg       Config
+	log       *slog.Logger
+	own       ownServer
+	tlsConfig *tls.Config
+	// rtsp serves the tunnelled readers (nil unless AllowTunnel).
 	rtsp *gortsplib.Server
 	addr string
 
-	doors     *doors
-	guard     *authguard.Guard
-	ctx       context.Context // done when Close begins
-	cancel    context.CancelFunc
-	dead      atomic.Pointer[error] // why the server stopped by itself
-	watchDone chan struct{}         // closed when watch returns
+	doors  *doors
+	guard  *authguard.Guard
+	ctx    context.Context // done when Close begins
+	cancel context.CancelFunc
+	dead   atomic.Pointer[error] // why the server stopped by itself
 
 	done      chan struct{} // closed when Close begins
 	closeOnce sync.Once
@@ -232,66 +234,99 @@ func New(cfg Config) (*Server, error) {
 	}
 
 	s := &Server{
-		cfg:       cfg,
-		log:       cfg.Logger,
-		done:      make(chan struct{}),
-		watchDone: make(chan struct{}),
-		feeds:     map[string]*Feed{},
-		guard:     authguard.New(authguard.Config{Door: "relay", Logger: cfg.Logger}),
+		cfg:   cfg,
+		log:   cfg.Logger,
+		done:  make(chan struct{}),
+		feeds: map[string]*Feed{},
+		guard: authguard.New(authguard.Config{Door: "relay", Logger: cfg.Logger}),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.doors = &doors{log: cfg.Logger, maxConns: cfg.MaxConns, allowTunnel: cfg.AllowTunnel,
 		firstTimeout: cfg.firstTimeout, done: s.done}
-	s.rtsp = &gortsplib.Server{
-		Handler:        &handler{s: s},
-		RTSPAddress:    cfg.Listen,
-		UDPRTPAddress:  cfg.UDPRTPAddress,
-		UDPRTCPAddress: cfg.UDPRTCPAddress,
-		WriteQueueSize: cfg.QueueSize,
-		WriteTimeout:   writeTimeout,
-		TLSConfig:      tlsConfig,
-		Listen: func(network, address string) (net.Listener, error) {
-			ln, err := cfg.listen(network, address)
-			if err != nil {
-				return nil, err
-			}
-			return doorListener{Listener: ln, d: s.doors}, nil
-		},
-		// The door listener goes over the TLS one, so that it sees the
-		// plaintext of each connection.
-		TLSListen: func(network, address string, tc *tls.Config) (net.Listener, error) {
-			ln, err := cfg.listen(network, address)
-			if err != nil {
-				return nil, err
-			}
-			return doorListener{Listener: tls.NewListener(ln, tc), d: s.doors}, nil
-		},
-	}
-	if err := s.rtsp.Start(); err != nil {
+	s.tlsConfig = tlsConfig
+	s.own.conns = map[*rconn]struct{}{}
+	ln, err := cfg.listen("tcp", cfg.Listen)
+	if err != nil {
 		s.cancel()
 		return nil, fmt.Errorf("relay: listen on %s: %w", cfg.Listen, err)
 	}
-	s.addr = s.rtsp.NetListener().Addr().String()
-	go s.watch()
+	s.addr = ln.Addr().String()
+	if tlsConfig != nil {
+		// The door listener goes over the TLS one, so that it sees the
+		// plaintext of each connection.
+		ln = tls.NewListener(ln, tlsConfig)
+	}
+	s.own.ln = doorListener{Listener: ln, d: s.doors}
+	if cfg.UDPRTPAddress != "" {
+		if err := s.listenUDP(); err != nil {
+			_ = ln.Close()
+			s.cancel()
+			return nil, err
+		}
+	}
+	if cfg.AllowTunnel {
+		// RTSP over HTTP and WebSocket stay with gortsplib's server, which
+		// is handed those connections (serveConn).
+		s.own.tunnels = newChanListener(ln.Addr())
+		s.rtsp = &gortsplib.Server{
+			Handler:        &handler{s: s},
+			RTSPAddress:    s.addr,
+			WriteQueueSize: cfg.QueueSize,
+			WriteTimeout:   writeTimeout,
+			Listen: func(string, string) (net.Listener, error) {
+				return s.own.tunnels, nil
+			},
+		}
+		if err := s.rtsp.Start(); err != nil {
+			_ = ln.Close()
+			s.closeUDP()
+			s.cancel()
+			return nil, fmt.Errorf("relay: tunnel server: %w", err)
+		}
+	}
+	s.own.wg.Add(1)
+	go s.accept()
 	s.log.Info("relay: serving", s.Scheme(), s.addr, "udp", cfg.UDPRTPAddress != "",
 		"auth", cfg.User != "" || cfg.Credentials != nil, "max_conns", cfg.MaxConns, "tunnel", cfg.AllowTunnel)
 	return s, nil
 }
 
-// watch waits for the RTSP server to end. Before Close, that means it died
-// (its accept loop ends the server on an error doorListener cannot wait
-// out): readers are refused from then on, which Err reports.
-func (s *Server) watch() {
-	defer close(s.watchDone)
-	err := s.rtsp.Wait()
-	select {
-	case <-s.done:
-		return
-	default:
+// listenUDP binds the UDP ports readers over UDP get RTP and RTCP from.
+func (s *Server) listenUDP() error {
+	for _, b := range []struct {
+		addr string
+		c    **net.UDPConn
+	}{{s.cfg.UDPRTPAddress, &s.own.udpRTP}, {s.cfg.UDPRTCPAddress, &s.own.udpRTCP}} {
+		ua, err := net.ResolveUDPAddr("udp", b.addr)
+		if err != nil {
+			s.closeUDP()
+			return fmt.Errorf("relay: UDP address %s: %w", b.addr, err)
+		}
+		c, err := net.ListenUDP("udp", ua)
+		if err != nil {
+			s.closeUDP()
+			return fmt.Errorf("relay: listen on UDP %s: %w", b.addr, err)
+		}
+		*b.c = c
 	}
-	if err == nil {
-		err = errors.New("stopped")
+	s.own.wg.Add(2)
+	go s.drainUDP(s.own.udpRTP)
+	go s.drainUDP(s.own.udpRTCP)
+	return nil
+}
+
+func (s *Server) closeUDP() {
+	if s.own.udpRTP != nil {
+		_ = s.own.udpRTP.Close()
 	}
+	if s.own.udpRTCP != nil {
+		_ = s.own.udpRTCP.Close()
+	}
+}
+
+// died records that the relay stopped serving by itself: readers are
+// refused from then on, which Err reports.
+func (s *Server) died(err error) {
 	err = fmt.Errorf("relay: stopped serving: %w", err)
 	s.dead.Store(&err)
 	s.log.Error("relay: stopped serving; readers are refused until camd restarts", "err", err)
@@ -312,7 +347,7 @@ func (s *Server) OpenConns() int { return int(s.doors.open.Load()) }
 
 // Scheme is "rtsps" when the relay serves TLS, else "rtsp".
 func (s *Server) Scheme() string {
-	if s.rtsp.TLSConfig != nil {
+	if s.tlsConfig != nil {
 		return "rtsps"
 	}
 	return "rtsp"
@@ -337,8 +372,10 @@ func (s *Server) Close() {
 		for _, f := range feeds {
 			f.Close()
 		}
-		s.rtsp.Close()
-		<-s.watchDone
+		s.closeOwn()
+		if s.rtsp != nil {
+			s.rtsp.Close()
+		}
 		s.log.Info("relay: stopped")
 	})
 }
@@ -474,7 +511,7 @@ func (h *handler) lookup(sc *gortsplib.ServerConn, req *base.Request, path strin
 	if f == nil {
 		return res(base.StatusNotFound), nil, nil, nil
 	}
-	st := f.waitStream(h.s.cfg.DescribeWait, h.s.done)
+	st := f.waitTunnel(h.s.cfg.DescribeWait, h.s.done)
 	if st == nil {
 		f.log.Info("relay: camera not streaming; reader refused", "remote", remoteAddr(sc),
 			"waited", h.s.cfg.DescribeWait)
@@ -516,6 +553,7 @@ func (h *handler) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Response,
 	}
 	if rd.playing.CompareAndSwap(false, true) {
 		rd.feed.readers.Add(1)
+		rd.feed.tunReaders.Add(1)
 		rd.feed.readersTotal.Add(1)
 		transport := ""
 		if t := ctx.Session.Transport(); t != nil {
@@ -540,6 +578,7 @@ func (h *handler) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx) 
 	}
 	if rd.playing.CompareAndSwap(true, false) {
 		rd.feed.readers.Add(-1)
+		rd.feed.tunReaders.Add(-1)
 		rd.feed.log.Info("relay: reader ended", "remote", rd.remote, "err", ctx.Error)
 	}
 }

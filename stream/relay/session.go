@@ -1,0 +1,334 @@
+package relay
+
+import (
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// senderReportEvery is how often a session sends each track's RTCP sender
+// report, which lets readers map RTP timestamps to wall-clock time.
+const senderReportEvery = 5 * time.Second
+
+// track is how one track of the stream reaches a session's reader.
+type track struct {
+	setup bool
+	// Over TCP: the interleaved channels of RTP and RTCP.
+	rtpCh, rtcpCh byte
+	// Over UDP: where the reader receives RTP and RTCP.
+	rtpAddr, rtcpAddr *net.UDPAddr
+
+	packets, octets uint32 // sent, for sender reports
+}
+
+// session is one reader of one camera, on one of camd's own RTSP
+// connections. The connection's goroutine sets it up; once playing, the
+// Feed's goroutine queues wire buffers for it (enqueue) and its own writer
+// goroutine writes them, all that is queued in one write.
+type session struct {
+	id     string
+	c      *rconn
+	feed   *Feed
+	st     *outStream
+	udp    bool
+	tracks [2]track // video, audio
+	// fast is set when the reader's channels are the wire's and it set up
+	// every track the stream has: then the wire is written as it is.
+	fast bool
+
+	// isPlaying is owned by the connection's goroutine.
+	isPlaying bool
+	dropped   atomic.Bool
+
+	mu      sync.Mutex
+	queue   []queued
+	spare   []queued
+	qpkts   int
+	started bool // a start point was queued
+	ended   bool
+	wake    chan struct{}
+	done    chan struct{} // closed when the writer returns
+
+	// Owned by the writer.
+	scratch  []byte
+	bufs     net.Buffers
+	lastSR   time.Time
+	vTS, aTS uint32
+	vAt, aAt time.Time
+	vSet     bool
+	aSet     bool
+}
+
+// queued is a wire buffer queued for a session, from offset off.
+type queued struct {
+	w   *wire
+	off int
+}
+
+// enqueue queues w; called by the Feed's goroutine (through broadcast,
+// with the stream's lock held). A reader starts at a start point; one
+// whose queue would pass the relay's QueueSize is dropped.
+func (s *session) enqueue(w *wire) {
+	s.mu.Lock()
+	if s.ended {
+		s.mu.Unlock()
+		return
+	}
+	off := 0
+	if !s.started {
+		if w.startOff < 0 {
+			s.mu.Unlock()
+			return
+		}
+		off, s.started = w.startOff, true
+	}
+	if s.qpkts+w.pkts > s.feed.s.cfg.QueueSize {
+		s.ended = true
+		s.mu.Unlock()
+		go s.c.drop(s, "write queue full", nil)
+		return
+	}
+	w.refs.Add(1)
+	s.queue = append(s.queue, queued{w, off})
+	s.qpkts += w.pkts
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// write is the session's writer goroutine.
+func (s *session) write() {
+	defer close(s.done)
+	defer s.releaseQueue()
+	for {
+		select {
+		case <-s.wake:
+		case <-s.c.quit:
+			return
+		}
+		s.mu.Lock()
+		if s.ended {
+			s.mu.Unlock()
+			return
+		}
+		batch := s.queue
+		s.queue, s.spare = s.spare[:0], nil
+		s.qpkts = 0
+		s.mu.Unlock()
+
+		err := s.send(batch)
+		for i := range batch {
+			batch[i].w.release()
+			batch[i] = queued{}
+		}
+		s.mu.Lock()
+		if s.spare == nil {
+			s.spare = batch[:0]
+		}
+		s.mu.Unlock()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				s.c.drop(s, "write timeout", err)
+			} else {
+				s.c.close()
+			}
+			return
+		}
+	}
+}
+
+// releaseQueue gives back what is still queued when the session ends.
+func (s *session) releaseQueue() {
+	s.mu.Lock()
+	s.ended = true
+	q := s.queue
+	s.queue = nil
+	s.mu.Unlock()
+	for _, e := range q {
+		e.w.release()
+	}
+}
+
+// send writes a batch to the reader.
+func (s *session) send(batch []queued) error {
+	now := time.Now()
+	var bytes, packets int
+	for _, e := range batch {
+		s.note(e.w)
+		packets += e.w.pkts
+	}
+	if s.udp {
+		for _, e := range batch {
+			n, err := s.sendUDP(e.w.buf[e.off:])
+			bytes += n
+			if err != nil {
+				return err
+			}
+		}
+		if now.Sub(s.lastSR) >= senderReportEvery {
+			s.lastSR = now
+			s.sendReportsUDP()
+		}
+		s.st.bytes.Add(uint64(bytes))
+		s.st.packets.Add(uint64(packets))
+		return nil
+	}
+	s.bufs = s.bufs[:0]
+	s.scratch = s.scratch[:0]
+	for _, e := range batch {
+		b := e.w.buf[e.off:]
+		if !s.fast {
+			start := len(s.scratch)
+			s.scratch = s.rewrite(s.scratch, b)
+			b = s.scratch[start:]
+		} else {
+			s.count(b)
+		}
+		bytes += len(b)
+		s.bufs = append(s.bufs, b)
+	}
+	if now.Sub(s.lastSR) >= senderReportEvery {
+		s.lastSR = now
+		start := len(s.scratch)
+		s.scratch = s.appendReports(s.scratch)
+		s.bufs = append(s.bufs, s.scratch[start:])
+	}
+	if len(s.bufs) == 0 {
+		return nil
+	}
+	err := s.c.writeMedia(&s.bufs)
+	s.st.bytes.Add(uint64(bytes))
+	s.st.packets.Add(uint64(packets))
+	return err
+}
+
+// note keeps the last timestamps of w for the sender reports.
+func (s *session) note(w *wire) {
+	if w.vSet {
+		s.vTS, s.vAt, s.vSet = w.vTS, w.vAt, true
+	}
+	if w.aSet {
+		s.aTS, s.aAt, s.aSet = w.aTS, w.aAt, true
+	}
+}
+
+// count adds the packets of b, written as it is, to the tracks' counts.
+func (s *session) count(b []byte) {
+	eachPacket(b, func(off, n int) {
+		t := &s.tracks[0]
+		if b[off+1] == audioChannel {
+			t = &s.tracks[1]
+		}
+		t.packets++
+		t.octets += uint32(max(n-12, 0))
+	})
+}
+
+// rewrite appends to dst the packets of b that the reader set up, on its
+// channels.
+func (s *session) rewrite(dst, b []byte) []byte {
+	eachPacket(b, func(off, n int) {
+		k := 0
+		if b[off+1] == audioChannel {
+			k = 1
+		}
+		t := &s.tracks[k]
+		if !t.setup {
+			return
+		}
+		start := len(dst)
+		dst = append(dst, b[off:off+4+n]...)
+		dst[start+1] = t.rtpCh
+		t.packets++
+		t.octets += uint32(max(n-12, 0))
+	})
+	return dst
+}
+
+// appendReports appends a sender report for each track set up that has
+// sent a packet.
+func (s *session) appendReports(dst []byte) []byte {
+	if t := &s.tracks[0]; t.setup && s.vSet {
+		dst = appendSenderReport(dst, t.rtcpCh, s.st.ssrcVideo, s.vAt, s.vTS, t.packets, t.octets)
+	}
+	if t := &s.tracks[1]; t.setup && s.aSet {
+		dst = appendSenderReport(dst, t.rtcpCh, s.st.ssrcAudio, s.aAt, s.aTS, t.packets, t.octets)
+	}
+	return dst
+}
+
+// sendUDP sends the packets of b to the reader's UDP ports.
+func (s *session) sendUDP(b []byte) (int, error) {
+	sent := 0
+	var err error
+	eachPacket(b, func(off, n int) {
+		if err != nil {
+			return
+		}
+		k := 0
+		if b[off+1] == audioChannel {
+			k = 1
+		}
+		t := &s.tracks[k]
+		if !t.setup {
+			return
+		}
+		t.packets++
+		t.octets += uint32(max(n-12, 0))
+		sent += n
+		_, err = s.c.s.own.udpRTP.WriteToUDP(b[off+4:off+4+n], t.rtpAddr)
+	})
+	return sent, err
+}
+
+// sendReportsUDP sends the sender reports over UDP, best effort.
+func (s *session) sendReportsUDP() {
+	s.scratch = s.appendReports(s.scratch[:0])
+	eachPacket(s.scratch, func(off, n int) {
+		k := 0
+		if s.scratch[off+1] == s.tracks[1].rtcpCh && s.tracks[1].setup {
+			k = 1
+		}
+		_, _ = s.c.s.own.udpRTCP.WriteToUDP(s.scratch[off+4:off+4+n], s.tracks[k].rtcpAddr)
+	})
+}
+
+// playing reports whether PLAY started the session.
+func (s *session) playing() bool { return s.isPlaying }
+
+// start begins playing: the stream queues for the session from now on.
+func (s *session) start() bool {
+	if !s.st.add(s) {
+		return false
+	}
+	s.isPlaying = true
+	s.feed.readers.Add(1)
+	s.feed.readersTotal.Add(1)
+	go s.write()
+	return true
+}
+
+// stop ends the session (TEARDOWN, or its connection ended) and waits for
+// its writer.
+func (s *session) stop() {
+	if !s.isPlaying {
+		return
+	}
+	s.isPlaying = false
+	s.st.remove(s)
+	s.mu.Lock()
+	s.ended = true
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+	<-s.done
+	s.feed.readers.Add(-1)
+	s.feed.log.Info("relay: reader ended", "remote", s.c.remote)
+}
