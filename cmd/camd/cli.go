@@ -18,6 +18,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 
@@ -143,7 +144,7 @@ func execute(ctx context.Context, root *cobra.Command, stderr io.Writer) error {
 func prepare(root *cobra.Command) {
 	root.SilenceErrors = true
 	root.SilenceUsage = true
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usagef("%s", err) })
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usagef("%s", flagMsg(err)) })
 	if root.HasSubCommands() {
 		root.InitDefaultHelpCmd()
 		root.InitDefaultCompletionCmd()
@@ -167,6 +168,31 @@ func prepare(root *cobra.Command) {
 		}
 	}
 	wrapRunE(root)
+}
+
+var flagValueRE = regexp.MustCompile(`^invalid argument "(.*)" for "(.*)" flag: (.*)$`)
+
+// flagMsg says what is wrong with a flag's value in words, not in the
+// parser's ("strconv.ParseInt: parsing …").
+func flagMsg(err error) string {
+	m := flagValueRE.FindStringSubmatch(err.Error())
+	if m == nil {
+		return err.Error()
+	}
+	want := "a valid value"
+	switch {
+	case strings.Contains(m[3], "ParseInt"), strings.Contains(m[3], "ParseUint"):
+		want = "a whole number"
+	case strings.Contains(m[3], "ParseBool"):
+		want = "true or false"
+	case strings.Contains(m[3], "duration"):
+		want = `a duration like "30s"`
+	}
+	name := m[2]
+	if i := strings.LastIndex(name, "--"); i >= 0 {
+		name = name[i:]
+	}
+	return fmt.Sprintf("%s wants %s, not %q", name, want, m[1])
 }
 
 // oneLineMsg folds cobra's multi-line suggestions onto one line.

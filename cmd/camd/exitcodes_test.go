@@ -8,6 +8,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -282,6 +283,36 @@ func noJSON(t *testing.T, r binRun) {
 	t.Helper()
 	if strings.ContainsAny(r.stdout, "{}") || strings.Contains(r.stdout, `":`) {
 		t.Errorf("human output holds JSON:\n%s", r.stdout)
+	}
+}
+
+// Every command's help has examples, and a bad flag value is named in
+// words.
+func TestHelpHasExamples(t *testing.T) {
+	root := newRootCmd()
+	prepare(root)
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		if strings.HasPrefix(c.Name(), "__") {
+			return
+		}
+		if strings.TrimSpace(c.Example) == "" {
+			t.Errorf("%s has no examples", c.CommandPath())
+		}
+		for _, s := range c.Commands() {
+			walk(s)
+		}
+	}
+	walk(root)
+	for args, want := range map[string]string{
+		"sim --cameras many":     `camd: --cameras wants a whole number, not "many"`,
+		"demo --duration soon":   `camd: --duration wants a duration like "30s", not "soon"`,
+		"camera ls --json=maybe": `camd: --json wants true or false, not "maybe"`,
+	} {
+		_, errOut, err := camCLI(strings.Fields(args)...)
+		if code := (exitError{}); !errors.As(err, &code) || code.code != 2 || lastLine(errOut) != want {
+			t.Errorf("%s: %v, last line %q, want %q", args, err, lastLine(errOut), want)
+		}
 	}
 }
 
