@@ -153,6 +153,18 @@ func prepare(root *cobra.Command) {
 		switch c.Name() {
 		case "help":
 			c.Example = "  camd help camera add"
+			// cobra's help answers an unknown topic with the usage and
+			// success; by camd's rule that is a usage error.
+			c.Run = nil
+			c.RunE = func(h *cobra.Command, args []string) error {
+				cmd, rest, err := h.Root().Find(args)
+				if err != nil || cmd == nil || len(rest) > 0 {
+					return usagef("no command %q to help with", strings.Join(args, " "))
+				}
+				cmd.InitDefaultHelpFlag()
+				cmd.InitDefaultVersionFlag()
+				return cmd.Help()
+			}
 		case "completion":
 			makeGroup(c)
 			c.Short = "print a shell completion script (bash, zsh, fish, powershell)"

@@ -193,7 +193,12 @@ func TestExitCodes(t *testing.T) {
 		{path: "camd service run", fail: []string{"service", "run"}, failWant: "Windows service entry point",
 			why: "the Windows service entry point: it takes camd run's flags unparsed, and succeeds only under the Windows service manager"},
 		{path: "camd version", usage: []string{"version", "--bogus"}, ok: []string{"version", "--json"}, why: "printing the version cannot fail"},
-		{path: "camd help", usage: []string{"help", "--bogus"}, ok: []string{"help", "camera"}, why: "help has no failure"},
+		{path: "camd help", usage: []string{"help", "frobnicate"}, ok: []string{"help", "camera", "add"}, why: "help has no failure",
+			okCheck: func(t *testing.T, r binRun) {
+				if !strings.Contains(r.stdout, "Usage: camd camera add NAME URL|-") {
+					t.Errorf("help camera add:\n%s", r.stdout)
+				}
+			}},
 		{path: "camd gen-man", usage: []string{"gen-man"}, fail: []string{"gen-man", filepath.Join(notDir, "man")},
 			ok: []string{"gen-man", filepath.Join(dir, "man")}},
 		{path: "camd completion", usage: []string{"completion", "tcsh"}, ok: []string{"completion", "--help"}, why: "a group has no failure of its own"},
