@@ -8,7 +8,7 @@ export CGO_ENABLED = 0
 
 CROSS := linux/amd64 linux/arm64 linux/arm darwin/arm64 darwin/amd64 windows/amd64
 
-.PHONY: build test lint vet cross demo bench soak fuzz packages pkg e2e-systemd clean
+.PHONY: build test lint vet cross demo bench soak fuzz packages pkg e2e-systemd clean man
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o camd ./cmd/camd
@@ -31,6 +31,11 @@ cross:
 		echo "build $$t -> $$out"; \
 		GOOS=$$os GOARCH=$$arch GOARM=7 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $$out ./cmd/camd; \
 	done
+
+# A man page per command (camd.1, camd-camera-add.1, …) into MANDIR.
+MANDIR ?= dist/man
+man: build
+	./camd gen-man $(MANDIR)
 
 # A simulator with 4 cameras and a daemon in one process, with a live table.
 demo: build

@@ -213,6 +213,10 @@ func LoadConfig(path string) (Config, error) {
 		return Config{}, fmt.Errorf("%w: %s is larger than %d bytes", ErrConfig, path, maxConfigBytes)
 	}
 	c, err := ParseConfig(b)
+	if ce := (*ConfigError)(nil); errors.As(err, &ce) {
+		ce.File = path
+		return Config{}, ce
+	}
 	if err != nil {
 		return Config{}, fmt.Errorf("%s: %w", path, err)
 	}
@@ -225,14 +229,22 @@ func LoadConfig(path string) (Config, error) {
 func ParseConfig(b []byte) (Config, error) {
 	var c Config
 	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		return Config{}, fmt.Errorf("%w: %s", ErrConfig, oneLine(err.Error()))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
+		return Config{}, syntaxError(err)
 	}
 	// A second document is almost certainly a mistake.
-	var extra any
+	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
-		return Config{}, fmt.Errorf("%w: more than one YAML document", ErrConfig)
+		return Config{}, &ConfigError{Line: extra.Line, Msg: "more than one YAML document (a line \"---\" starts a second one)"}
+	}
+	if doc.Kind != 0 {
+		if err := checkConfigNode(&doc); err != nil {
+			return Config{}, err
+		}
+		if err := doc.Decode(&c); err != nil {
+			return Config{}, syntaxError(err)
+		}
 	}
 	if err := c.Validate(); err != nil {
 		return Config{}, err

@@ -34,8 +34,9 @@ type Tap interface {
 	Audio(track int, pkt *rtp.Packet, at time.Time)
 	// Disconnected is called when a connection ends.
 	Disconnected()
-	// Close is called once when the camera is removed or the Manager closes.
-	Close()
+	// End is called once when the camera is removed or updated, or the
+	// Manager closes; reason says which, for the Tap's log.
+	End(reason string)
 }
 
 // Config configures a Manager.
@@ -296,7 +297,7 @@ func (m *Manager) Close() error {
 	}
 	for _, s := range sups {
 		if s.tap != nil {
-			s.tap.Close()
+			s.tap.End("daemon shutting down")
 		}
 	}
 	m.bg.Wait()
@@ -360,6 +361,10 @@ func (m *Manager) Add(ctx context.Context, spec Spec, start bool) (View, error) 
 	}
 	s := m.spawn(rec, start)
 	m.log.Info("camera added", "camera", rec.Name, "url", stream.RedactURL(rec.URL), "started", start)
+	select {
+	case <-s.begun:
+	case <-s.done:
+	}
 	return s.view(time.Now()), nil
 }
 
@@ -396,7 +401,7 @@ func (m *Manager) Update(ctx context.Context, name string, spec Spec) (View, err
 	if err != nil {
 		return View{}, fmt.Errorf("update camera %q: %w", name, err)
 	}
-	if err := m.stopSupervisor(ctx, old); err != nil {
+	if err := m.stopSupervisor(ctx, old, "camera updated"); err != nil {
 		return View{}, err
 	}
 	// The stopped supervisor may have had a status change in flight.
@@ -428,7 +433,7 @@ func (m *Manager) Update(ctx context.Context, name string, spec Spec) (View, err
 
 // stopSupervisor ends a supervisor's goroutine without touching its
 // persisted status, and removes it from the registry. Callers hold opMu.
-func (m *Manager) stopSupervisor(ctx context.Context, s *supervisor) error {
+func (m *Manager) stopSupervisor(ctx context.Context, s *supervisor, reason string) error {
 	m.mu.Lock()
 	delete(m.cams, s.rec.Name)
 	m.mu.Unlock()
@@ -440,7 +445,7 @@ func (m *Manager) stopSupervisor(ctx context.Context, s *supervisor) error {
 	}
 	m.counts[s.state()].Add(-1)
 	if s.tap != nil {
-		s.tap.Close()
+		s.tap.End(reason)
 	}
 	return nil
 }
@@ -453,7 +458,7 @@ func (m *Manager) Remove(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	if err := m.stopSupervisor(ctx, s); err != nil {
+	if err := m.stopSupervisor(ctx, s, "camera removed"); err != nil {
 		return err
 	}
 	m.pers.forget(s.rec.ID)

@@ -37,7 +37,10 @@ type supervisor struct {
 	firstGen   atomic.Uint64
 	firstFrame chan struct{}
 	kick       chan struct{} // another camera came back; see runLoop.kicked
-	done       chan struct{}
+	// begun is closed once run has acted on its start argument, so that
+	// a camera added to start is seen STARTING, never in its first STOPPED.
+	begun chan struct{}
+	done  chan struct{}
 
 	mu sync.Mutex // guards st; only run writes it
 	st status
@@ -101,6 +104,7 @@ func newSupervisor(m *Manager, rec store.Camera) *supervisor {
 		attemptDone: make(chan attemptResult, 1),
 		firstFrame:  make(chan struct{}, 1),
 		kick:        make(chan struct{}, 1),
+		begun:       make(chan struct{}),
 		done:        make(chan struct{}),
 	}
 	if m.cfg.NewTap != nil {
@@ -185,6 +189,7 @@ func (s *supervisor) run(ctx context.Context, start bool) {
 	if start {
 		l.start()
 	}
+	close(s.begun)
 	for {
 		select {
 		case <-ctx.Done():
@@ -813,6 +818,11 @@ func (s *supervisor) view(now time.Time) View {
 	}
 	if v.Transport == "" {
 		v.Transport = "tcp"
+	}
+	if v.State == StateStopped {
+		// The meter's window still holds the last seconds before the stop;
+		// a stopped camera receives nothing, and says so.
+		v.FPS, v.BitrateBPS = 0, 0
 	}
 	return v
 }

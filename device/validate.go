@@ -71,6 +71,16 @@ func validateName(name string) error {
 	return nil
 }
 
+// isScheme reports whether s is a short URL scheme (RFC 3986: a letter,
+// then letters, digits, "+", "-" or "."), which is safe to quote: it holds
+// no part of a password.
+func isScheme(s string) bool {
+	if s == "" || len(s) > 16 || !('a' <= s[0]|0x20 && s[0]|0x20 <= 'z') {
+		return false
+	}
+	return strings.TrimLeft(strings.ToLower(s), "abcdefghijklmnopqrstuvwxyz0123456789+-.") == ""
+}
+
 func validateURL(raw string) error {
 	if raw == "" {
 		return fmt.Errorf("%w: url is required", ErrInvalid)
@@ -80,6 +90,14 @@ func validateURL(raw string) error {
 	}
 	if strings.ContainsFunc(raw, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
 		return fmt.Errorf("%w: url must not contain spaces or control characters", ErrInvalid)
+	}
+	// The scheme first: without it url.Parse reads a host as a path or
+	// fails on the port, and "not a valid URL" does not say what is missing.
+	if scheme, _, ok := strings.Cut(raw, "://"); !ok || !strings.EqualFold(scheme, "rtsp") && !strings.EqualFold(scheme, "rtsps") {
+		if ok && isScheme(scheme) {
+			return fmt.Errorf("%w: url must start with rtsp:// or rtsps:// (its scheme is %s)", ErrInvalid, strings.ToLower(scheme))
+		}
+		return fmt.Errorf("%w: url must start with rtsp:// or rtsps://", ErrInvalid)
 	}
 	// url.Parse errors quote the whole URL, password included, so they are
 	// never passed on.

@@ -119,3 +119,23 @@ func TestStateNames(t *testing.T) {
 		t.Error("unknown state name")
 	}
 }
+
+// A URL without rtsp:// or rtsps:// says so, naming the scheme it has when
+// that is one, and never quoting the rest.
+func TestValidateURLScheme(t *testing.T) {
+	for raw, want := range map[string]string{
+		"127.0.0.1/cam":                 "url must start with rtsp:// or rtsps://",
+		"127.0.0.1:554/cam":             "url must start with rtsp:// or rtsps://",
+		"admin:secret@cam.local/stream": "url must start with rtsp:// or rtsps://",
+		"http://u:secret@cam/x":         "url must start with rtsp:// or rtsps:// (its scheme is http)",
+		"u:secret@rtsp://cam/x":         "url must start with rtsp:// or rtsps://",
+	} {
+		_, err := Spec{Name: "x", URL: raw}.Validate()
+		if !errors.Is(err, ErrInvalid) || err.Error() != "invalid camera: "+want {
+			t.Errorf("%q: %v, want %q", raw, err, want)
+		}
+	}
+	if _, err := (Spec{Name: "x", URL: "RTSP://cam/x"}).Validate(); err != nil {
+		t.Errorf("upper-case scheme: %v", err)
+	}
+}

@@ -9,21 +9,24 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	iofs "io/fs"
 	"net/url"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/camd/camd/api"
 	"github.com/camd/camd/daemon"
 	"github.com/camd/camd/device"
 	"github.com/camd/camd/internal/printable"
+	"github.com/camd/camd/stream/relay"
 )
 
 // cliConn holds the flags every API command shares.
@@ -39,59 +42,15 @@ type cliConn struct {
 	tokenErr error // why the token file could not be read, for a 401 hint
 }
 
-// cliFlags returns a flag set with the shared flags bound to c.
-func cliFlags(name, usage string, c *cliConn, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+// addConnFlags binds the flags every API command shares to c.
+func addConnFlags(cmd *cobra.Command, c *cliConn) {
+	fs := cmd.Flags()
 	fs.StringVar(&c.addr, "api", "", "daemon API address (default $CAMD_API, else "+api.DefaultListen+")")
 	fs.StringVar(&c.token, "token", "", "deprecated: other users can read it in the process list; set $CAMD_TOKEN, or use the token file in --data-dir")
-	fs.StringVar(&c.ca, "ca", "", "PEM file of the CA (or self-signed certificate) to trust for an https:// --api (default $CAMD_CA)")
+	fs.StringVar(&c.ca, "ca", "", "PEM `file` of the CA (or self-signed certificate) to trust for an https:// --api (default $CAMD_CA)")
 	fs.StringVar(&c.pin, "fingerprint", "", "SHA-256 fingerprint of the daemon's certificate to accept for an https:// --api (default $CAMD_FINGERPRINT; camd run logs it)")
-	c.stderr = stderr
-	fs.StringVar(&c.dataDir, "data-dir", "", "data dir holding "+api.TokenFile+" (default "+cliDefaultDataDir()+")")
+	fs.StringVar(&c.dataDir, "data-dir", "", "data `dir` holding "+api.TokenFile+" (default "+cliDefaultDataDir()+")")
 	fs.BoolVar(&c.json, "json", false, "print the API's JSON")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: "+usage)
-		fmt.Fprintln(fs.Output())
-		fmt.Fprintln(fs.Output(), "Flags:")
-		fs.PrintDefaults()
-	}
-	return fs
-}
-
-// cliParse parses flags that may come before, between or after the
-// positional arguments ("camd camera add cam1 URL --stopped"), which the
-// flag package alone does not allow. A "--" ends the flags. Help that was
-// asked for goes to stdout, so that it can be paged; usage printed because
-// of a mistake goes to stderr.
-func cliParse(fs *flag.FlagSet, args []string, stdout io.Writer) ([]string, error) {
-	for _, a := range args {
-		if a == "--" {
-			break
-		}
-		if a == "-h" || a == "-help" || a == "--help" {
-			fs.SetOutput(stdout)
-		}
-	}
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, flag.ErrHelp
-			}
-			// The flag package has printed the problem and the usage.
-			return nil, exitError{2}
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			return pos, nil
-		}
-		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
-			return append(pos, rest...), nil
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
-	}
 }
 
 // client resolves the address and token from flags, environment and token
@@ -167,48 +126,29 @@ func (c *cliConn) report(stderr io.Writer, err error) error {
 // unless it is in trouble, and then the operator should hear about it.
 const cliTimeout = 30 * time.Second
 
-const cameraUsage = `Usage: camd camera COMMAND [flags]
+// connHelp is what every API command's help says about reaching the daemon.
+const connHelp = `The daemon is at --api, else $CAMD_API, else ` + api.DefaultListen + `. The API
+token comes from $CAMD_TOKEN, else the token file in --data-dir (a daemon on
+loopback needs none).`
 
-Commands:
-  add NAME URL|- [--url-file F] [--transport tcp|udp|auto] [--stopped]
-                                                         add a camera (started unless --stopped);
-                                                         "-" reads the URL from stdin, --url-file
-                                                         from a file, which keeps a password out of
-                                                         the process list and the shell history
-  ls                                                     list cameras
-  show NAME                                              show one camera
-  rm NAME                                                remove a camera
-  start NAME                                             start a camera
-  stop NAME                                              stop a camera (it stays stopped across restarts)
-  restart NAME                                           reconnect a camera from scratch
-
-Every command takes --api ADDR, --data-dir DIR, --ca FILE, --fingerprint SHA256,
---json and --help. The token comes from $CAMD_TOKEN or the data dir's token file.`
-
-// cmdCamera is "camd camera SUBCOMMAND".
-func cmdCamera(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	// What the daemon sends (a camera's error text above all) reaches the
-	// terminal only without control characters, whatever the daemon did.
-	stdout, stderr = printable.NewWriter(stdout), printable.NewWriter(stderr)
-	if len(args) == 0 {
-		fmt.Fprintln(stderr, cameraUsage)
-		return exitError{2}
+func newCameraCmd() *cobra.Command {
+	c := groupCmd("camera COMMAND", "add, list, show, remove, start, stop, restart cameras",
+		"Manages the running daemon's cameras through its control API.\n\n"+connHelp,
+		`  camd camera add door - < door.url
+  camd camera ls
+  camd camera show door
+  camd camera stop door`)
+	c.AddCommand(newCameraAddCmd(), newCameraListCmd())
+	for _, sub := range []struct{ name, short, long, example string }{
+		{"show", "show one camera", "Shows one camera: its state, video, rates, counters and last error.", "  camd camera show door\n  camd camera show door --json"},
+		{"rm", "remove a camera", "Stops a camera and deletes it from the daemon's store.", "  camd camera rm door"},
+		{"start", "start a camera", "Starts a stopped camera; it stays started across restarts.", "  camd camera start door"},
+		{"stop", "stop a camera (it stays stopped across restarts)", "Stops a camera; it stays stopped across daemon restarts until started.", "  camd camera stop door"},
+		{"restart", "reconnect a camera from scratch", "Drops a camera's connection and connects again from scratch.", "  camd camera restart door"},
+	} {
+		c.AddCommand(newCameraOneCmd(sub.name, sub.short, sub.long, sub.example))
 	}
-	sub, args := args[0], args[1:]
-	switch sub {
-	case "-h", "--help", "-help", "help":
-		fmt.Fprintln(stdout, cameraUsage)
-		return nil
-	case "add":
-		return cameraAdd(ctx, args, stdout, stderr)
-	case "ls", "list":
-		return cameraList(ctx, args, stdout, stderr)
-	case "show", "rm", "remove", "start", "stop", "restart":
-		return cameraOne(ctx, sub, args, stdout, stderr)
-	}
-	fmt.Fprintln(stderr, cameraUsage)
-	fmt.Fprintf(stderr, "camd: unknown camera command %q\n", sub)
-	return exitError{2}
+	return c
 }
 
 // cliStdin is where "camd camera add NAME -" reads the URL.
@@ -218,41 +158,64 @@ var cliStdin io.Reader = os.Stdin
 // any valid URL, so that the API names the length problem.
 const maxURLInput = 64 << 10
 
-func cameraAdd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func newCameraAddCmd() *cobra.Command {
 	var c cliConn
-	fs := cliFlags("camd camera add", "camd camera add NAME URL|- [--url-file F] [--transport tcp|udp|auto] [--stopped] [flags]\n\n"+
-		"A URL with a password given as an argument can be read by any local user\n"+
-		"(/proc/PID/cmdline) and stays in the shell history: give \"-\" to read it\n"+
-		"from stdin (camd camera add door - < door.url) or --url-file F.", &c, stderr)
-	transport := fs.String("transport", "tcp", "RTSP transport: tcp, udp or auto")
-	stopped := fs.Bool("stopped", false, "add the camera without starting it")
-	urlFile := fs.String("url-file", "", "read the camera URL from file `F` instead of the command line")
-	tlsPin := fs.String("tls-fingerprint", "", "rtsps: trust the camera's certificate with this SHA-256 fingerprint (as openssl prints it)")
-	tlsCA := fs.String("tls-ca", "", "rtsps: trust certificates signed by the CAs in this PEM file (absolute path, read by the daemon)")
-	tlsInsecure := fs.Bool("tls-insecure", false, "rtsps: accept any certificate (encrypted, not authenticated)")
-	pos, err := cliParse(fs, args, stdout)
-	if err != nil {
-		return err
+	var f addFlags
+	cmd := &cobra.Command{
+		Use:   "add NAME URL|-",
+		Short: "add a camera (started unless --stopped)",
+		Long: `Adds a camera called NAME at the RTSP URL (rtsp:// or rtsps://) and starts
+it unless --stopped is given. The answer is the camera's state right after
+the add: STARTING (or RUNNING), or STOPPED with --stopped.
+
+A URL with a password given as an argument can be read by any local user
+(/proc/PID/cmdline) and stays in the shell history: give "-" to read it
+from stdin, or --url-file F.
+
+` + connHelp,
+		Example: `  camd camera add door - < door.url
+  camd camera add yard --url-file /etc/camd/yard.url --transport udp
+  camd camera add garage rtsp://192.168.1.20:554/stream1 --stopped
+  camd camera add gate - --tls-fingerprint 3A:…:9F < gate.url`,
+		Args: func(_ *cobra.Command, args []string) error {
+			// The arguments are not echoed: one of them may be a URL
+			// with a password.
+			if f.urlFile != "" && len(args) != 1 {
+				return usagef("camera add with --url-file takes only NAME (%d arguments given)", len(args))
+			}
+			if f.urlFile == "" && len(args) != 2 {
+				return usagef("camera add takes NAME and URL, or \"-\" to read the URL from stdin (%d arguments given)", len(args))
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return cameraAdd(cmd.Context(), &c, &f, args, printable.NewWriter(cmd.OutOrStdout()), printable.NewWriter(cmd.ErrOrStderr()))
+		},
 	}
-	want := 2
-	if *urlFile != "" {
-		want = 1
-	}
-	if len(pos) != want {
-		// The arguments are not echoed: one of them may be a URL with a
-		// password.
-		fs.Usage()
-		if want == 1 {
-			fmt.Fprintf(stderr, "camd: camera add with --url-file takes only NAME (%d arguments given)\n", len(pos))
-		} else {
-			fmt.Fprintf(stderr, "camd: camera add takes NAME and URL, or \"-\" to read the URL from stdin (%d arguments given)\n", len(pos))
-		}
-		return exitError{2}
-	}
+	addConnFlags(cmd, &c)
+	fs := cmd.Flags()
+	fs.StringVar(&f.transport, "transport", "tcp", "RTSP transport: tcp, udp or auto")
+	fs.BoolVar(&f.stopped, "stopped", false, "add the camera without starting it")
+	fs.StringVar(&f.urlFile, "url-file", "", "read the camera URL from file `F` instead of the command line")
+	fs.StringVar(&f.tlsPin, "tls-fingerprint", "", "rtsps: trust the camera's certificate with this SHA-256 fingerprint (as openssl prints it)")
+	fs.StringVar(&f.tlsCA, "tls-ca", "", "rtsps: trust certificates signed by the CAs in this PEM file (absolute path, read by the daemon)")
+	fs.BoolVar(&f.tlsInsecure, "tls-insecure", false, "rtsps: accept any certificate (encrypted, not authenticated)")
+	return cmd
+}
+
+// addFlags are camera add's own flags.
+type addFlags struct {
+	transport, urlFile, tlsPin, tlsCA string
+	stopped, tlsInsecure              bool
+}
+
+func cameraAdd(ctx context.Context, c *cliConn, f *addFlags, pos []string, stdout, stderr io.Writer) error {
+	c.stderr = stderr
+	var err error
 	var rawURL string
 	switch {
-	case *urlFile != "":
-		rawURL, err = readURL(*urlFile, nil)
+	case f.urlFile != "":
+		rawURL, err = readURL(f.urlFile, nil)
 	case pos[1] == "-":
 		rawURL, err = readURL("stdin", cliStdin)
 	default:
@@ -266,9 +229,9 @@ func cameraAdd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	defer cl.CloseIdleConnections()
 	ctx, cancel := context.WithTimeout(ctx, cliTimeout)
 	defer cancel()
-	start := !*stopped
-	body := api.AddRequest{Name: pos[0], URL: rawURL, Transport: *transport, Start: &start,
-		TLSFingerprint: *tlsPin, TLSCA: *tlsCA, TLSInsecure: *tlsInsecure}
+	start := !f.stopped
+	body := api.AddRequest{Name: pos[0], URL: rawURL, Transport: f.transport, Start: &start,
+		TLSFingerprint: f.tlsPin, TLSCA: f.tlsCA, TLSInsecure: f.tlsInsecure}
 	raw, err := cl.Do(ctx, "POST", "/api/v1/cameras", body)
 	if err != nil {
 		return c.report(stderr, err)
@@ -282,7 +245,7 @@ func cameraAdd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	// The URL printed is the API's, which is redacted.
 	fmt.Fprintf(stdout, "added %s %s (%s, %s)\n", cam.Name, cam.URL, cam.Transport, cam.State)
-	if *tlsInsecure {
+	if f.tlsInsecure {
 		fmt.Fprintln(stderr, "camd: warning: the camera's certificate is not verified (--tls-insecure)")
 	}
 	if start && strings.HasPrefix(cam.URL, "rtsps://") {
@@ -343,18 +306,31 @@ func firstOutcome(ctx context.Context, cl *api.Client, name string) api.CameraJS
 	return cam
 }
 
-func cameraList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func newCameraListCmd() *cobra.Command {
 	var c cliConn
-	fs := cliFlags("camd camera ls", "camd camera ls [flags]", &c, stderr)
-	pos, err := cliParse(fs, args, stdout)
-	if err != nil {
-		return err
+	cmd := &cobra.Command{
+		Use:     "ls",
+		Aliases: []string{"list"},
+		Short:   "list cameras",
+		Long: `Lists the cameras with their state, since when, frame rate, bitrate,
+reconnects in the last hour and last error. A camera that is not running
+shows "-" for its frame rate and bitrate.
+
+` + connHelp,
+		Example: `  camd camera ls
+  camd camera ls --json
+  CAMD_API=192.168.1.5:7654 camd camera ls`,
+		Args: noArgs("camera ls"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return cameraList(cmd.Context(), &c, printable.NewWriter(cmd.OutOrStdout()), printable.NewWriter(cmd.ErrOrStderr()))
+		},
 	}
-	if len(pos) != 0 {
-		fs.Usage()
-		fmt.Fprintln(stderr, "camd: camera ls takes no arguments")
-		return exitError{2}
-	}
+	addConnFlags(cmd, &c)
+	return cmd
+}
+
+func cameraList(ctx context.Context, c *cliConn, stdout, stderr io.Writer) error {
+	c.stderr = stderr
 	cl := c.client()
 	defer cl.CloseIdleConnections()
 	ctx, cancel := context.WithTimeout(ctx, cliTimeout)
@@ -402,18 +378,27 @@ func writeCameraTable(w io.Writer, cams []api.CameraJSON, now time.Time) {
 	_ = tw.Flush()
 }
 
-func cameraOne(ctx context.Context, sub string, args []string, stdout, stderr io.Writer) error {
+func newCameraOneCmd(sub, short, long, example string) *cobra.Command {
 	var c cliConn
-	fs := cliFlags("camd camera "+sub, "camd camera "+sub+" NAME [flags]", &c, stderr)
-	pos, err := cliParse(fs, args, stdout)
-	if err != nil {
-		return err
+	cmd := &cobra.Command{
+		Use:     sub + " NAME",
+		Short:   short,
+		Long:    long + "\n\n" + connHelp,
+		Example: example,
+		Args:    exactArgs(1, "camera "+sub, "one camera NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return cameraOne(cmd.Context(), &c, sub, args, printable.NewWriter(cmd.OutOrStdout()), printable.NewWriter(cmd.ErrOrStderr()))
+		},
 	}
-	if len(pos) != 1 {
-		fs.Usage()
-		fmt.Fprintf(stderr, "camd: camera %s takes one camera NAME\n", sub)
-		return exitError{2}
+	if sub == "rm" {
+		cmd.Aliases = []string{"remove"}
 	}
+	addConnFlags(cmd, &c)
+	return cmd
+}
+
+func cameraOne(ctx context.Context, c *cliConn, sub string, pos []string, stdout, stderr io.Writer) error {
+	c.stderr = stderr
 	name := pos[0]
 	cl := c.client()
 	defer cl.CloseIdleConnections()
@@ -502,30 +487,58 @@ func writeCameraDetail(w io.Writer, cam api.CameraJSON, now time.Time) {
 		row("Last error", fmt.Sprintf("%s (%s)", printable.String(cam.LastError), humanSince(cam.LastErrorAt, now)))
 	}
 	if cam.Relay != nil {
-		b, err := json.Marshal(cam.Relay)
-		if err == nil {
-			row("Relay", string(b))
-		}
+		row("Relay", humanRelay(cam.Relay, now))
 	}
 	_ = tw.Flush()
 }
 
-const statusUsage = "camd status [flags]"
+// humanRelay says what the relay did with a camera, from the API's relay
+// statistics.
+func humanRelay(v any, now time.Time) string {
+	var st relay.Stats
+	b, err := json.Marshal(v)
+	if err != nil || json.Unmarshal(b, &st) != nil {
+		return "-"
+	}
+	readers := "readers"
+	if st.Readers == 1 {
+		readers = "reader"
+	}
+	out := fmt.Sprintf("%d %s now, %d since start, %d dropped for falling behind; %s sent in %d packets",
+		st.Readers, readers, st.ReadersTotal, st.ReadersDropped, humanBytes(st.BytesSent), st.PacketsSent)
+	if st.WaitingForStartPoint {
+		out += "; readers wait for a keyframe"
+	}
+	if st.NoStartPointSince != nil {
+		out += "; no keyframe since " + humanSince(*st.NoStartPointSince, now) + " (readers start at any frame)"
+	}
+	return out
+}
+
+func newStatusCmd() *cobra.Command {
+	var c cliConn
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "show the daemon's status",
+		Long: `Shows the daemon's version, uptime, cameras by state, open descriptors,
+memory, goroutines and supervision settings.
+
+` + connHelp,
+		Example: `  camd status
+  camd status --json
+  camd status --api https://nas.local:7654 --ca /etc/camd/ca.pem`,
+		Args: noArgs("status"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return cmdStatus(cmd.Context(), &c, printable.NewWriter(cmd.OutOrStdout()), printable.NewWriter(cmd.ErrOrStderr()))
+		},
+	}
+	addConnFlags(cmd, &c)
+	return cmd
+}
 
 // cmdStatus is "camd status".
-func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	stdout, stderr = printable.NewWriter(stdout), printable.NewWriter(stderr)
-	var c cliConn
-	fs := cliFlags("camd status", statusUsage, &c, stderr)
-	pos, err := cliParse(fs, args, stdout)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 0 {
-		fs.Usage()
-		fmt.Fprintln(stderr, "camd: status takes no arguments")
-		return exitError{2}
-	}
+func cmdStatus(ctx context.Context, c *cliConn, stdout, stderr io.Writer) error {
+	c.stderr = stderr
 	cl := c.client()
 	defer cl.CloseIdleConnections()
 	ctx, cancel := context.WithTimeout(ctx, cliTimeout)
@@ -575,15 +588,88 @@ func writeStatus(w io.Writer, st api.DaemonStatus, base string) {
 	row("Crashed after", s.CrashedAfter.String())
 	row("Force restart", s.ForceRestartAfter.String())
 	row("Backoff", fmt.Sprintf("%s … %s", s.BackoffMin, s.BackoffMax))
-	keys := make([]string, 0, len(st.Extra))
-	for k := range st.Extra {
+	writeExtra(row, st.Extra)
+	_ = tw.Flush()
+}
+
+// extraLabels name the daemon's extra status fields; fields not named here
+// (added by a newer daemon) get a label made from their key.
+var extraLabels = map[string]string{
+	"data_dir":            "Data dir",
+	"relay":               "Relay",
+	"relay_error":         "Relay error",
+	"shutdown_deadline":   "Shutdown deadline",
+	"expected_fds":        "Expected FDs",
+	"fds_degraded":        "FD watchdog",
+	"fds_degraded_reason": "FD watchdog reason",
+}
+
+// writeExtra writes the status's extra fields in words and units: seconds
+// as durations, bytes in KiB/MiB/GiB, true and false as yes and no, and
+// objects flattened onto one line, never raw JSON.
+func writeExtra(row func(k, v string), extra map[string]json.RawMessage) {
+	keys := make([]string, 0, len(extra))
+	for k := range extra {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		row(k, string(st.Extra[k]))
+		label := extraLabels[k]
+		if label == "" {
+			label = strings.ReplaceAll(k, "_", " ")
+			label = strings.ToUpper(label[:1]) + label[1:]
+		}
+		var v any
+		if json.Unmarshal(extra[k], &v) != nil {
+			continue
+		}
+		val := humanValue(k, v)
+		if k == "fds_degraded" {
+			val = map[string]string{"yes": "degraded", "no": "ok"}[val]
+		}
+		row(label, val)
 	}
-	_ = tw.Flush()
+}
+
+// humanValue writes one JSON value for a person; key tells its unit.
+func humanValue(key string, v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "-"
+	case bool:
+		if x {
+			return "yes"
+		}
+		return "no"
+	case float64:
+		switch {
+		case key == "shutdown_deadline" || strings.HasSuffix(key, "_seconds") || strings.HasSuffix(key, "_timeout"):
+			return time.Duration(x * float64(time.Second)).Round(time.Millisecond).String()
+		case strings.HasSuffix(key, "_bytes") && x >= 0:
+			return humanBytes(uint64(x))
+		}
+		return strconv.FormatFloat(x, 'f', -1, 64)
+	case string:
+		return x
+	case []any:
+		parts := make([]string, 0, len(x))
+		for _, e := range x {
+			parts = append(parts, humanValue(key, e))
+		}
+		return strings.Join(parts, ", ")
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		parts := make([]string, 0, len(x))
+		for _, k := range keys {
+			parts = append(parts, strings.ReplaceAll(k, "_", " ")+" "+humanValue(k, x[k]))
+		}
+		return strings.Join(parts, ", ")
+	}
+	return fmt.Sprint(v)
 }
 
 // printJSON prints the API's JSON indented for reading.
@@ -626,14 +712,14 @@ func humanTime(t time.Time) string {
 }
 
 func humanFPS(fps float64, state string) string {
-	if fps == 0 && state != device.StateRunning.String() {
+	if state == device.StateStopped.String() || fps == 0 && state != device.StateRunning.String() {
 		return "-"
 	}
 	return fmt.Sprintf("%.1f", fps)
 }
 
 func humanBitrate(bps float64, state string) string {
-	if bps == 0 && state != device.StateRunning.String() {
+	if state == device.StateStopped.String() || bps == 0 && state != device.StateRunning.String() {
 		return "-"
 	}
 	switch {

@@ -6,7 +6,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -15,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/camd/camd/api"
 	"github.com/camd/camd/daemon"
@@ -28,6 +29,10 @@ var demoCameras = []string{"front-door", "yard", "garage", "street"}
 const (
 	demoStalled = "yard"   // gets a stall fault
 	demoDropped = "garage" // gets its connection dropped
+
+	// demoCrashedAfter is the demo's crashed_after (and flap_debounce): a
+	// camera failing this long is CRASHED.
+	demoCrashedAfter = 3 * time.Second
 )
 
 // demoEvent is one state change seen by the demo.
@@ -64,30 +69,39 @@ func (l *demoLog) since(i int) []demoEvent {
 	return append([]demoEvent(nil), l.events[i:]...)
 }
 
-func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("camd demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	duration := fs.Duration("duration", 0, "stop after this long (default: run until Ctrl-C)")
-	faultAfter := fs.Duration("fault-after", 15*time.Second, "when to inject the faults")
-	stallFor := fs.Duration("stall-for", 15*time.Second, "how long the stalled camera sends nothing")
-	plain := fs.Bool("plain", false, "print changes line by line instead of redrawing the table (the default when stdout is not a terminal)")
-	fs.Usage = func() {
-		fmt.Fprintln(stdout, "Usage: camd demo [flags]")
-		fmt.Fprintln(stdout)
-		fmt.Fprintln(stdout, "Runs a simulator with 4 cameras and a daemon (temporary data dir, short")
-		fmt.Fprintln(stdout, "thresholds) in one process and shows the cameras' states live. After")
-		fmt.Fprintf(stdout, "--fault-after it stalls %q and drops %q's connection. Ctrl-C exits.\n", demoStalled, demoDropped)
-		fmt.Fprintln(stdout)
-		fs.SetOutput(stdout)
-		fs.PrintDefaults()
-		fs.SetOutput(stderr)
+func newDemoCmd() *cobra.Command {
+	var o demoFlags
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "run a simulator and a daemon together with a live table",
+		Long: fmt.Sprintf(`Runs a simulator with 4 cameras and a daemon (temporary data dir, short
+thresholds) in one process and shows the cameras' states live. After
+--fault-after it stalls %q and drops %q's connection, and says when
+camd noticed and when the cameras recovered. Ctrl-C exits.`, demoStalled, demoDropped),
+		Example: `  camd demo
+  camd demo --duration 1m --plain
+  camd demo --fault-after 5s --stall-for 30s`,
+		Args: noArgs("demo"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return cmdDemo(cmd.Context(), &o, cmd.OutOrStdout())
+		},
 	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("demo: unexpected argument %q", fs.Arg(0))
-	}
+	fs := cmd.Flags()
+	fs.DurationVar(&o.duration, "duration", 0, "stop after this long (default: run until Ctrl-C)")
+	fs.DurationVar(&o.faultAfter, "fault-after", 15*time.Second, "when to inject the faults")
+	fs.DurationVar(&o.stallFor, "stall-for", 15*time.Second, "how long the stalled camera sends nothing")
+	fs.BoolVar(&o.plain, "plain", false, "print changes line by line instead of redrawing the table (the default when stdout is not a terminal)")
+	return cmd
+}
+
+// demoFlags are camd demo's flags.
+type demoFlags struct {
+	duration, faultAfter, stallFor time.Duration
+	plain                          bool
+}
+
+func cmdDemo(ctx context.Context, o *demoFlags, stdout io.Writer) error {
+	duration, faultAfter, stallFor, plain := &o.duration, &o.faultAfter, &o.stallFor, &o.plain
 	if !*plain && !isTerminal(stdout) {
 		*plain = true
 	}
@@ -125,7 +139,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			Relay:   daemon.RelayConfig{Listen: "127.0.0.1:0"},
 			Super: daemon.SupervisionConfig{
 				StallTimeout: sec(5 * time.Second), FlapDebounce: sec(3 * time.Second),
-				CrashedAfter: sec(3 * time.Second), ForceRestartAfter: sec(20 * time.Second),
+				CrashedAfter: sec(demoCrashedAfter), ForceRestartAfter: sec(20 * time.Second),
 				BackoffMin: sec(500 * time.Millisecond), BackoffMax: sec(3 * time.Second),
 				ReadTimeout: sec(8 * time.Second), // above the stall timeout, so the stall timer shows
 			},
@@ -247,6 +261,11 @@ func (v *demoView) update(ctx context.Context) {
 			case e.to == device.StateRunning && (e.name == demoStalled || e.name == demoDropped):
 				line += fmt.Sprintf("   (recovered %.1f s after injection)", e.at.Sub(v.faulted).Seconds())
 			}
+		}
+		if e.to == device.StateCrashed {
+			// CRASHED reads as if camd had crashed: say what it means.
+			line += fmt.Sprintf("   (no video for %s of trying (crashed_after, 30 s outside the demo): camd records the camera as CRASHED and keeps reconnecting)",
+				demoCrashedAfter)
 		}
 		v.notes = append(v.notes, line)
 		if v.plain {

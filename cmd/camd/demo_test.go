@@ -29,9 +29,17 @@ func TestDemoShowsFaultsDetectedAndRecovered(t *testing.T) {
 		`demo: stall of yard: detected after [4-9]\.[0-9] s, recovered after [0-9.]+ s`,
 		`demo: drop of garage: detected after [0-2]\.[0-9] s, recovered after [0-9.]+ s`,
 		`(?m)^demo: stopped cleanly$`,
+		// The stall outlasts detection by more than crashed_after, and the
+		// CRASHED line says what CRASHED means.
+		`yard +(STARTING|RECONNECTING) -> CRASHED +\(no video for 3s of trying \(crashed_after`,
 	} {
 		if !regexp.MustCompile(re).MatchString(out) {
 			t.Errorf("demo output lacks %s:\n%s", re, out)
+		}
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "-> CRASHED") && !strings.Contains(line, "crashed_after") {
+			t.Errorf("a CRASHED line without its explanation: %q", line)
 		}
 	}
 	for _, name := range demoCameras {

@@ -1,114 +1,53 @@
 // Command camd keeps RTSP cameras alive on headless boxes.
 //
-// Run "camd help" for the subcommands.
+// Run "camd --help" for the commands. Every command exits 0 on success, 1 on
+// failure and 2 on a usage error (cli.go).
 package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
 
-// command is one subcommand. It returns an error to print; errSilent means
-// the command already said what went wrong.
-type command struct {
-	name    string
-	summary string
-	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+func main() {
+	os.Exit(exitCode(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr), os.Stderr))
 }
 
+// Exit statuses: the one rule every command follows.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+// errSilent is a failure (exit 1) whose message the command has printed.
 var errSilent = errors.New("silent")
 
-// exitError carries a specific exit status.
+// exitError carries a specific exit status; whatever it stands for has been
+// printed.
 type exitError struct{ code int }
 
 func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
-func commands() []command {
-	return []command{
-		{"run", "run the daemon in the foreground", cmdRun},
-		{"camera", "add, list, show, remove, start, stop, restart cameras", cmdCamera},
-		{"status", "show the daemon's status", cmdStatus},
-		{"sim", "serve simulated RTSP cameras with injectable faults", cmdSim},
-		{"demo", "run a simulator and a daemon together with a live table", cmdDemo},
-		{"install", "install camd as a native service", cmdInstall},
-		{"uninstall", "remove the native service", cmdUninstall},
-		{"start", "start the installed service", cmdServiceStart},
-		{"stop", "stop the installed service", cmdServiceStop},
-		{"restart", "restart the installed service", cmdServiceRestart},
-		{"service", "service status", cmdService},
-		{"version", "print the version", cmdVersion},
-	}
-}
-
-func main() {
-	err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr)
+// exitCode maps what run returned to the process's exit status, printing
+// an error that has not been printed yet.
+func exitCode(err error, stderr io.Writer) int {
 	var ee exitError
 	switch {
-	case err == nil:
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return exitOK
 	case errors.As(err, &ee):
-		os.Exit(ee.code)
-	case errors.Is(err, flag.ErrHelp):
-		os.Exit(0)
-	default:
-		if !errors.Is(err, errSilent) {
-			fmt.Fprintln(os.Stderr, "camd:", err)
-		}
-		os.Exit(1)
+		return ee.code
+	case errors.Is(err, errSilent):
+		return exitFailure
 	}
-}
-
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		usage(stdout)
-		return nil
-	}
-	for _, c := range commands() {
-		if c.name == args[0] {
-			return c.run(ctx, args[1:], stdout, stderr)
-		}
-	}
-	usage(stderr)
-	return fmt.Errorf("unknown command %q", args[0])
-}
-
-func usage(w io.Writer) {
-	fmt.Fprintln(w, "Usage: camd COMMAND [flags]")
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Commands:")
-	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
-	}
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Run \"camd COMMAND --help\" for a command's flags.")
-}
-
-func cmdVersion(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("camd version", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	asJSON := fs.Bool("json", false, "print JSON")
-	fs.Usage = func() {
-		fmt.Fprintln(stdout, "Usage: camd version [--json]")
-		fs.SetOutput(stdout)
-		fs.PrintDefaults()
-		fs.SetOutput(stderr)
-	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if *asJSON {
-		return json.NewEncoder(stdout).Encode(map[string]string{
-			"version": version, "go": runtime.Version(), "os": runtime.GOOS, "arch": runtime.GOARCH,
-		})
-	}
-	fmt.Fprintln(stdout, "camd", version)
-	return nil
+	fmt.Fprintln(stderr, "camd:", err)
+	return exitFailure
 }

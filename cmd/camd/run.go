@@ -2,9 +2,10 @@ package main
 
 import (
 	"context"
-	"flag"
-	"fmt"
 	"io"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/camd/camd/daemon"
 )
@@ -50,36 +51,50 @@ func (f *runFlags) load() (daemon.Config, error) {
 	return c, c.Validate()
 }
 
-func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func newRunCmd() *cobra.Command {
 	var f runFlags
-	fs := flag.NewFlagSet("camd run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "run the daemon in the foreground",
+		Long: `Runs the daemon in the foreground (it never forks) and logs to stderr.
+SIGTERM or SIGINT shut it down; a second one exits at once. SIGHUP
+re-reads --config and applies thresholds and log level.
+
+Every setting has a default, so no config file is needed; flags override
+the file. A mistake in the file is reported with its line and key, and
+camd exits 1 without starting.`,
+		Example: `  camd run
+  camd run --config /etc/camd/camd.yaml
+  camd run --data-dir ./state --api-listen 127.0.0.1:7654 --rtsp-listen off
+  camd run --log-format json --log-level debug`,
+		Args: noArgs("run"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f.set = map[string]bool{}
+			cmd.Flags().Visit(func(fl *pflag.Flag) { f.set[fl.Name] = true })
+			return runDaemon(cmd.Context(), &f, cmd.ErrOrStderr())
+		},
+	}
+	fs := cmd.Flags()
 	fs.StringVar(&f.config, "config", "", "YAML config `file` (every setting has a default; flags override the file)")
 	fs.StringVar(&f.dataDir, "data-dir", "", "data `dir` for the store and the API token (default "+daemon.DefaultDataDir()+")")
 	fs.StringVar(&f.apiListen, "api-listen", "", "control API `address` (default "+daemon.DefaultAPIListen+")")
 	fs.StringVar(&f.rtspListen, "rtsp-listen", "", "relay RTSP `address`, or off (default "+daemon.DefaultRelayListen+")")
-	fs.StringVar(&f.logFormat, "log-format", "", "log format: text or json (default text)")
-	fs.StringVar(&f.logLevel, "log-level", "", "log level: debug, info, warn or error (default info)")
-	fs.Usage = func() {
-		fmt.Fprintln(stdout, "Usage: camd run [flags]")
-		fmt.Fprintln(stdout)
-		fmt.Fprintln(stdout, "Runs the daemon in the foreground (it never forks) and logs to stderr.")
-		fmt.Fprintln(stdout, "SIGTERM or SIGINT shut it down; a second one exits at once. SIGHUP")
-		fmt.Fprintln(stdout, "re-reads --config and applies thresholds and log level.")
-		fmt.Fprintln(stdout)
-		fs.SetOutput(stdout)
-		fs.PrintDefaults()
-		fs.SetOutput(stderr)
-	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("run: unexpected argument %q (see camd run --help)", fs.Arg(0))
-	}
-	f.set = map[string]bool{}
-	fs.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
+	fs.StringVar(&f.logFormat, "log-format", "", "log `format`: text or json (default text)")
+	fs.StringVar(&f.logLevel, "log-level", "", "log `level`: debug, info, warn or error (default info)")
+	return cmd
+}
 
+// cmdRun is "camd run ARGS…" on its own, for the Windows service, whose
+// daemon ends when ctx is cancelled.
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c := newRunCmd()
+	c.SetArgs(append([]string{}, args...))
+	c.SetOut(stdout)
+	c.SetErr(stderr)
+	return execute(ctx, c, stderr)
+}
+
+func runDaemon(ctx context.Context, f *runFlags, stderr io.Writer) error {
 	cfg, err := f.load()
 	if err != nil {
 		return err

@@ -323,14 +323,21 @@ func TestRunBadConfig(t *testing.T) {
 		want string
 	}{
 		"missing file": {[]string{"--config", filepath.Join(dir, "nope.yaml")}, "nope.yaml"},
-		"typo":         {[]string{"--config", writeConfig(t, dir, "supervison: {}\n")}, "field supervison not found"},
+		"typo":         {[]string{"--config", writeConfig(t, dir, "supervison: {}\n")}, `camd.yaml:1: unknown key "supervison" (did you mean "supervision"?)`},
 		"bad level":    {[]string{"--log-level", "loud"}, "log.level"},
-		"extra arg":    {[]string{"now"}, "unexpected argument"},
+		"extra arg":    {[]string{"now"}, "run takes no arguments"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			p := startProc(t, nil, append([]string{"run", "--data-dir", t.TempDir(), "--api-listen", "127.0.0.1:0", "--rtsp-listen", "127.0.0.1:0"}, tc.args...)...)
 			code, _, ok := p.wait(10 * time.Second)
 			out := p.stderr.String()
+			if name == "extra arg" {
+				// A usage error: exit 2, the usage, and the problem last.
+				if !ok || code != 2 || !strings.Contains(out, "Usage: camd run") || !strings.Contains(lastLine(out), tc.want) {
+					t.Fatalf("exit %d ok %v stderr %q, want 2 and a last line with %q", code, ok, out, tc.want)
+				}
+				return
+			}
 			if !ok || code == 0 || !oneLine(out) || !strings.Contains(out, tc.want) {
 				t.Fatalf("exit %d ok %v stderr %q, want one line with %q", code, ok, out, tc.want)
 			}

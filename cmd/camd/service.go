@@ -15,7 +15,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -27,6 +26,7 @@ import (
 	"time"
 
 	"github.com/kardianos/service"
+	"github.com/spf13/cobra"
 
 	"github.com/camd/camd/packaging"
 )
@@ -214,30 +214,33 @@ func packagedUnit() string {
 	return ""
 }
 
-func cmdInstall(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("install", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	config := fs.String("config", "", "config file the service runs with (default "+defaultServiceConfig(runtime.GOOS)+")")
-	noStart := fs.Bool("no-start", false, "install and enable, but do not start")
-	dryRun := fs.Bool("dry-run", false, "print the service definition and what would be done; change nothing")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: camd install [--config FILE] [--no-start] [--dry-run]")
-		fmt.Fprintln(fs.Output())
-		fmt.Fprintln(fs.Output(), "Installs camd as a native service that runs \"camd run\" from this binary:")
-		fmt.Fprintln(fs.Output(), "a systemd unit on Linux, a launchd daemon on macOS, a Windows service.")
-		fmt.Fprintln(fs.Output(), "The service starts at boot and is restarted within seconds whenever it exits.")
-		fmt.Fprintln(fs.Output())
-		fmt.Fprintln(fs.Output(), "Flags:")
-		fs.PrintDefaults()
+func newInstallCmd() *cobra.Command {
+	var config string
+	var noStart, dryRun bool
+	cmd := &cobra.Command{
+		Use:   "install",
+		Short: "install camd as a native service",
+		Long: `Installs camd as a native service that runs "camd run" from this binary:
+a systemd unit on Linux, a launchd daemon on macOS, a Windows service.
+The service starts at boot and is restarted within seconds whenever it
+exits. Needs root, except with --dry-run.`,
+		Example: `  sudo camd install
+  sudo camd install --config /etc/camd/camd.yaml --no-start
+  camd install --dry-run`,
+		Args: noArgs("install"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return cmdInstall(config, noStart, dryRun, cmd.OutOrStdout())
+		},
 	}
-	pos, err := cliParse(fs, args, stdout)
-	if err != nil {
-		return err
-	}
-	if len(pos) > 0 {
-		fs.Usage()
-		return exitError{2}
-	}
+	fs := cmd.Flags()
+	fs.StringVar(&config, "config", "", "config `file` the service runs with (default "+defaultServiceConfig(runtime.GOOS)+")")
+	fs.BoolVar(&noStart, "no-start", false, "install and enable, but do not start")
+	fs.BoolVar(&dryRun, "dry-run", false, "print the service definition and what would be done; change nothing")
+	return cmd
+}
+
+func cmdInstall(configFlag string, noStartFlag, dryRunFlag bool, stdout io.Writer) error {
+	config, noStart, dryRun := &configFlag, &noStartFlag, &dryRunFlag
 	if !*dryRun {
 		if err := needRoot("install"); err != nil {
 			return err
@@ -363,22 +366,8 @@ func logHint() string {
 	return "the service manager's log"
 }
 
-// manage parses a management command's flags (none but --help) and returns
-// the library's handle on the installed service.
-func manage(name, summary string, args []string, stdout, stderr io.Writer, root bool) (service.Service, *installPlan, error) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: camd %s\n\n%s\n", name, summary)
-	}
-	pos, err := cliParse(fs, args, stdout)
-	if err != nil {
-		return nil, nil, err
-	}
-	if len(pos) > 0 {
-		fs.Usage()
-		return nil, nil, exitError{2}
-	}
+// manage returns the library's handle on the installed service.
+func manage(name string, root bool) (service.Service, *installPlan, error) {
 	if root {
 		if err := needRoot(name); err != nil {
 			return nil, nil, err
@@ -415,18 +404,25 @@ func notInstalled(s service.Service, err error) error {
 	return err
 }
 
-func cmdUninstall(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	// --purge is parsed by hand to keep manage() simple.
-	purge := false
-	rest := args[:0:0]
-	for _, a := range args {
-		if a == "--purge" || a == "-purge" {
-			purge = true
-			continue
-		}
-		rest = append(rest, a)
+func newUninstallCmd() *cobra.Command {
+	var purge bool
+	cmd := &cobra.Command{
+		Use:   "uninstall",
+		Short: "remove the native service",
+		Long: `Stops camd's service and removes it. The state (cameras and their
+statuses) is kept unless --purge is given; --purge also removes the data
+dir and, on Linux, the camd user. Needs root.`,
+		Example: `  sudo camd uninstall
+  sudo camd uninstall --purge`,
+		Args: noArgs("uninstall"),
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmdUninstall(purge, cmd.OutOrStdout()) },
 	}
-	s, p, err := manage("uninstall", "Stops camd's service and removes it. State is kept unless --purge is given\n(--purge also removes the data dir and, on Linux, the camd user).", rest, stdout, stderr, true)
+	cmd.Flags().BoolVar(&purge, "purge", false, "also remove the data dir and the camd user")
+	return cmd
+}
+
+func cmdUninstall(purge bool, stdout io.Writer) error {
+	s, p, err := manage("uninstall", true)
 	if err != nil {
 		return err
 	}
@@ -473,68 +469,77 @@ func cmdUninstall(_ context.Context, args []string, stdout, stderr io.Writer) er
 	return nil
 }
 
-func cmdServiceStart(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	s, _, err := manage("start", "Starts the installed camd service.", args, stdout, stderr, true)
-	if err != nil {
-		return err
+// newServiceActionCmd is "camd start", "stop" or "restart" of the installed
+// service.
+func newServiceActionCmd(name, short, long string, act func(service.Service) error, done string, hint bool) *cobra.Command {
+	return &cobra.Command{
+		Use:     name,
+		Short:   short,
+		Long:    long + " Needs root.",
+		Example: "  sudo camd " + name,
+		Args:    noArgs(name),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, _, err := manage(name, true)
+			if err != nil {
+				return err
+			}
+			if err := act(s); err != nil {
+				ing := map[string]string{"start": "starting", "stop": "stopping", "restart": "restarting"}[name]
+				err = fmt.Errorf("%s the service: %w", ing, err)
+				if hint {
+					err = fmt.Errorf("%w (see %s)", err, logHint())
+				}
+				return notInstalled(s, err)
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), done)
+			return nil
+		},
 	}
-	if err := s.Start(); err != nil {
-		return notInstalled(s, fmt.Errorf("starting the service: %w (see %s)", err, logHint()))
-	}
-	fmt.Fprintln(stdout, "started")
-	return nil
 }
 
-func cmdServiceStop(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	s, _, err := manage("stop", "Stops the installed camd service (it starts again at boot).", args, stdout, stderr, true)
-	if err != nil {
-		return err
-	}
-	if err := s.Stop(); err != nil {
-		return notInstalled(s, fmt.Errorf("stopping the service: %w", err))
-	}
-	fmt.Fprintln(stdout, "stopped")
-	return nil
+func newServiceStartCmd() *cobra.Command {
+	return newServiceActionCmd("start", "start the installed service", "Starts the installed camd service.",
+		service.Service.Start, "started", true)
 }
 
-func cmdServiceRestart(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	s, _, err := manage("restart", "Restarts the installed camd service.", args, stdout, stderr, true)
-	if err != nil {
-		return err
-	}
-	if err := s.Restart(); err != nil {
-		return notInstalled(s, fmt.Errorf("restarting the service: %w (see %s)", err, logHint()))
-	}
-	fmt.Fprintln(stdout, "restarted")
-	return nil
+func newServiceStopCmd() *cobra.Command {
+	return newServiceActionCmd("stop", "stop the installed service", "Stops the installed camd service (it starts again at boot).",
+		service.Service.Stop, "stopped", false)
 }
 
-const serviceUsage = `Usage: camd service status
-       camd service run [camd run flags]   (Windows service manager only)
-
-status prints whether camd's service is running, stopped or not installed;
-the exit status is 0, 3 or 4 respectively.`
-
-func cmdService(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprintln(stderr, serviceUsage)
-		return exitError{2}
-	}
-	switch args[0] {
-	case "-h", "-help", "--help", "help":
-		fmt.Fprintln(stdout, serviceUsage)
-		return nil
-	case "status":
-		return serviceStatus(args[1:], stdout, stderr)
-	case "run":
-		return serviceRun(ctx, args[1:], stderr)
-	}
-	fmt.Fprintln(stderr, serviceUsage)
-	return fmt.Errorf("unknown service command %q", args[0])
+func newServiceRestartCmd() *cobra.Command {
+	return newServiceActionCmd("restart", "restart the installed service", "Restarts the installed camd service.",
+		service.Service.Restart, "restarted", true)
 }
 
-func serviceStatus(args []string, stdout, stderr io.Writer) error {
-	s, p, err := manage("service status", "Prints whether camd's service is running, stopped or not installed.", args, stdout, stderr, false)
+func newServiceCmd() *cobra.Command {
+	c := groupCmd("service COMMAND", "report on the installed service (service status)", "Reports on camd's native service.", "  camd service status")
+	c.AddCommand(&cobra.Command{
+		Use:   "status",
+		Short: "print whether the service is running",
+		Long: `Prints whether camd's service is running, stopped or not installed. As
+for init scripts, the exit status is 0 when it runs, 3 when it is
+stopped and 4 when it is not installed (or its status is unknown); 2 is
+a usage error.`,
+		Example: "  camd service status",
+		Args:    noArgs("service status"),
+		RunE:    func(cmd *cobra.Command, _ []string) error { return serviceStatus(cmd.OutOrStdout()) },
+	}, &cobra.Command{
+		Use:                "run [camd run flags]",
+		Short:              "the Windows service entry point",
+		Long:               "What the Windows service manager runs: \"camd run\" under the service control manager, logging to the data dir.",
+		Example:            `  camd service run --config C:\ProgramData\camd\camd.yaml`,
+		Hidden:             runtime.GOOS != "windows",
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return serviceRun(cmd.Context(), args, cmd.ErrOrStderr())
+		},
+	})
+	return c
+}
+
+func serviceStatus(stdout io.Writer) error {
+	s, p, err := manage("service status", false)
 	if err != nil {
 		return err
 	}

@@ -186,8 +186,9 @@ func TestServiceUsage(t *testing.T) {
 	if err := run(context.Background(), []string{"service"}, &out, &errb); !errors.As(err, &ee) || ee.code != 2 {
 		t.Errorf("service with no command: %v", err)
 	}
-	if err := run(context.Background(), []string{"service", "frob"}, &out, &errb); err == nil || !strings.Contains(err.Error(), "frob") {
-		t.Errorf("service frob: %v", err)
+	errb.Reset()
+	if err := run(context.Background(), []string{"service", "frob"}, &out, &errb); !errors.As(err, &ee) || ee.code != 2 || !strings.Contains(errb.String(), "frob") {
+		t.Errorf("service frob: %v %q, want a usage error (2) naming it", err, errb.String())
 	}
 	if runtime.GOOS != "windows" {
 		err := run(context.Background(), []string{"service", "run"}, &out, &errb)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,40 +9,53 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/spf13/cobra"
+
 	"github.com/camd/camd/stream/sim"
 )
 
-// cmdSim serves simulated cameras until SIGINT or SIGTERM.
-func cmdSim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("camd sim", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cameras := fs.Int("cameras", 4, "number of cameras, served as /cam1 … /camN")
-	listen := fs.String("listen", "127.0.0.1:8555", "RTSP address (port 0 picks a free one)")
-	control := fs.String("control", "127.0.0.1:8556", `HTTP control address ("" or off disables it)`)
-	udp := fs.String("udp", "", "UDP RTP address, even port; RTCP uses the next one (default: a free pair on the --listen host)")
-	noUDP := fs.Bool("no-udp", false, "offer only the TCP transport")
-	user := fs.String("user", "", "user every request must authenticate as (default: no authentication)")
-	pass := fs.String("pass", "", "password for --user")
-	verbose := fs.Bool("v", false, "log every connection, not only sessions and faults")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: camd sim [flags]")
-		fmt.Fprintln(stderr)
-		fmt.Fprintln(stderr, "Serves simulated RTSP cameras (H.264 640x360 25 fps plus silent G.711 audio)")
-		fmt.Fprintln(stderr, "with faults injectable over HTTP:")
-		fmt.Fprintln(stderr, `  curl -X POST -d '{"fault":"stall","duration":"10s"}' http://CONTROL/cameras/3/fault`)
-		fmt.Fprintln(stderr, "  faults: stall, drop, refuse, garbage, no-video, clear; GET /cameras lists them.")
-		fmt.Fprintln(stderr)
-		fmt.Fprintln(stderr, "Flags:")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return fmt.Errorf("sim: unexpected argument %q", fs.Arg(0))
-	}
+func newSimCmd() *cobra.Command {
+	var o simFlags
+	cmd := &cobra.Command{
+		Use:   "sim",
+		Short: "serve simulated RTSP cameras with injectable faults",
+		Long: `Serves simulated RTSP cameras (H.264 640x360 25 fps plus silent G.711 audio)
+until SIGINT or SIGTERM, with faults injectable over HTTP:
 
+  curl -X POST -d '{"fault":"stall","duration":"10s"}' http://CONTROL/cameras/3/fault
+
+Faults: stall, drop, refuse, garbage, no-video, clear; GET /cameras lists
+them. The first line on stdout gives the RTSP and control addresses.`,
+		Example: `  camd sim
+  camd sim --cameras 16 --listen 127.0.0.1:0 --control off
+  camd sim --user admin --pass secret --no-udp`,
+		Args: noArgs("sim"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return cmdSim(cmd.Context(), &o, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	fs := cmd.Flags()
+	fs.IntVar(&o.cameras, "cameras", 4, "number of cameras, served as /cam1 … /camN")
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:8555", "RTSP address (port 0 picks a free one)")
+	fs.StringVar(&o.control, "control", "127.0.0.1:8556", `HTTP control address ("" or off disables it)`)
+	fs.StringVar(&o.udp, "udp", "", "UDP RTP address, even port; RTCP uses the next one (default: a free pair on the --listen host)")
+	fs.BoolVar(&o.noUDP, "no-udp", false, "offer only the TCP transport")
+	fs.StringVar(&o.user, "user", "", "user every request must authenticate as (default: no authentication)")
+	fs.StringVar(&o.pass, "pass", "", "password for --user")
+	fs.BoolVarP(&o.verbose, "verbose", "v", false, "log every connection, not only sessions and faults")
+	return cmd
+}
+
+// simFlags are camd sim's flags.
+type simFlags struct {
+	cameras                          int
+	listen, control, udp, user, pass string
+	noUDP, verbose                   bool
+}
+
+// cmdSim serves simulated cameras until SIGINT or SIGTERM.
+func cmdSim(ctx context.Context, o *simFlags, stdout, stderr io.Writer) error {
+	cameras, listen, control, udp, noUDP, user, pass, verbose := &o.cameras, &o.listen, &o.control, &o.udp, &o.noUDP, &o.user, &o.pass, &o.verbose
 	if *control == "off" {
 		*control = ""
 	}

@@ -67,6 +67,7 @@ type Feed struct {
 	quit      chan struct{}
 	done      chan struct{}
 	closeOnce sync.Once
+	endReason string // why the Feed ended; written before quit is closed
 
 	// What run publishes to request handlers and Stats, guarded by pmu.
 	pmu         sync.Mutex
@@ -270,10 +271,14 @@ func (f *Feed) track(fr *stream.Frame) (start, anyway bool) {
 	return false, f.noStart
 }
 
-// Close implements device.Tap: the camera was removed. Its readers get an
-// end of stream, new readers get 404, and Close returns once the Feed's
-// goroutine has ended. It is safe to call more than once.
-func (f *Feed) Close() {
+// Close ends the Feed as End does, for a camera that was removed.
+func (f *Feed) Close() { f.End("camera removed") }
+
+// End implements device.Tap: the camera was removed or updated, or camd is
+// shutting down, as reason says. Its readers get an end of stream, new
+// readers get 404, and End returns once the Feed's goroutine has ended. It is
+// safe to call more than once; the first reason is the one logged.
+func (f *Feed) End(reason string) {
 	f.closeOnce.Do(func() {
 		f.s.remove(f)
 		f.qmu.Lock()
@@ -285,6 +290,7 @@ func (f *Feed) Close() {
 			releaseBuf(pending[i].frame.buf)
 			releaseAudio(pending[i].audio)
 		}
+		f.endReason = reason
 		close(f.quit)
 		<-f.done
 	})
@@ -316,7 +322,7 @@ func (f *Feed) run() {
 	for {
 		select {
 		case <-f.quit:
-			f.closeStream("camera removed")
+			f.closeStream(f.endReason)
 			return
 		case <-f.wake:
 		}

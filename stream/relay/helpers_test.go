@@ -41,6 +41,7 @@ type tap interface {
 	Frame(stream.Frame)
 	Audio(track int, pkt *rtp.Packet, at time.Time)
 	Disconnected()
+	End(reason string)
 	Close()
 }
 

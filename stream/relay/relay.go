@@ -370,7 +370,7 @@ func (s *Server) Close() {
 		}
 		s.mu.Unlock()
 		for _, f := range feeds {
-			f.Close()
+			f.End("relay stopped")
 		}
 		s.closeOwn()
 		if s.rtsp != nil {
@@ -396,7 +396,7 @@ func (s *Server) Feed(name string) *Feed {
 	s.feeds[name] = f
 	s.mu.Unlock()
 	if old != nil {
-		old.Close()
+		old.End("replaced by a new feed of the same name")
 	}
 	return f
 }
