@@ -37,6 +37,7 @@ func commands() []command {
 		{"run", "run the daemon in the foreground", cmdRun},
 		{"camera", "add, list, show, remove, start, stop, restart cameras", cmdCamera},
 		{"status", "show the daemon's status", cmdStatus},
+		{"health", "exit 0 when the daemon's /healthz is ok (for health checks)", cmdHealth},
 		{"sim", "serve simulated RTSP cameras with injectable faults", cmdSim},
 		{"demo", "run a simulator and a daemon together with a live table", cmdDemo},
 		{"install", "install camd as a native service", cmdInstall},
