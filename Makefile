@@ -8,7 +8,7 @@ export CGO_ENABLED = 0
 
 CROSS := linux/amd64 linux/arm64 linux/arm darwin/arm64 darwin/amd64 windows/amd64
 
-.PHONY: build test lint vet cross demo bench soak fuzz packages pkg e2e-systemd clean
+.PHONY: build test lint vet cross demo bench soak fuzz packages pkg e2e-systemd clean image
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o camd ./cmd/camd
@@ -31,6 +31,22 @@ cross:
 		echo "build $$t -> $$out"; \
 		GOOS=$$os GOARCH=$$arch GOARM=7 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $$out ./cmd/camd; \
 	done
+
+# The container image: an OCI image layout in dist/image (and the same as an
+# oci-archive, dist/camd-image.tar) for IMAGE_PLATFORMS, built by
+# packaging/cmd/mkimage without a container daemon. Its dates are the last
+# commit's, so that the same commit gives the same image.
+IMAGE_PLATFORMS := linux/amd64 linux/arm64 linux/arm/v7
+image:
+	@set -e; bins=; for p in $(IMAGE_PLATFORMS); do \
+		arch=$$(echo $$p | cut -d/ -f2); v=$$(echo $$p | cut -d/ -f3); out=dist/image-bin/camd-$$(echo $$p | tr / -); \
+		echo "build $$p -> $$out"; \
+		GOOS=linux GOARCH=$$arch GOARM=$${v#v} $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $$out ./cmd/camd; \
+		bins="$$bins -bin $$p=$$out"; \
+	done; \
+	SOURCE_DATE_EPOCH=$${SOURCE_DATE_EPOCH:-$$(git log -1 --format=%ct 2>/dev/null)} \
+	$(GO) run ./packaging/cmd/mkimage -out dist/image -archive dist/camd-image.tar \
+		-version $(VERSION) -revision "$$(git rev-parse HEAD 2>/dev/null)" $$bins
 
 # A simulator with 4 cameras and a daemon in one process, with a live table.
 demo: build
