@@ -244,6 +244,10 @@ func imageScenario(t *testing.T, c container) {
 	if again.ID != door.ID || again.PersistedStatus != door.PersistedStatus {
 		t.Errorf("door after the restart: id %s status %s, before: id %s status %s", again.ID, again.PersistedStatus, door.ID, door.PersistedStatus)
 	}
+	// Inside, the CLI finds the API and the token by itself.
+	if code, out := c.exec(t, "/usr/local/bin/camd", "camera", "ls"); code != 0 || !strings.Contains(out, "yard") {
+		t.Errorf("camd camera ls inside the container: exit %d\n%s", code, out)
+	}
 	c.spawn(t, "/usr/local/bin/camd", "sim", "--cameras", "1", "--listen", "127.0.0.1:8555", "--control", "off")
 	waitFor(t, "door RUNNING after the restart", func() bool {
 		again, err = cl.Camera(ctx, "door")

@@ -392,15 +392,26 @@ func Build(o Options) error {
 	if err := os.WriteFile(filepath.Join(o.Out, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644); err != nil {
 		return err
 	}
-	if o.Archive != "" {
-		return writeArchive(o.Out, o.Archive, o.Created)
+	if o.Archive == "" {
+		return nil
 	}
-	return nil
+	// The archive names the multi-platform index alone, "podman load"
+	// taking an archive only when index.json holds one image, and by a
+	// full name, which podman load and docker load give the image.
+	named := idxDesc
+	name := "camd:" + o.Tag
+	named.Annotations = map[string]string{refName: name, "io.containerd.image.name": name}
+	b, err = json.Marshal(index{SchemaVersion: 2, MediaType: mtIndex, Manifests: []descriptor{named}})
+	if err != nil {
+		return err
+	}
+	return writeArchive(o.Out, o.Archive, b, o.Created)
 }
 
 // writeArchive tars the layout directory: an oci-archive ("podman load -i",
 // "docker load" from Docker 25).
-func writeArchive(dir, out string, mtime time.Time) error {
+// indexJSON replaces the layout's index.json in the archive.
+func writeArchive(dir, out string, indexJSON []byte, mtime time.Time) error {
 	var files []tarFile
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || p == dir {
@@ -415,6 +426,9 @@ func writeArchive(dir, out string, mtime time.Time) error {
 			return nil
 		}
 		b, err := os.ReadFile(p)
+		if rel == "index.json" {
+			b = indexJSON
+		}
 		files = append(files, tarFile{name: filepath.ToSlash(rel), mode: 0o644, body: b})
 		return err
 	})

@@ -217,3 +217,59 @@ func TestReproducible(t *testing.T) {
 		t.Fatalf("two builds differ:\n%s\n%s", ia, ib)
 	}
 }
+
+// The archive is the layout as a tar, with an index.json that names the
+// one multi-platform image by a full name (what podman load and docker
+// load need).
+func TestArchive(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "image")
+	o := Options{Out: out, Archive: filepath.Join(dir, "camd-image.tar"), Bins: map[string]string{}, Tag: "latest",
+		Config: filepath.Join("..", "..", "image", "camd.yaml"), Created: time.Unix(1700000000, 0)}
+	o.CA = filepath.Join(dir, "ca.crt")
+	bin := filepath.Join(dir, "camd")
+	for _, f := range []string{o.CA, bin} {
+		if err := os.WriteFile(f, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	o.Bins["linux/amd64"], o.Bins["linux/arm/v7"] = bin, bin
+	if err := Build(o); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(o.Archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	names := map[string][]byte{}
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(tr)
+		names[h.Name] = b
+	}
+	var idx index
+	if err := json.Unmarshal(names["index.json"], &idx); err != nil {
+		t.Fatalf("index.json in the archive: %v", err)
+	}
+	if len(idx.Manifests) != 1 || idx.Manifests[0].MediaType != mtIndex || idx.Manifests[0].Annotations[refName] != "camd:latest" {
+		t.Fatalf("the archive's index.json: %s", names["index.json"])
+	}
+	blobs, _ := filepath.Glob(filepath.Join(out, "blobs", "sha256", "*"))
+	for _, b := range blobs {
+		want, _ := os.ReadFile(b)
+		if got, ok := names["blobs/sha256/"+filepath.Base(b)]; !ok || !bytes.Equal(got, want) {
+			t.Errorf("the archive lacks or changes %s", filepath.Base(b))
+		}
+	}
+	if _, ok := names["oci-layout"]; !ok || len(blobs) == 0 {
+		t.Errorf("the archive has no oci-layout or the layout no blobs")
+	}
+}
