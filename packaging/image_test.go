@@ -48,6 +48,8 @@ type container interface {
 	health(t *testing.T) int
 	// spawn starts a command inside and leaves it running.
 	spawn(t *testing.T, args ...string)
+	// running reports whether camd runs.
+	running(t *testing.T) bool
 	// pid is camd's process as this test sees it.
 	pid(t *testing.T) int
 	// stop sends SIGTERM and returns the exit status.
@@ -172,7 +174,7 @@ func imageScenario(t *testing.T, c container) {
 		}
 	})
 	c.start(t)
-	waitFor(t, "camd to start and print the token", func() bool { return strings.Contains(c.logs(), "API token created") })
+	waitUp(t, c, "camd to start and print the token", func() bool { return strings.Contains(c.logs(), "API token created") })
 	m := regexp.MustCompile(`token=([0-9a-f]{64})`).FindStringSubmatch(c.logs())
 	if m == nil {
 		t.Fatalf("no token in camd's first start:\n%s", c.logs())
@@ -225,7 +227,7 @@ func imageScenario(t *testing.T, c container) {
 	// The next start: same volume, same token, same cameras.
 	before := len(c.logs())
 	c.start(t)
-	waitFor(t, "camd to start again", func() bool { return strings.Contains(c.logs()[before:], "camd started") })
+	waitUp(t, c, "camd to start again", func() bool { return strings.Contains(c.logs()[before:], "camd started") })
 	if strings.Contains(c.logs()[before:], token) {
 		t.Errorf("the second start printed the token again")
 	}
@@ -262,6 +264,20 @@ func imageScenario(t *testing.T, c container) {
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	testutil.WaitFor(t, 60*time.Second, what, cond)
+}
+
+// waitUp is waitFor that gives up at once when camd has exited.
+func waitUp(t *testing.T, c container, what string, cond func() bool) {
+	t.Helper()
+	waitFor(t, what, func() bool {
+		if cond() {
+			return true
+		}
+		if !c.running(t) {
+			t.Fatalf("camd exited while waiting for %s", what)
+		}
+		return false
+	})
 }
 
 // runBundle is the helper inside the namespaces: the bundle's rootfs is
@@ -362,6 +378,15 @@ func (c *chrootContainer) spawn(t *testing.T, args ...string) {
 }
 
 func (c *chrootContainer) pid(*testing.T) int { return c.cmd.Process.Pid }
+
+func (c *chrootContainer) running(*testing.T) bool {
+	select {
+	case <-c.done:
+		return false
+	default:
+		return true
+	}
+}
 
 func (c *chrootContainer) stop(t *testing.T) int {
 	_ = c.cmd.Process.Signal(syscall.SIGTERM)
@@ -474,6 +499,14 @@ func (p *podmanContainer) pid(t *testing.T) int {
 		t.Fatalf("podman inspect: %v %v\n%s", err, perr, out)
 	}
 	return n
+}
+
+func (p *podmanContainer) running(t *testing.T) bool {
+	out, err := p.podman("inspect", "--format", "{{.State.Running}}", p.name)
+	if err != nil {
+		t.Fatalf("podman inspect: %v\n%s", err, out)
+	}
+	return strings.TrimSpace(out) == "true"
 }
 
 func (p *podmanContainer) stop(t *testing.T) int {

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/camd/camd/daemon"
 )
 
 // readBlob reads a blob and checks it against its descriptor.
@@ -271,5 +273,23 @@ func TestArchive(t *testing.T) {
 	}
 	if _, ok := names["oci-layout"]; !ok || len(blobs) == 0 {
 		t.Errorf("the archive has no oci-layout or the layout no blobs")
+	}
+}
+
+// The image's config is one camd accepts, listening where a container
+// needs it to, with the token required and the data dir on the volume.
+func TestImageConfig(t *testing.T) {
+	c, err := daemon.LoadConfig(filepath.Join("..", "..", "image", "camd.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("camd refuses the image's config: %v", err)
+	}
+	if c.API.Listen != "0.0.0.0:7654" || c.Relay.Listen != "0.0.0.0:8554" || c.DataDir != DataDir {
+		t.Errorf("api %s relay %s data dir %s", c.API.Listen, c.Relay.Listen, c.DataDir)
+	}
+	if c.API.RequireToken != nil && !*c.API.RequireToken || c.API.AllowNoTokenOffLoopback {
+		t.Errorf("the image's config waives the token")
 	}
 }
