@@ -4,18 +4,44 @@ VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 
 LDFLAGS     := -s -w -X main.version=$(VERSION)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.7.0
 GOBIN       := $(shell $(GO) env GOPATH)/bin
+PREFIX      ?= /usr/local
 export CGO_ENABLED = 0
 
 CROSS := linux/amd64 linux/arm64 linux/arm darwin/arm64 darwin/amd64 windows/amd64
 
-.PHONY: build test lint vet cross demo bench soak fuzz packages pkg e2e-systemd clean man
+.PHONY: build install test test-deps lint vet cross demo bench soak fuzz packages pkg e2e-systemd clean image man
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o camd ./cmd/camd
 
+# The binary to $(DESTDIR)$(PREFIX)/bin (default /usr/local/bin).
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 camd $(DESTDIR)$(PREFIX)/bin/camd
+
 # The race detector needs cgo, so test is the one target that turns it on.
+# testsummary prints what go test prints, then the skipped tests grouped by
+# the program they lack; it exits with go test's status.
 test: vet
-	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 30m ./...
+	CGO_ENABLED=1 GO=$(GO) $(GO) run ./internal/tools/testsummary -race -count=1 -timeout 30m ./...
+
+# The programs the tests talk to, on Debian or Ubuntu (as root); CI
+# (.ci/run) installs them the same way. Without them those tests skip.
+# ffmpeg/ffprobe: real RTSP readers and H.264 source.
+# prometheus: promtool checks /metrics. chromium: the status-page browser test.
+# iproute2, nftables: network-fault tests in namespaces.
+# systemd-container, debootstrap, systemd, lintian: packages under a real systemd.
+# The GStreamer RTSP server (through Debian's python3-gi): a camera camd's
+# authors did not write, with x264/x265 video and Opus, G.711, AAC audio.
+# podman, umoci: the container image test.
+TEST_DEPS := ffmpeg prometheus chromium iproute2 nftables \
+	systemd-container debootstrap systemd lintian ca-certificates \
+	python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base \
+	gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly \
+	gstreamer1.0-libav rtsp-server-perl podman umoci
+test-deps:
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(TEST_DEPS) >/dev/null
 
 vet:
 	$(GO) vet ./...
@@ -36,6 +62,22 @@ cross:
 MANDIR ?= dist/man
 man: build
 	./camd gen-man $(MANDIR)
+
+# The container image: an OCI image layout in dist/image (and the same as an
+# oci-archive, dist/camd-image.tar) for IMAGE_PLATFORMS, built by
+# packaging/cmd/mkimage without a container daemon. Its dates are the last
+# commit's, so that the same commit gives the same image.
+IMAGE_PLATFORMS := linux/amd64 linux/arm64 linux/arm/v7
+image:
+	@set -e; bins=; for p in $(IMAGE_PLATFORMS); do \
+		arch=$$(echo $$p | cut -d/ -f2); v=$$(echo $$p | cut -d/ -f3); out=dist/image-bin/camd-$$(echo $$p | tr / -); \
+		echo "build $$p -> $$out"; \
+		GOOS=linux GOARCH=$$arch GOARM=$${v#v} $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $$out ./cmd/camd; \
+		bins="$$bins -bin $$p=$$out"; \
+	done; \
+	SOURCE_DATE_EPOCH=$${SOURCE_DATE_EPOCH:-$$(git log -1 --format=%ct 2>/dev/null)} \
+	$(GO) run ./packaging/cmd/mkimage -out dist/image -archive dist/camd-image.tar \
+		-version $(VERSION) -revision "$$(git rev-parse HEAD 2>/dev/null)" $$bins
 
 # A simulator with 4 cameras and a daemon in one process, with a live table.
 demo: build

@@ -125,6 +125,10 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 		return nil, err // store errors name the file (and the holder's pid)
 	}
 	closers = append(closers, func() { _ = d.st.Close() })
+	// A token made now is printed once (below) when the API requires it:
+	// in a container that is how the operator learns it.
+	_, statErr := os.Lstat(api.TokenPath(cfg.DataDir))
+	newToken := errors.Is(statErr, os.ErrNotExist)
 	token, err := api.EnsureToken(cfg.DataDir)
 	if err != nil {
 		return nil, err // "read API token: PATH is a symlink, …"
@@ -260,6 +264,10 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 		args = append(args, "relay", d.rl.Scheme()+"://"+d.rl.Addr())
 	}
 	d.log.Info("camd started", args...)
+	if newToken && d.srv.TokenRequired() {
+		d.log.Info("API token created (printed only this once; it is in the data dir's "+api.TokenFile+"): give it to the CLI as CAMD_TOKEN",
+			"token", token)
+	}
 	return d, nil
 }
 

@@ -88,10 +88,22 @@ func NeedTool(t testing.TB, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is required in CI (.ci/run installs it): %v", name, err)
-		}
-		t.Skipf("%s not installed: %v", name, err)
+		SkipMissing(t, name, err.Error())
 	}
 	return p
+}
+
+// MissingPrefix begins the message of a test skipped for want of a
+// program: "missing program NAME: DETAIL". make test's summary
+// (internal/tools/testsummary) groups skips by NAME, which has no blank.
+const MissingPrefix = "missing program "
+
+// SkipMissing skips a test that needs program, or fails it when CI=true
+// (.ci/run and make test-deps install every program the tests use).
+func SkipMissing(t testing.TB, program, detail string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s is required in CI (make test-deps installs it): %s", program, detail)
+	}
+	t.Skipf("%s%s: %s", MissingPrefix, program, detail)
 }

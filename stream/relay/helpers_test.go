@@ -32,6 +32,8 @@ import (
 
 	"github.com/camd/camd/stream"
 	"github.com/camd/camd/stream/sim"
+
+	"github.com/camd/camd/internal/testutil"
 )
 
 // tap is device.Tap, restated so that these tests do not depend on package
@@ -126,10 +128,7 @@ func needTool(t testing.TB, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is required in CI: %v", name, err)
-		}
-		t.Skipf("%s not installed: %v", name, err)
+		testutil.SkipMissing(t, name, err.Error())
 	}
 	return p
 }

@@ -2,7 +2,6 @@ package sim
 
 import (
 	"errors"
-	"os"
 	"os/exec"
 	"sync"
 	"testing"
@@ -16,6 +15,8 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
+
+	"github.com/camd/camd/internal/testutil"
 )
 
 // waitTimeout bounds every wait in these tests. It is generous because the
@@ -29,10 +30,7 @@ func needProgram(t testing.TB, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is required in CI: %v", name, err)
-		}
-		t.Skipf("%s not installed: %v", name, err)
+		testutil.SkipMissing(t, name, err.Error())
 	}
 	return p
 }

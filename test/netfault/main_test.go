@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/camd/camd/test/camdproc"
+
+	"github.com/camd/camd/internal/testutil"
 )
 
 var (
@@ -50,7 +52,7 @@ func requireLab(t testing.TB) {
 	}
 	for _, p := range []struct{ name, pkg string }{{"ip", "iproute2"}, {"ss", "iproute2"}, {"nft", "nftables"}} {
 		if _, err := exec.LookPath(p.name); err != nil {
-			skipOrFail(t, "%s is missing (apt-get install %s): %v", p.name, p.pkg, err)
+			testutil.SkipMissing(t, p.name, "apt-get install "+p.pkg)
 		}
 	}
 }
