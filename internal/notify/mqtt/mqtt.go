@@ -128,8 +128,8 @@ type Publisher struct {
 	label  string // broker URL without credentials, for logs
 	topics topics
 
-	ctx    context.Context
-	cancel context.CancelFunc
+	ctx     context.Context
+	cancel  context.CancelFunc
 	done    chan struct{}
 	start   sync.Once
 	started bool // set under start
@@ -319,7 +319,6 @@ func (p *Publisher) run() {
 			p.log.Info("mqtt: connected again", "down_for", time.Since(down).Round(time.Second).String())
 		}
 		first = false
-		down = time.Time{}
 		p.setConnected(true)
 		err = p.session(c, lost, &cur)
 		p.setConnected(false)
