@@ -17,6 +17,8 @@ import (
 
 	"github.com/camd/camd/api"
 	"github.com/camd/camd/device"
+	"github.com/camd/camd/internal/notify/mqtt"
+	"github.com/camd/camd/internal/notify/webhook"
 	"github.com/camd/camd/internal/sdnotify"
 	"github.com/camd/camd/observe"
 	"github.com/camd/camd/store"
@@ -67,6 +69,9 @@ type Daemon struct {
 	rl  *relay.Server // nil when the relay is off
 	srv *api.Server
 	fd  *observe.FDWatch
+
+	webhooks *webhook.Notifier // nil without hooks
+	mqtt     *mqtt.Publisher   // nil without a broker
 
 	mu       sync.Mutex // guards cfg's reloadable parts
 	stopOnce sync.Once
@@ -151,6 +156,9 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 		return nil, err
 	}
 	closers = append(closers, func() { _ = d.m.Close() })
+	if err := d.newNotifiers(d.eventLog(), opts.Version); err != nil {
+		return nil, err
+	}
 
 	relayReaders := func(name string) int {
 		if d.rl == nil {
@@ -202,7 +210,7 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 		ShutdownTimeout: time.Second,
 		Mount: map[string]http.Handler{"/metrics": observe.MetricsHandler(observe.MetricsConfig{
 			Manager: d.m, FD: d.fd, StoreWrites: d.st.WriteCount, RelayReaders: relayReaders,
-			Version: opts.Version, Logger: d.log,
+			Version: opts.Version, Logger: d.log, Extra: d.notifyCollectors(),
 		})},
 		PublicMount: map[string]http.Handler{"/": web.Handler(), "/healthz": healthz, "/readyz": readyz},
 	}
@@ -259,6 +267,7 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 	if d.rl != nil {
 		args = append(args, "relay", d.rl.Scheme()+"://"+d.rl.Addr())
 	}
+	d.startNotifiers()
 	d.log.Info("camd started", args...)
 	return d, nil
 }
@@ -351,6 +360,7 @@ func (d *Daemon) Reload(next Config) error {
 	if next.ShutdownDeadline != prev.ShutdownDeadline {
 		ignored = append(ignored, "shutdown_deadline")
 	}
+	ignored = append(ignored, notifyChanges(prev, next)...)
 	if len(ignored) > 0 {
 		d.log.Warn("config reloaded; these settings take effect at the next restart", "settings", strings.Join(ignored, ","))
 	} else {
@@ -471,6 +481,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if d.rl != nil {
 		d.rl.Close()
 	}
+	d.setStep("notify")
+	d.closeNotifiers()
 	d.setStep("watchdogs")
 	bgCancel()
 	bg.Wait()

@@ -90,3 +90,11 @@ func Sleep(ctx context.Context, d time.Duration) bool {
 		return false
 	}
 }
+
+// Kinds are the event kinds a webhook may select.
+var Kinds = []events.Kind{
+	events.CameraAdded, events.CameraRemoved, events.CameraStarted, events.CameraStopped,
+	events.CameraDown, events.CameraUp, events.CameraStalled, events.CameraCrashed, events.CameraForcedRestart,
+	events.DaemonStarted, events.DaemonStopping, events.FDWarning, events.StoreWriteFailing,
+	events.StoreRecovered, events.RelayFailed,
+}

@@ -153,13 +153,10 @@ func New(cfg Config) (*Publisher, error) {
 	if cfg.Log == nil || cfg.States == nil {
 		return nil, bad("no event log or camera states")
 	}
-	u, err := url.Parse(cfg.Broker)
-	if err != nil || (u.Scheme != "mqtt" && u.Scheme != "mqtts") || u.Hostname() == "" || u.Path != "" && u.Path != "/" {
-		return nil, bad("broker: want mqtt://HOST[:PORT] or mqtts://HOST[:PORT]")
+	if err := CheckBroker(cfg.Broker); err != nil {
+		return nil, bad("broker: %v", err)
 	}
-	if u.User != nil {
-		return nil, bad("broker: give the user and password as user and pass, not in the URL")
-	}
+	u, _ := url.Parse(cfg.Broker)
 	p := &Publisher{cfg: cfg, done: make(chan struct{})}
 	port := u.Port()
 	if port == "" {
@@ -195,10 +192,10 @@ func New(cfg Config) (*Publisher, error) {
 	if cfg.TopicPrefix == "" {
 		cfg.TopicPrefix = "camd/" + cfg.NodeID
 	}
-	cfg.TopicPrefix = strings.TrimSuffix(cfg.TopicPrefix, "/")
-	if strings.ContainsAny(cfg.TopicPrefix, "+#\x00") || strings.HasPrefix(cfg.TopicPrefix, "/") || cfg.TopicPrefix == "" {
-		return nil, bad("topic_prefix %q: no +, # or leading /", cfg.TopicPrefix)
+	if err := CheckTopicPrefix(cfg.TopicPrefix); err != nil {
+		return nil, bad("topic_prefix: %v", err)
 	}
+	cfg.TopicPrefix = strings.TrimSuffix(cfg.TopicPrefix, "/")
 	if cfg.DiscoveryPrefix == "" {
 		cfg.DiscoveryPrefix = DefaultDiscoveryPrefix
 	}
@@ -226,6 +223,27 @@ func New(cfg Config) (*Publisher, error) {
 	p.topics = topics{prefix: cfg.TopicPrefix, availability: cfg.TopicPrefix + "/availability", events: cfg.TopicPrefix + "/events"}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	return p, nil
+}
+
+// CheckBroker checks a broker URL: mqtt:// or mqtts://, a host, an
+// optional port, no credentials (they are settings of their own).
+func CheckBroker(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "mqtt" && u.Scheme != "mqtts") || u.Hostname() == "" || u.Path != "" && u.Path != "/" {
+		return errors.New("want mqtt://HOST[:PORT] or mqtts://HOST[:PORT]")
+	}
+	if u.User != nil {
+		return errors.New("give the user and password as settings of their own, not in the URL")
+	}
+	return nil
+}
+
+// CheckTopicPrefix checks a topic prefix ("" is the default).
+func CheckTopicPrefix(p string) error {
+	if strings.ContainsAny(p, "+#\x00") || strings.HasPrefix(p, "/") || p != "" && strings.TrimSuffix(p, "/") == "" {
+		return fmt.Errorf("%q: no +, # or leading /", p)
+	}
+	return nil
 }
 
 func hostPort(h, port string) string {
