@@ -8,154 +8,17 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	paho "github.com/eclipse/paho.mqtt.golang"
-
 	"github.com/camd/camd/internal/events"
 	"github.com/camd/camd/internal/testutil"
+	"github.com/camd/camd/internal/testutil/mosquitto"
 )
-
-// broker is a mosquitto process on a loopback port.
-type broker struct {
-	t    *testing.T
-	bin  string
-	conf string
-	port int
-	proc *os.Process // the running mosquitto, nil when none
-	done chan struct{}
-	out  testutil.LogBuffer
-}
-
-func freePort(t *testing.T) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-func startBroker(t *testing.T) *broker {
-	t.Helper()
-	b := &broker{t: t, bin: testutil.NeedTool(t, "mosquitto")}
-	dir := t.TempDir()
-	b.conf = filepath.Join(dir, "mosquitto.conf")
-	for try := 0; ; try++ {
-		b.port = freePort(t)
-		conf := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n", b.port)
-		if err := os.WriteFile(b.conf, []byte(conf), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if b.run() || try == 3 {
-			break
-		}
-	}
-	if b.proc == nil {
-		t.Fatalf("mosquitto did not start:\n%s", b.out.String())
-	}
-	t.Cleanup(b.kill)
-	return b
-}
-
-// run starts mosquitto and waits for its port; false if it exited.
-func (b *broker) run() bool {
-	cmd := exec.Command(b.bin, "-c", b.conf)
-	cmd.Stdout, cmd.Stderr = &b.out, &b.out
-	if err := cmd.Start(); err != nil {
-		b.t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	ok := testutil.Poll(20*time.Second, func() bool {
-		select {
-		case <-exited:
-			return true
-		default:
-		}
-		c, err := net.Dial("tcp", b.addr())
-		if err == nil {
-			c.Close()
-			return true
-		}
-		return false
-	})
-	select {
-	case <-exited:
-		return false
-	default:
-	}
-	if !ok {
-		_ = cmd.Process.Kill()
-		<-exited
-		return false
-	}
-	b.proc = cmd.Process
-	b.done = exited
-	return true
-}
-
-func (b *broker) addr() string { return "127.0.0.1:" + strconv.Itoa(b.port) }
-func (b *broker) url() string  { return "mqtt://" + b.addr() }
-
-func (b *broker) kill() {
-	if b.proc != nil {
-		_ = b.proc.Kill()
-		<-b.done
-		b.proc = nil
-	}
-}
-
-// sub is a real MQTT subscriber that keeps the last payload per topic and
-// every message of the events topic.
-type sub struct {
-	c    paho.Client
-	mu   sync.Mutex
-	last map[string]string
-	log  map[string][]string
-}
-
-func subscribe(t *testing.T, b *broker, filter string) *sub {
-	t.Helper()
-	s := &sub{last: map[string]string{}, log: map[string][]string{}}
-	o := paho.NewClientOptions().AddBroker("tcp://" + b.addr()).SetClientID("test-sub-" + strconv.Itoa(int(time.Now().UnixNano()%1e9))).
-		SetConnectTimeout(10 * time.Second).SetAutoReconnect(false)
-	s.c = paho.NewClient(o)
-	if tok := s.c.Connect(); !tok.WaitTimeout(20*time.Second) || tok.Error() != nil {
-		t.Fatalf("subscriber connect: %v", tok.Error())
-	}
-	tok := s.c.Subscribe(filter, 1, func(_ paho.Client, m paho.Message) {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		s.last[m.Topic()] = string(m.Payload())
-		s.log[m.Topic()] = append(s.log[m.Topic()], string(m.Payload()))
-	})
-	if !tok.WaitTimeout(20*time.Second) || tok.Error() != nil {
-		t.Fatalf("subscribe: %v", tok.Error())
-	}
-	t.Cleanup(func() { s.c.Disconnect(0) })
-	return s
-}
-
-func (s *sub) get(topic string) (string, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	v, ok := s.last[topic]
-	return v, ok
-}
-
-func (s *sub) all(topic string) []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.log[topic]...)
-}
 
 // cams is a States whose cameras the test changes.
 type cams struct {
@@ -181,9 +44,9 @@ func (c *cams) set(name, state string) {
 	c.s = append(c.s, CameraState{Name: name, State: state, FPS: 25, Bitrate: 2e6})
 }
 
-func newPublisher(t *testing.T, b *broker, l events.Log, st States) *Publisher {
+func newPublisher(t *testing.T, b *mosquitto.Broker, l events.Log, st States) *Publisher {
 	t.Helper()
-	p, err := New(Config{Broker: b.url(), Log: l, States: st, Discovery: true, NodeID: "box1", Version: "test",
+	p, err := New(Config{Broker: b.URL(), Log: l, States: st, Discovery: true, NodeID: "box1", Version: "test",
 		StateInterval: 200 * time.Millisecond, Timeout: 5 * time.Second, BackoffMin: 50 * time.Millisecond, BackoffMax: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -192,9 +55,9 @@ func newPublisher(t *testing.T, b *broker, l events.Log, st States) *Publisher {
 	return p
 }
 
-func stateOf(t *testing.T, s *sub, topic string) statePayload {
+func stateOf(t *testing.T, s *mosquitto.Sub, topic string) statePayload {
 	t.Helper()
-	v, _ := s.get(topic)
+	v, _ := s.Last(topic)
 	var sp statePayload
 	_ = json.Unmarshal([]byte(v), &sp)
 	return sp
@@ -204,8 +67,8 @@ func stateOf(t *testing.T, s *sub, topic string) statePayload {
 // state_topic, device_class, availability, device) and the state payload
 // has the values their templates read, matching payload_on/off.
 func TestDiscoveryAndState(t *testing.T) {
-	b := startBroker(t)
-	s := subscribe(t, b, "#")
+	b := mosquitto.Start(t)
+	s := mosquitto.Subscribe(t, b, "#")
 	l := events.NewMemLog(0)
 	c := &cams{}
 	c.set("door", "RUNNING")
@@ -214,8 +77,8 @@ func TestDiscoveryAndState(t *testing.T) {
 	p.Start()
 
 	topic := "homeassistant/binary_sensor/box1/door_connectivity/config"
-	testutil.WaitFor(t, 30*time.Second, "discovery", func() bool { _, ok := s.get(topic); return ok })
-	raw, _ := s.get(topic)
+	testutil.WaitFor(t, 30*time.Second, "discovery", func() bool { _, ok := s.Last(topic); return ok })
+	raw, _ := s.Last(topic)
 	var d map[string]any
 	if err := json.Unmarshal([]byte(raw), &d); err != nil {
 		t.Fatalf("discovery payload %q: %v", raw, err)
@@ -234,15 +97,15 @@ func TestDiscoveryAndState(t *testing.T) {
 	}
 	for _, sensor := range []string{"homeassistant/sensor/box1/door_fps/config", "homeassistant/sensor/box1/door_bitrate/config",
 		"homeassistant/binary_sensor/box1/yard_cam_connectivity/config"} {
-		testutil.WaitFor(t, 10*time.Second, sensor, func() bool { _, ok := s.get(sensor); return ok })
-		raw, _ := s.get(sensor)
+		testutil.WaitFor(t, 10*time.Second, sensor, func() bool { _, ok := s.Last(sensor); return ok })
+		raw, _ := s.Last(sensor)
 		var m map[string]any
 		_ = json.Unmarshal([]byte(raw), &m)
 		if m["unique_id"] == nil || m["state_topic"] == nil || m["availability_topic"] == nil || m["device"] == nil {
 			t.Errorf("%s: %s", sensor, raw)
 		}
 	}
-	testutil.WaitFor(t, 10*time.Second, "online", func() bool { v, _ := s.get("camd/box1/availability"); return v == "online" })
+	testutil.WaitFor(t, 10*time.Second, "online", func() bool { v, _ := s.Last("camd/box1/availability"); return v == "online" })
 	testutil.WaitFor(t, 10*time.Second, "door's state", func() bool { return stateOf(t, s, "camd/box1/door/state").Connectivity == d["payload_on"] })
 	if sp := stateOf(t, s, "camd/box1/door/state"); sp.State != "RUNNING" || sp.FPS != 25 || sp.BitrateKbps != 2000 {
 		t.Errorf("door state %+v", sp)
@@ -263,9 +126,9 @@ func TestDiscoveryAndState(t *testing.T) {
 	// A camera goes down: its event is published and its state follows.
 	c.set("door", "CRASHED")
 	e, _ := l.Append(events.Event{Camera: "door", Kind: events.CameraDown, Details: map[string]string{"error": "refused"}})
-	testutil.WaitFor(t, 10*time.Second, "the down event", func() bool { return len(s.all("camd/box1/events")) > 0 })
+	testutil.WaitFor(t, 10*time.Second, "the down event", func() bool { return len(s.All("camd/box1/events")) > 0 })
 	var got events.Event
-	_ = json.Unmarshal([]byte(s.all("camd/box1/events")[0]), &got)
+	_ = json.Unmarshal([]byte(s.All("camd/box1/events")[0]), &got)
 	if got.ID != e.ID || got.Kind != events.CameraDown || got.Camera != "door" {
 		t.Errorf("event %+v", got)
 	}
@@ -273,7 +136,7 @@ func TestDiscoveryAndState(t *testing.T) {
 
 	// Close says offline.
 	_ = p.Close()
-	testutil.WaitFor(t, 10*time.Second, "offline after Close", func() bool { v, _ := s.get("camd/box1/availability"); return v == "offline" })
+	testutil.WaitFor(t, 10*time.Second, "offline after Close", func() bool { v, _ := s.Last("camd/box1/availability"); return v == "offline" })
 }
 
 // mosquitto is killed and restarted (losing its retained messages): the
@@ -281,7 +144,7 @@ func TestDiscoveryAndState(t *testing.T) {
 // changes made while the broker was gone; events appended meanwhile are
 // published after the reconnect.
 func TestBrokerRestart(t *testing.T) {
-	b := startBroker(t)
+	b := mosquitto.Start(t)
 	l := events.NewMemLog(0)
 	c := &cams{}
 	c.set("door", "RUNNING")
@@ -290,22 +153,22 @@ func TestBrokerRestart(t *testing.T) {
 	p := newPublisher(t, b, l, c)
 	p.log = testutil.Logger(&logs)
 	p.Start()
-	s := subscribe(t, b, "camd/#")
+	s := mosquitto.Subscribe(t, b, "camd/#")
 	testutil.WaitFor(t, 30*time.Second, "yard's state", func() bool { return stateOf(t, s, "camd/box1/yard/state").State == "RUNNING" })
 
-	b.kill()
+	b.Kill()
 	testutil.WaitFor(t, 30*time.Second, "the publisher to see the broker gone", func() bool { return !p.Connected() })
 	c.set("yard", "CRASHED")
 	e, _ := l.Append(events.Event{Camera: "yard", Kind: events.CameraDown})
 	time.Sleep(500 * time.Millisecond) // some failed attempts
-	if !b.run() {
-		t.Fatalf("mosquitto did not restart:\n%s", b.out.String())
+	if !b.Restart() {
+		t.Fatalf("mosquitto did not restart:\n%s", b.Out.String())
 	}
-	s2 := subscribe(t, b, "camd/#")
+	s2 := mosquitto.Subscribe(t, b, "camd/#")
 	testutil.WaitFor(t, 30*time.Second, "retained states after the restart", func() bool {
 		return stateOf(t, s2, "camd/box1/yard/state").Connectivity == "OFF" && stateOf(t, s2, "camd/box1/door/state").Connectivity == "ON"
 	})
-	testutil.WaitFor(t, 10*time.Second, "online after the restart", func() bool { v, _ := s2.get("camd/box1/availability"); return v == "online" })
+	testutil.WaitFor(t, 10*time.Second, "online after the restart", func() bool { v, _ := s2.Last("camd/box1/availability"); return v == "online" })
 	// The event was published once connected; the new subscriber may have
 	// subscribed after it, so the publisher's cursor says it.
 	testutil.WaitFor(t, 10*time.Second, "the event published", func() bool { c, _ := l.Cursor(cursorName); return c >= e.ID })
@@ -339,22 +202,22 @@ func TestMain(m *testing.M) {
 // The publisher's process is killed with -9: the broker publishes its last
 // will, "offline", retained.
 func TestKilledClientWill(t *testing.T) {
-	b := startBroker(t)
-	s := subscribe(t, b, "camd/box9/#")
+	b := mosquitto.Start(t)
+	s := mosquitto.Subscribe(t, b, "camd/box9/#")
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "CAMD_MQTT_CHILD="+b.addr())
+	cmd.Env = append(os.Environ(), "CAMD_MQTT_CHILD="+b.Addr())
 	var out testutil.LogBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	testutil.WaitFor(t, 30*time.Second, "online", func() bool { v, _ := s.get("camd/box9/availability"); return v == "online" })
+	testutil.WaitFor(t, 30*time.Second, "online", func() bool { v, _ := s.Last("camd/box9/availability"); return v == "online" })
 	_ = cmd.Process.Signal(syscall.SIGKILL)
 	_ = cmd.Wait()
-	testutil.WaitFor(t, 60*time.Second, "the will", func() bool { v, _ := s.get("camd/box9/availability"); return v == "offline" })
-	s2 := subscribe(t, b, "camd/box9/availability")
-	testutil.WaitFor(t, 10*time.Second, "offline retained", func() bool { v, _ := s2.get("camd/box9/availability"); return v == "offline" })
+	testutil.WaitFor(t, 60*time.Second, "the will", func() bool { v, _ := s.Last("camd/box9/availability"); return v == "offline" })
+	s2 := mosquitto.Subscribe(t, b, "camd/box9/availability")
+	testutil.WaitFor(t, 10*time.Second, "offline retained", func() bool { v, _ := s2.Last("camd/box9/availability"); return v == "offline" })
 }
 
 // A broker that accepts TCP and never answers: appending events never
