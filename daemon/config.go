@@ -31,13 +31,14 @@ type Config struct {
 	Relay   RelayConfig       `yaml:"relay"`
 	Super   SupervisionConfig `yaml:"supervision"`
 	FD      FDConfig          `yaml:"fd"`
-	// Webhooks and MQTT tell others of events; both are off by default.
-	Webhooks WebhooksConfig `yaml:"webhooks"`
-	MQTT     MQTTConfig     `yaml:"mqtt"`
 	// ShutdownDeadline bounds shutdown: once it has begun, the process
 	// exits within this long whatever hangs, non-zero if it had to cut
 	// shutdown short. It defaults to 10 seconds.
 	ShutdownDeadline Duration `yaml:"shutdown_deadline"`
+
+	// Webhooks and MQTT tell others of events; both are off by default.
+	Webhooks WebhooksConfig `yaml:"webhooks"`
+	MQTT     MQTTConfig     `yaml:"mqtt"`
 
 	// source is the file LoadConfig read, for the warning about a
 	// readable file holding a password.
@@ -151,51 +152,6 @@ type FDConfig struct {
 	// supervisor restarts it) once it has this many descriptors open. It
 	// defaults to 0 (off).
 	Ceiling int `yaml:"ceiling"`
-}
-
-// WebhooksConfig is the webhooks section (internal/notify/webhook).
-type WebhooksConfig struct {
-	// Hooks are the endpoints told of events. It defaults to none.
-	Hooks []WebhookConfig `yaml:"hooks"`
-	// Timeout bounds each delivery attempt. It defaults to 10 seconds.
-	Timeout Duration `yaml:"timeout"`
-	// BackoffMax caps the delay between attempts, which starts at 1
-	// second and doubles. It defaults to 5 minutes.
-	BackoffMax Duration `yaml:"backoff_max"`
-}
-
-// WebhookConfig is one endpoint.
-type WebhookConfig struct {
-	// URL is http:// or https://. Required.
-	URL string `yaml:"url"`
-	// Kinds, if set, are the only event kinds sent (e.g. down, up).
-	Kinds []string `yaml:"kinds"`
-	// Cameras, if set, are the only cameras whose events are sent.
-	Cameras []string `yaml:"cameras"`
-	// Secret, if set, signs each request (X-Camd-Signature).
-	Secret string `yaml:"secret"`
-}
-
-// MQTTConfig is the MQTT section (internal/notify/mqtt).
-type MQTTConfig struct {
-	// Broker is mqtt://HOST[:PORT] or mqtts://HOST[:PORT]. It defaults to
-	// "" (MQTT off).
-	Broker string `yaml:"broker"`
-	// User and Pass log in to the broker when User is set.
-	User string `yaml:"user"`
-	Pass string `yaml:"pass"`
-	// CAFile is a PEM file of the CAs trusted for mqtts://. It defaults
-	// to "" (the system's).
-	CAFile string `yaml:"ca_file"`
-	// TopicPrefix defaults to "" meaning camd/<hostname>.
-	TopicPrefix string `yaml:"topic_prefix"`
-	// Discovery publishes Home Assistant discovery. It defaults to true.
-	Discovery *bool `yaml:"discovery"`
-	// DiscoveryPrefix defaults to homeassistant.
-	DiscoveryPrefix string `yaml:"discovery_prefix"`
-	// StateInterval is how often fps and bitrate are published. It
-	// defaults to 30 seconds.
-	StateInterval Duration `yaml:"state_interval"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("90s",
@@ -416,6 +372,7 @@ func parseLevel(s string) (slog.Level, error) {
 
 // withDefaults fills every zero field with its default.
 func (c Config) withDefaults() Config {
+	c.Webhooks, c.MQTT = c.Webhooks.withDefaults(), c.MQTT.withDefaults()
 	if c.DataDir == "" {
 		c.DataDir = DefaultDataDir()
 	}
@@ -449,7 +406,6 @@ func (c Config) withDefaults() Config {
 	if c.FD.Interval == 0 {
 		c.FD.Interval = Duration(DefaultFDInterval)
 	}
-	c.Webhooks, c.MQTT = c.Webhooks.withDefaults(), c.MQTT.withDefaults()
 	return c
 }
 

@@ -17,8 +17,6 @@ import (
 
 	"github.com/camd/camd/api"
 	"github.com/camd/camd/device"
-	"github.com/camd/camd/internal/notify/mqtt"
-	"github.com/camd/camd/internal/notify/webhook"
 	"github.com/camd/camd/internal/sdnotify"
 	"github.com/camd/camd/observe"
 	"github.com/camd/camd/store"
@@ -70,15 +68,13 @@ type Daemon struct {
 	srv *api.Server
 	fd  *observe.FDWatch
 
-	webhooks *webhook.Notifier // nil without hooks
-	mqtt     *mqtt.Publisher   // nil without a broker
-
 	mu       sync.Mutex // guards cfg's reloadable parts
 	stopOnce sync.Once
 	stopErr  error
 	stopCh   chan struct{}
 	step     atomic.Pointer[string]
 	leaked   []*os.File
+	notifiers
 }
 
 // New opens the store and binds the listeners, then starts the cameras
@@ -209,8 +205,9 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 		StatusExtra:     d.statusExtra,
 		ShutdownTimeout: time.Second,
 		Mount: map[string]http.Handler{"/metrics": observe.MetricsHandler(observe.MetricsConfig{
+			Extra:   d.notifyCollectors(),
 			Manager: d.m, FD: d.fd, StoreWrites: d.st.WriteCount, RelayReaders: relayReaders,
-			Version: opts.Version, Logger: d.log, Extra: d.notifyCollectors(),
+			Version: opts.Version, Logger: d.log,
 		})},
 		PublicMount: map[string]http.Handler{"/": web.Handler(), "/healthz": healthz, "/readyz": readyz},
 	}

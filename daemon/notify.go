@@ -15,6 +15,57 @@ import (
 	"github.com/camd/camd/internal/notify/webhook"
 )
 
+// WebhooksConfig is the webhooks section (internal/notify/webhook).
+type WebhooksConfig struct {
+	// Hooks are the endpoints told of events. It defaults to none.
+	Hooks []WebhookConfig `yaml:"hooks"`
+	// Timeout bounds each delivery attempt. It defaults to 10 seconds.
+	Timeout Duration `yaml:"timeout"`
+	// BackoffMax caps the delay between attempts, which starts at 1
+	// second and doubles. It defaults to 5 minutes.
+	BackoffMax Duration `yaml:"backoff_max"`
+}
+
+// WebhookConfig is one endpoint.
+type WebhookConfig struct {
+	// URL is http:// or https://. Required.
+	URL string `yaml:"url"`
+	// Kinds, if set, are the only event kinds sent (e.g. down, up).
+	Kinds []string `yaml:"kinds"`
+	// Cameras, if set, are the only cameras whose events are sent.
+	Cameras []string `yaml:"cameras"`
+	// Secret, if set, signs each request (X-Camd-Signature).
+	Secret string `yaml:"secret"`
+}
+
+// MQTTConfig is the MQTT section (internal/notify/mqtt).
+type MQTTConfig struct {
+	// Broker is mqtt://HOST[:PORT] or mqtts://HOST[:PORT]. It defaults to
+	// "" (MQTT off).
+	Broker string `yaml:"broker"`
+	// User and Pass log in to the broker when User is set.
+	User string `yaml:"user"`
+	Pass string `yaml:"pass"`
+	// CAFile is a PEM file of the CAs trusted for mqtts://. It defaults
+	// to "" (the system's).
+	CAFile string `yaml:"ca_file"`
+	// TopicPrefix defaults to "" meaning camd/<hostname>.
+	TopicPrefix string `yaml:"topic_prefix"`
+	// Discovery publishes Home Assistant discovery. It defaults to true.
+	Discovery *bool `yaml:"discovery"`
+	// DiscoveryPrefix defaults to homeassistant.
+	DiscoveryPrefix string `yaml:"discovery_prefix"`
+	// StateInterval is how often fps and bitrate are published. It
+	// defaults to 30 seconds.
+	StateInterval Duration `yaml:"state_interval"`
+}
+
+// notifiers are the Daemon's webhooks and MQTT publisher.
+type notifiers struct {
+	webhooks *webhook.Notifier // nil without hooks
+	mqtt     *mqtt.Publisher   // nil without a broker
+}
+
 // Defaults of the webhooks and mqtt sections.
 const (
 	DefaultWebhookTimeout    = webhook.DefaultTimeout
