@@ -129,31 +129,29 @@ func TestKilledWithPendingDeliveries(t *testing.T) {
 		cmd.Env = append(os.Environ(), "CAMD_WEBHOOK_CHILD="+dir, "CAMD_WEBHOOK_URL="+url)
 		var out testutil.LogBuffer
 		cmd.Stdout, cmd.Stderr = &out, &out
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 		testutil.WaitFor(t, 30*time.Second, "the child's start", func() bool { return len(out.Lines("started")) > 0 })
 		return cmd
 	}
 
-	// First run: two events get through, then the receiver goes down.
-	rcv.down.Store(false)
+	// First run: two events get through, then the receiver fails.
+	rcv.limit.Store(2)
 	cmd := run()
-	testutil.WaitFor(t, 30*time.Second, "the first deliveries", func() bool { return len(rcv.ids()) >= 1 })
-	rcv.down.Store(true)
-	n := rcv.tries()
-	testutil.WaitFor(t, 30*time.Second, "failing attempts", func() bool { return rcv.tries() >= n+3 })
+	testutil.WaitFor(t, 30*time.Second, "failing attempts after two deliveries", func() bool { return rcv.tries() >= 5 })
 	delivered := len(rcv.ids())
-	if delivered >= 5 {
-		t.Fatalf("all delivered before the kill: %v", rcv.ids())
+	if delivered != 2 {
+		t.Fatalf("delivered %v before the kill, want 2", rcv.ids())
 	}
 	_ = cmd.Process.Signal(syscall.SIGKILL)
 	_ = cmd.Wait()
 
 	// Second run with the receiver back: the rest arrive.
-	rcv.down.Store(false)
-	cmd = run()
-	defer func() { _ = cmd.Process.Signal(syscall.SIGKILL); _ = cmd.Wait() }()
+	rcv.limit.Store(0)
+	run()
 	testutil.WaitFor(t, 30*time.Second, "every event after the restart", func() bool { return len(rcv.ids()) >= 5 })
 	time.Sleep(300 * time.Millisecond)
 	inOrder(t, rcv.ids(), []uint64{1, 2, 3, 4, 5})

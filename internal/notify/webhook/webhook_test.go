@@ -27,6 +27,7 @@ type receiver struct {
 	srv    *httptest.Server
 	secret string
 	down   atomic.Bool
+	limit  atomic.Int64 // above 0: it fails once it has accepted this many
 
 	mu       sync.Mutex
 	got      []events.Event // accepted (2xx), in arrival order
@@ -41,7 +42,7 @@ func newReceiver(t *testing.T, secret string) *receiver {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		r.attempts++
-		if r.down.Load() {
+		if r.down.Load() || r.limit.Load() > 0 && int64(len(r.got)) >= r.limit.Load() {
 			http.Error(w, "down", http.StatusServiceUnavailable)
 			return
 		}
