@@ -74,6 +74,10 @@ const (
 	DefaultBackoffMax      = 5 * time.Minute
 )
 
+// settleDelay is how long after a batch of events the states are read
+// again.
+const settleDelay = time.Second
+
 // cursorName is the publisher's cursor in the event log.
 const cursorName = "mqtt:events"
 
@@ -407,6 +411,12 @@ func (p *Publisher) session(c paho.Client, lost <-chan error, cur *uint64) error
 	}
 	tick := time.NewTicker(p.cfg.StateInterval)
 	defer tick.Stop()
+	// An event may be appended just before the camera's state changes
+	// (up is emitted as the first frame arrives): states are read again
+	// a little after each batch of events.
+	settle := time.NewTimer(time.Hour)
+	settle.Stop()
+	defer settle.Stop()
 	for {
 		changed := p.cfg.Log.Changed()
 		evs, err := p.cfg.Log.After(*cur, events.Filter{}, 100)
@@ -433,6 +443,7 @@ func (p *Publisher) session(c paho.Client, lost <-chan error, cur *uint64) error
 			if err := p.refresh(c, st, false); err != nil {
 				return err
 			}
+			settle.Reset(settleDelay)
 			if len(evs) == 100 {
 				continue
 			}
@@ -440,6 +451,10 @@ func (p *Publisher) session(c paho.Client, lost <-chan error, cur *uint64) error
 		select {
 		case <-changed:
 		case <-tick.C:
+			if err := p.refresh(c, st, false); err != nil {
+				return err
+			}
+		case <-settle.C:
 			if err := p.refresh(c, st, false); err != nil {
 				return err
 			}

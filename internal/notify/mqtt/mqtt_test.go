@@ -291,3 +291,27 @@ func TestNewRejects(t *testing.T) {
 		t.Errorf("defaults: %v %+v", err, p)
 	}
 }
+
+// An event appended just before the camera's state changes (as up is)
+// still gets the state published soon, without waiting for the interval.
+func TestStateSettlesAfterEvent(t *testing.T) {
+	b := mosquitto.Start(t)
+	s := mosquitto.Subscribe(t, b, "camd/#")
+	l := events.NewMemLog(0)
+	c := &cams{}
+	c.set("door", "CRASHED")
+	p, err := New(Config{Broker: b.URL(), Log: l, States: c, NodeID: "box1", StateInterval: time.Hour,
+		Timeout: 5 * time.Second, BackoffMin: 50 * time.Millisecond, BackoffMax: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	p.Start()
+	testutil.WaitFor(t, 30*time.Second, "door OFF", func() bool { return stateOf(t, s, "camd/box1/door/state").Connectivity == "OFF" })
+	if _, err := l.Append(events.Event{Camera: "door", Kind: events.CameraUp}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 10*time.Second, "the up event", func() bool { return len(s.All("camd/box1/events")) == 1 })
+	c.set("door", "RUNNING")
+	testutil.WaitFor(t, 10*time.Second, "door ON after the event", func() bool { return stateOf(t, s, "camd/box1/door/state").Connectivity == "ON" })
+}
