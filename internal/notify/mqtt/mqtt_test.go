@@ -315,3 +315,39 @@ func TestStateSettlesAfterEvent(t *testing.T) {
 	c.set("door", "RUNNING")
 	testutil.WaitFor(t, 10*time.Second, "door ON after the event", func() bool { return stateOf(t, s, "camd/box1/door/state").Connectivity == "ON" })
 }
+
+// mqtts:// with a private CA and a user: the publisher connects, the
+// broker refuses a wrong password, and the password never reaches the
+// log.
+func TestTLSAndLogin(t *testing.T) {
+	cert := testutil.NewCert(t, t.TempDir())
+	b := mosquitto.StartTLS(t, mosquitto.TLSOptions{Cert: cert, User: "camd", Pass: "pa55word"})
+	l := events.NewMemLog(0)
+	st := StatesFunc(func() []CameraState { return []CameraState{{Name: "door", State: "RUNNING"}} })
+	mk := func(pass string, logs *testutil.LogBuffer) *Publisher {
+		p, err := New(Config{Broker: "mqtts://127.0.0.1:" + fmt.Sprint(b.Port), CAFile: cert.CertFile, User: "camd", Password: pass,
+			Log: l, States: st, NodeID: "box1", Timeout: 5 * time.Second, BackoffMin: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
+			Logger: testutil.Logger(logs)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Start()
+		return p
+	}
+	var bad testutil.LogBuffer
+	pb := mk("wrong", &bad)
+	testutil.WaitFor(t, 30*time.Second, "the refusal logged", func() bool { return len(bad.Lines("cannot connect")) > 0 })
+	_ = pb.Close()
+	if pb.Connected() || len(bad.Lines("cannot connect")) != 1 {
+		t.Errorf("a wrong password: connected=%v, log:\n%s", pb.Connected(), bad.String())
+	}
+	var good testutil.LogBuffer
+	p := mk("pa55word", &good)
+	defer p.Close()
+	testutil.WaitFor(t, 30*time.Second, "connected over TLS", p.Connected)
+	for _, s := range []string{bad.String(), good.String()} {
+		if strings.Contains(s, "pa55word") || strings.Contains(s, "wrong") {
+			t.Errorf("a password reached the log:\n%s", s)
+		}
+	}
+}

@@ -34,13 +34,37 @@ type Broker struct {
 
 // Start starts mosquitto (anonymous, no persistence) on a free loopback
 // port. Without mosquitto the test is skipped (failed under CI=true).
-func Start(t testing.TB) *Broker {
+func Start(t testing.TB) *Broker { return start(t, "allow_anonymous true\n") }
+
+// TLSOptions make a broker that speaks TLS and wants a user.
+type TLSOptions struct {
+	Cert       testutil.Cert
+	User, Pass string
+}
+
+// StartTLS starts mosquitto serving only TLS with o.Cert and accepting
+// only o.User with o.Pass.
+func StartTLS(t testing.TB, o TLSOptions) *Broker {
+	t.Helper()
+	pw := filepath.Join(t.TempDir(), "passwd")
+	if out, err := exec.Command(testutil.NeedTool(t, "mosquitto_passwd"), "-c", "-b", pw, o.User, o.Pass).CombinedOutput(); err != nil {
+		t.Fatalf("mosquitto_passwd: %v: %s", err, out)
+	}
+	return start(t, fmt.Sprintf("allow_anonymous false\npassword_file %s\ncertfile %s\nkeyfile %s\n", pw, o.Cert.CertFile, o.Cert.KeyFile))
+}
+
+func start(t testing.TB, extra string) *Broker {
 	t.Helper()
 	b := &Broker{t: t, bin: testutil.NeedTool(t, "mosquitto")}
 	b.conf = filepath.Join(t.TempDir(), "mosquitto.conf")
 	for try := 0; try < 4 && b.proc == nil; try++ {
 		b.Port = freePort(t)
-		conf := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n", b.Port)
+		conf := fmt.Sprintf("listener %d 127.0.0.1\npersistence false\n%s", b.Port, extra)
+		if os.Geteuid() == 0 {
+			// Else it drops to user mosquitto, who cannot read the test's
+			// files.
+			conf += "user root\n"
+		}
 		if err := os.WriteFile(b.conf, []byte(conf), 0o600); err != nil {
 			t.Fatal(err)
 		}
