@@ -13,10 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/camd/camd/device"
 	"github.com/camd/camd/internal/events"
 	"github.com/camd/camd/internal/notify/webhook"
 	"github.com/camd/camd/internal/testutil"
 	"github.com/camd/camd/store"
+	"github.com/camd/camd/stream/sim"
 )
 
 func TestParseConfigNotify(t *testing.T) {
@@ -122,6 +124,8 @@ func TestDaemonNotifiers(t *testing.T) {
 
 	cfg := testConfig(t.TempDir())
 	cfg.ShutdownDeadline = Duration(10 * time.Second)
+	cfg.Super.FlapDebounce = Duration(2 * time.Second)
+	cfg.Super.CrashedAfter = Duration(2 * time.Second)
 	cfg.Webhooks.Hooks = []WebhookConfig{{URL: rcv.URL, Secret: "k3y"}, {URL: "http://" + silent.Addr().String() + "/hang"}}
 	cfg.Webhooks.Timeout = Duration(5 * time.Minute)
 	cfg.MQTT.Broker = "mqtt://" + silent.Addr().String()
@@ -153,6 +157,36 @@ func TestDaemonNotifiers(t *testing.T) {
 		}
 		return false
 	})
+
+	// A camera's outage is detected and recovered on the usual schedule
+	// while one hook hangs and the broker never answers.
+	s, err := sim.New(sim.Config{Cameras: 1, NoUDP: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := d.Manager().Add(ctx, device.Spec{Name: "door", URL: s.URL(1)}, true); err != nil {
+		t.Fatal(err)
+	}
+	stateIs := func(st device.State) func() bool {
+		return func() bool { v, err := d.Manager().Get("door"); return err == nil && v.State == st }
+	}
+	testutil.WaitFor(t, 30*time.Second, "door RUNNING", stateIs(device.StateRunning))
+	const outage = 5 * time.Second
+	t1 := time.Now()
+	if err := s.SetFault(1, sim.FaultDrop, outage); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 30*time.Second, "door CRASHED", stateIs(device.StateCrashed))
+	detected := time.Since(t1)
+	testutil.WaitFor(t, 30*time.Second, "door RUNNING again", stateIs(device.StateRunning))
+	recovered := time.Since(t1) - outage
+	t.Logf("with a hanging hook and a silent broker: down after %v (debounce %v), running %v after the fault ended",
+		detected.Round(time.Millisecond), cfg.Super.FlapDebounce.D(), recovered.Round(time.Millisecond))
+	if detected > cfg.Super.FlapDebounce.D()+5*time.Second || recovered > cfg.Super.BackoffMax.D()+5*time.Second {
+		t.Errorf("supervision slowed: down after %v, running %v after the fault", detected, recovered)
+	}
+
 	t0 := time.Now()
 	cancel()
 	if err := <-done; err != nil {
