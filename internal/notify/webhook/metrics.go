@@ -21,7 +21,7 @@ var (
 )
 
 // Collector returns the hooks' metrics for /metrics, labelled by the
-// hook's URL without credentials or query.
+// hook's Label.
 func (n *Notifier) Collector() prometheus.Collector { return collector{n} }
 
 type collector struct{ n *Notifier }

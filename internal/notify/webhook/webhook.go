@@ -130,7 +130,7 @@ type Notifier struct {
 type hook struct {
 	Hook
 	name    string // cursor name
-	label   string // URL without credentials or query, for logs and metrics
+	label   string // Label(URL), for logs and metrics
 	kinds   map[events.Kind]bool
 	cameras map[string]bool
 
@@ -204,26 +204,31 @@ func New(cfg Config) (*Notifier, error) {
 	return n, nil
 }
 
-// CheckURL checks a hook URL and returns it without user, password or
-// query (which may hold a token), as logs and metrics show it.
+// CheckURL checks a hook URL and returns its Label.
 func CheckURL(raw string) (string, error) {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return "", errors.New("url: want http://HOST/PATH or https://HOST/PATH")
 	}
-	return Label(u), nil
+	return Label(raw), nil
 }
 
-// Label is u as logs show it: scheme, host and path only.
-func Label(u *url.URL) string {
-	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()
+// Label names a hook in logs and metrics: its scheme and host, and a hash
+// of the whole URL to tell apart hooks on one host. The rest is left out:
+// a user, a query or a path (Slack's, for one) may hold a token.
+func Label(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "invalid URL"
+	}
+	return u.Scheme + "://" + u.Host + "#" + strings.TrimPrefix(CursorName(raw), "webhook:")
 }
 
 // CursorName is the name of a hook's cursor in the event log: a hash of
 // its URL, so that the store holds no credentials of it.
 func CursorName(rawURL string) string {
 	s := sha256.Sum256([]byte(rawURL))
-	return "webhook:" + hex.EncodeToString(s[:8])
+	return "webhook:" + hex.EncodeToString(s[:4])
 }
 
 // Start starts one goroutine per hook. It never blocks.

@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -149,7 +150,7 @@ func TestReceiverDownThenBack(t *testing.T) {
 	l := events.NewMemLog(0)
 	rcv := newReceiver(t, "")
 	var logs testutil.LogBuffer
-	n := start(t, Config{Log: l, Hooks: []Hook{{URL: rcv.srv.URL + "/hook?token=tok3n"}}, Logger: testutil.Logger(&logs)})
+	n := start(t, Config{Log: l, Hooks: []Hook{{URL: rcv.srv.URL + "/hook/T0KEN9?token=tok3n"}}, Logger: testutil.Logger(&logs)})
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(n.Collector())
 
@@ -175,8 +176,11 @@ func TestReceiverDownThenBack(t *testing.T) {
 		t.Errorf("%d lines about the outage, want 1:\n%s", got, logs.String())
 	}
 	testutil.WaitFor(t, 10*time.Second, "the recovery line", func() bool { return len(logs.Lines("delivering again")) == 1 })
-	if strings.Contains(logs.String(), "tok3n") {
-		t.Errorf("the URL's query reached the log:\n%s", logs.String())
+	if strings.Contains(logs.String(), "tok3n") || strings.Contains(logs.String(), "T0KEN9") {
+		t.Errorf("the URL's path or query reached the log:\n%s", logs.String())
+	}
+	if mfs, _ := reg.Gather(); strings.Contains(fmt.Sprint(mfs), "T0KEN9") || strings.Contains(fmt.Sprint(mfs), "tok3n") {
+		t.Errorf("the URL's path or query reached /metrics")
 	}
 	testutil.WaitFor(t, 10*time.Second, "an empty backlog", func() bool {
 		return promtest.ToFloat64(gauge(t, reg, "camd_webhook_pending_events")) == 0
@@ -187,7 +191,7 @@ func TestReceiverDownThenBack(t *testing.T) {
 	if v := promtest.ToFloat64(gauge(t, reg, "camd_webhook_failures_total")); v < 6 {
 		t.Errorf("failures_total %v", v)
 	}
-	if c, _ := l.Cursor(CursorName(rcv.srv.URL + "/hook?token=tok3n")); c != want[len(want)-1] {
+	if c, _ := l.Cursor(CursorName(rcv.srv.URL + "/hook/T0KEN9?token=tok3n")); c != want[len(want)-1] {
 		t.Errorf("cursor %d, want %d", c, want[len(want)-1])
 	}
 }
