@@ -53,6 +53,14 @@ mqtt:
 	if got := strings.Join(c.secretSettings(), ","); got != "mqtt.pass,webhooks.hooks[0].secret" {
 		t.Errorf("secret settings %q", got)
 	}
+	next := c
+	next.MQTT.StateInterval = Duration(time.Minute)
+	if got := notifyChanges(c, next); len(got) != 1 || got[0] != "mqtt" {
+		t.Errorf("a reload changing mqtt: %v", got)
+	}
+	if got := notifyChanges(c, c); len(got) != 0 {
+		t.Errorf("a reload changing nothing: %v", got)
+	}
 }
 
 func TestParseConfigNotifyRejects(t *testing.T) {
