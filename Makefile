@@ -38,7 +38,7 @@ TEST_DEPS := ffmpeg prometheus chromium iproute2 nftables \
 	systemd-container debootstrap systemd lintian ca-certificates \
 	python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base \
 	gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly \
-	gstreamer1.0-libav rtsp-server-perl podman umoci
+	gstreamer1.0-libav rtsp-server-perl mosquitto podman umoci
 test-deps:
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(TEST_DEPS) >/dev/null

@@ -37,6 +37,9 @@ var durationBounds = []durationBound{
 	{"relay.describe_wait", time.Second, time.Minute, func(c Config) Duration { return c.Relay.DescribeWait }},
 	{"fd.interval", 100 * time.Millisecond, time.Hour, func(c Config) Duration { return c.FD.Interval }},
 	{"shutdown_deadline", time.Second, 10 * time.Minute, func(c Config) Duration { return c.ShutdownDeadline }},
+	{"webhooks.timeout", time.Second, 5 * time.Minute, func(c Config) Duration { return c.Webhooks.Timeout }},
+	{"webhooks.backoff_max", time.Second, 24 * time.Hour, func(c Config) Duration { return c.Webhooks.BackoffMax }},
+	{"mqtt.state_interval", time.Second, time.Hour, func(c Config) Duration { return c.MQTT.StateInterval }},
 }
 
 // checkDurations refuses a duration setting outside its range, naming the

@@ -36,6 +36,10 @@ type Config struct {
 	// shutdown short. It defaults to 10 seconds.
 	ShutdownDeadline Duration `yaml:"shutdown_deadline"`
 
+	// Webhooks and MQTT tell others of events; both are off by default.
+	Webhooks WebhooksConfig `yaml:"webhooks"`
+	MQTT     MQTTConfig     `yaml:"mqtt"`
+
 	// source is the file LoadConfig read, for the warning about a
 	// readable file holding a password.
 	source string
@@ -304,6 +308,9 @@ func (c Config) Validate() error {
 	if err := c.checkDurations(); err != nil {
 		return err
 	}
+	if err := c.checkNotify(); err != nil {
+		return err
+	}
 	s := c.Super
 	if s.BackoffMax != 0 && s.BackoffMin != 0 && s.BackoffMax < s.BackoffMin {
 		return bad("supervision.backoff_max (%s) is below backoff_min (%s)", s.BackoffMax.D(), s.BackoffMin.D())
@@ -377,6 +384,7 @@ func parseLevel(s string) (slog.Level, error) {
 
 // withDefaults fills every zero field with its default.
 func (c Config) withDefaults() Config {
+	c.Webhooks, c.MQTT = c.Webhooks.withDefaults(), c.MQTT.withDefaults()
 	if c.DataDir == "" {
 		c.DataDir = DefaultDataDir()
 	}

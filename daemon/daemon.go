@@ -74,6 +74,7 @@ type Daemon struct {
 	stopCh   chan struct{}
 	step     atomic.Pointer[string]
 	leaked   []*os.File
+	notifiers
 }
 
 // New opens the store and binds the listeners, then starts the cameras
@@ -155,6 +156,9 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 		return nil, err
 	}
 	closers = append(closers, func() { _ = d.m.Close() })
+	if err := d.newNotifiers(d.eventLog(), opts.Version); err != nil {
+		return nil, err
+	}
 
 	relayReaders := func(name string) int {
 		if d.rl == nil {
@@ -205,6 +209,7 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 		StatusExtra:     d.statusExtra,
 		ShutdownTimeout: time.Second,
 		Mount: map[string]http.Handler{"/metrics": observe.MetricsHandler(observe.MetricsConfig{
+			Extra:   d.notifyCollectors(),
 			Manager: d.m, FD: d.fd, StoreWrites: d.st.WriteCount, RelayReaders: relayReaders,
 			Version: opts.Version, Logger: d.log,
 		})},
@@ -263,6 +268,7 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 	if d.rl != nil {
 		args = append(args, "relay", d.rl.Scheme()+"://"+d.rl.Addr())
 	}
+	d.startNotifiers()
 	d.log.Info("camd started", args...)
 	if newToken && d.srv.TokenRequired() {
 		d.log.Info("API token created (printed only this once; it is in the data dir's "+api.TokenFile+"): give it to the CLI as CAMD_TOKEN",
@@ -359,6 +365,7 @@ func (d *Daemon) Reload(next Config) error {
 	if next.ShutdownDeadline != prev.ShutdownDeadline {
 		ignored = append(ignored, "shutdown_deadline")
 	}
+	ignored = append(ignored, notifyChanges(prev, next)...)
 	if len(ignored) > 0 {
 		d.log.Warn("config reloaded; these settings take effect at the next restart", "settings", strings.Join(ignored, ","))
 	} else {
@@ -479,6 +486,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if d.rl != nil {
 		d.rl.Close()
 	}
+	d.setStep("notify")
+	d.closeNotifiers()
 	d.setStep("watchdogs")
 	bgCancel()
 	bg.Wait()

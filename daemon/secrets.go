@@ -20,6 +20,14 @@ func (c Config) secretSettings() []string {
 			keys = append(keys, "relay.cameras."+name+".pass")
 		}
 	}
+	if c.MQTT.Pass != "" {
+		keys = append(keys, "mqtt.pass")
+	}
+	for i, h := range c.Webhooks.Hooks {
+		if h.Secret != "" {
+			keys = append(keys, fmt.Sprintf("webhooks.hooks[%d].secret", i))
+		}
+	}
 	sort.Strings(keys)
 	return keys
 }

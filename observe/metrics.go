@@ -29,6 +29,8 @@ type MetricsConfig struct {
 	Version string
 	// Logger receives errors of the handler. It defaults to slog.Default().
 	Logger *slog.Logger
+	// Extra are more collectors served beside camd's own (the notifiers').
+	Extra []prometheus.Collector
 }
 
 var (
@@ -186,6 +188,7 @@ func MetricsHandler(cfg MetricsConfig) http.Handler {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewGoCollector(),
 	)
+	reg.MustRegister(cfg.Extra...)
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog:      slogPromLogger{cfg.Logger},
 		ErrorHandling: promhttp.ContinueOnError,
