@@ -39,6 +39,15 @@ type Tap interface {
 	End(reason string)
 }
 
+// BatchTap is a Tap that wants to know when a batch of frames read
+// together has been handed over (stream.Options.OnBatch), so that it can
+// wake its consumer once per batch rather than once per frame.
+type BatchTap interface {
+	Tap
+	// BatchEnd is called on the reader's goroutine after a batch.
+	BatchEnd()
+}
+
 // Config configures a Manager.
 type Config struct {
 	// Store persists cameras and statuses. Required. The Manager never

@@ -328,6 +328,13 @@ func (l *runLoop) launch() {
 			}
 		},
 	}
+	if bt, ok := s.tap.(BatchTap); ok {
+		opts.OnBatch = func() {
+			if !a.abandoned.Load() {
+				bt.BatchEnd()
+			}
+		}
+	}
 	if s.tap != nil {
 		// Audio is set up only when there is a relay to pass it on to.
 		opts.OnAudio = func(track int, pkt *rtp.Packet, at time.Time) {

@@ -125,6 +125,11 @@ type Options struct {
 	// possibly concurrently with OnFrame (over UDP), and must not block.
 	// Audio never counts as frames.
 	OnAudio func(track int, pkt *rtp.Packet, at time.Time)
+	// OnBatch, when set, is called over TCP after the frames and audio of
+	// each read of the connection (a batch, see ReadBatch) were handed to
+	// OnFrame and OnAudio, on the same goroutine: a consumer can wake once
+	// per batch rather than once per frame. Over UDP it is never called.
+	OnBatch func()
 	// OnDecodeError is called for each packet or access unit dropped
 	// because it could not be decoded (a hostile or broken camera). It may
 	// be called from any goroutine, concurrently with OnFrame. The error

@@ -30,7 +30,7 @@ func readTCP(ctx context.Context, o Options, u *base.URL, tlsConfig *tls.Config,
 			err = panicked.Load()
 		}
 	}()
-	cfg := rtsp.Config{URL: u, TLS: tlsConfig, Timeout: timeout, Batch: o.ReadBatch}
+	cfg := rtsp.Config{URL: u, TLS: tlsConfig, Timeout: timeout, Batch: o.ReadBatch, OnRead: o.OnBatch}
 	if o.LiveReadTimeout != nil {
 		cfg.LiveTimeout = o.LiveReadTimeout.Get
 	}

@@ -77,17 +77,26 @@ type Feed struct {
 	pastBytes   uint64                  // sent on streams already closed
 	pastPackets uint64
 
-	readers      atomic.Int64
-	tunReaders   atomic.Int64 // of readers, those on the tunnel server
+	readers    atomic.Int64
+	tunReaders atomic.Int64 // of readers, those on the tunnel server
+	// batched is set while the camera's connection says when a batch of
+	// frames ends (BatchEnd): then run is woken once per batch, not per
+	// frame, and all of a batch goes to readers in one write.
+	batched      atomic.Bool
 	readersTotal atomic.Uint64
 	dropped      atomic.Uint64
 	streamOpen   atomic.Bool // run has a stream open
 	holding      atomic.Bool // run holds frames back until a start point
 
-	out output   // owned by run
-	aud audioOut // owned by run
+	// runMu is held by whoever relays the queue: the Feed's goroutine, or
+	// the camera's in BatchEnd. It guards what follows.
+	runMu      sync.Mutex
+	ended      bool
+	spareQueue []event
+	out        output
+	aud        audioOut
 	// w is the wire buffer being filled during one run of the queue
-	// (nil when nothing was sent yet), owned by run.
+	// (nil when nothing was sent yet), guarded by runMu.
 	w      *wire
 	tunPkt rtp.Packet
 }
@@ -228,12 +237,28 @@ func (f *Feed) Frame(fr stream.Frame) {
 	f.gap = false
 	f.queued++
 	f.qmu.Unlock()
-	f.signal()
+	if !f.batched.Load() {
+		f.signal()
+	}
+}
+
+// BatchEnd implements device.BatchTap: the frames of one read of the
+// camera's connection were handed over. They are relayed at once, on the
+// camera's goroutine: packetizing and queueing for readers never block,
+// and that spares a goroutine wake-up per batch.
+func (f *Feed) BatchEnd() {
+	f.batched.Store(true)
+	f.runMu.Lock()
+	if !f.ended {
+		f.drain()
+	}
+	f.runMu.Unlock()
 }
 
 // Disconnected implements device.Tap: the camera's connection ended. Readers
 // stay connected; the next connection resumes their stream at a start point.
 func (f *Feed) Disconnected() {
+	f.batched.Store(false)
 	f.qmu.Lock()
 	// The next connection is given StartPointTimeout of its own, unless
 	// this one already showed that the camera sends no start points.
@@ -318,41 +343,54 @@ func (f *Feed) signal() {
 // encoder.
 func (f *Feed) run() {
 	defer close(f.done)
-	var batch []event
 	for {
 		select {
 		case <-f.quit:
+			f.runMu.Lock()
+			f.ended = true
 			f.closeStream(f.endReason)
+			f.runMu.Unlock()
 			return
 		case <-f.wake:
 		}
-		f.qmu.Lock()
-		batch, f.queue = f.queue, batch[:0]
-		f.queued, f.aqueued = 0, 0
-		f.qmu.Unlock()
-		for i := range batch {
-			ev := &batch[i]
-			switch ev.kind {
-			case evInfo:
-				f.handleInfo(ev.info)
-			case evFrame:
-				f.handleFrame(&ev.frame)
-				releaseBuf(ev.frame.buf)
-			case evDisconnected:
-				f.out.needKey = true
-				f.out.newConn = true
-				f.audioNewConn()
-			case evNoStartPoint:
-				f.log.Warn("relay: camera sends no keyframe or recovery point; readers start at any frame",
-					"since", ev.frame.time, "after", f.s.cfg.StartPointTimeout)
-			case evAudio:
-				f.handleAudio(ev.audio)
-				releaseAudio(ev.audio)
-			}
-			*ev = event{}
+		f.runMu.Lock()
+		if !f.ended {
+			f.drain()
 		}
-		f.flush()
+		f.runMu.Unlock()
 	}
+}
+
+// drain handles what is queued and sends what it packetized; runMu held.
+func (f *Feed) drain() {
+	f.qmu.Lock()
+	batch := f.queue
+	f.queue, f.spareQueue = f.spareQueue[:0], nil
+	f.queued, f.aqueued = 0, 0
+	f.qmu.Unlock()
+	for i := range batch {
+		ev := &batch[i]
+		switch ev.kind {
+		case evInfo:
+			f.handleInfo(ev.info)
+		case evFrame:
+			f.handleFrame(&ev.frame)
+			releaseBuf(ev.frame.buf)
+		case evDisconnected:
+			f.out.needKey = true
+			f.out.newConn = true
+			f.audioNewConn()
+		case evNoStartPoint:
+			f.log.Warn("relay: camera sends no keyframe or recovery point; readers start at any frame",
+				"since", ev.frame.time, "after", f.s.cfg.StartPointTimeout)
+		case evAudio:
+			f.handleAudio(ev.audio)
+			releaseAudio(ev.audio)
+		}
+		*ev = event{}
+	}
+	f.spareQueue = batch[:0]
+	f.flush()
 }
 
 // batchWire is the wire buffer this run of the queue writes into.
@@ -512,11 +550,14 @@ type output struct {
 	stVPS     []byte
 	stSPS     []byte
 	stPPS     []byte
-	started   bool      // a frame was sent on st
-	offset    int64     // relay timestamp = camera PTS + offset
-	lastOut   int64     // highest relay timestamp sent (not wrapped)
-	lastAt    time.Time // arrival of the last frame sent
-	delta     int64     // frame interval estimate, for joining a new timeline
+	started   bool // a frame was sent on st
+	// anchorAt is when the stream's first frame (relay timestamp 0) came:
+	// the wall-clock origin of its timeline.
+	anchorAt time.Time
+	offset   int64     // relay timestamp = camera PTS + offset
+	lastOut  int64     // highest relay timestamp sent (not wrapped)
+	lastAt   time.Time // arrival of the last frame sent
+	delta    int64     // frame interval estimate, for joining a new timeline
 }
 
 func (f *Feed) handleInfo(i stream.Info) {
@@ -631,6 +672,7 @@ func (f *Feed) handleFrame(fr *queuedFrame) {
 		o.offset = -pts
 		o.lastOut = 0
 		o.started = true
+		o.anchorAt = fr.time
 	case o.newConn:
 		o.offset = o.join(pts, fr.time)
 	default:
@@ -680,7 +722,11 @@ func (f *Feed) handleFrame(fr *queuedFrame) {
 		w.startOff = start
 	}
 	w.pkts += n
-	w.vTS, w.vAt, w.vSet = ts, fr.time, true
+	// The sender reports map RTP time to wall-clock time through the
+	// stream's timeline (which keeps real time, see join), not through
+	// each frame's arrival, which batching makes jitter by up to a
+	// batch: a reader that syncs on reports would see time step back.
+	w.vTS, w.vAt, w.vSet = ts, o.anchorAt.Add(ticks(out, videoClockRate)), true
 }
 
 // encodeMJPEG appends the RTP packets of an MJPEG frame to dst.
@@ -888,4 +934,10 @@ type mjpegEncoder struct{ e *rtpmjpeg.Encoder }
 
 func (e mjpegEncoder) encode(au [][]byte) ([]*rtp.Packet, error) {
 	return safeEncode(func() ([]*rtp.Packet, error) { return e.e.Encode(au[0]) })
+}
+
+// ticks is n ticks of a clock of rate per second as a duration, without
+// overflowing for any timeline camd keeps.
+func ticks(n, rate int64) time.Duration {
+	return time.Duration(n/rate)*time.Second + time.Duration(n%rate)*time.Second/time.Duration(rate)
 }

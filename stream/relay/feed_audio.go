@@ -70,7 +70,9 @@ func (f *Feed) Audio(track int, pkt *rtp.Packet, at time.Time) {
 	f.queue = append(f.queue, event{kind: evAudio, audio: p})
 	f.aqueued++
 	f.qmu.Unlock()
-	f.signal()
+	if !f.batched.Load() {
+		f.signal()
+	}
 }
 
 // audioOut is the audio relaying state, owned by the Feed's goroutine.
@@ -92,19 +94,24 @@ type audioOut struct {
 	warned   string        // the not-relayed tracks last logged
 
 	// The relay side: the audio media of the stream, nil if none.
-	media   *description.Media
-	pt      uint8
-	clock   int64
-	stKey   string
-	pkt     rtp.Packet // reused for each packet written
-	synced  bool       // offset and seqOff hold for the camera's timeline
-	offset  uint32     // relay timestamp = camera timestamp + offset
-	seqOff  uint16     // relay sequence number = camera's + seqOff
-	camTS   uint32     // the camera timestamp of the last packet
-	sent    bool       // a packet was sent on the stream
-	lastTS  uint32     // relay timestamp of the last packet sent
-	lastSeq uint16     // relay sequence number of the last packet sent
-	lastAt  time.Time  // its arrival time
+	media  *description.Media
+	pt     uint8
+	clock  int64
+	stKey  string
+	pkt    rtp.Packet // reused for each packet written
+	synced bool       // offset and seqOff hold for the camera's timeline
+	offset uint32     // relay timestamp = camera timestamp + offset
+	seqOff uint16     // relay sequence number = camera's + seqOff
+	camTS  uint32     // the camera timestamp of the last packet
+	sent   bool       // a packet was sent on the stream
+	lastTS uint32     // relay timestamp of the last packet sent
+	last64 int64      // lastTS, unwrapped
+	// anchorAt is the wall-clock time of relay timestamp 0 of the audio:
+	// the video's origin when the audio joined its timeline, else the
+	// first packet's arrival. Sender reports map through it.
+	anchorAt time.Time
+	lastSeq  uint16    // relay sequence number of the last packet sent
+	lastAt   time.Time // its arrival time
 
 	// The video's last frame sent on the stream: its relay timestamp (90
 	// kHz, not wrapped) and arrival time; videoConn if it came on the
@@ -238,10 +245,18 @@ func (f *Feed) handleAudio(p *audioPacket) {
 		}
 	}
 	if !a.synced {
-		want := a.wallTS(p.at)
-		if a.sent && int32(want-a.lastTS) <= 0 {
-			want = a.lastTS + 1 // never step back on a reader
+		want64, onVideo := a.wallTS(p.at)
+		if a.sent && want64 <= a.last64 {
+			want64 = a.last64 + 1 // never step back on a reader
 		}
+		if !a.sent {
+			a.anchorAt = p.at
+			if onVideo {
+				a.anchorAt = f.out.anchorAt
+			}
+			a.last64 = want64
+		}
+		want := uint32(want64)
 		a.offset = want - p.ts
 		a.seqOff = 0
 		if a.sent {
@@ -261,6 +276,9 @@ func (f *Feed) handleAudio(p *audioPacket) {
 		},
 		Payload: p.payload,
 	}
+	if a.sent {
+		a.last64 += int64(int32(a.pkt.Timestamp - a.lastTS))
+	}
 	a.sent, a.lastTS, a.lastSeq, a.lastAt = true, a.pkt.Timestamp, a.pkt.SequenceNumber, p.at
 	w := f.batchWire()
 	buf, err := appendPacket(w.buf, audioChannel, &a.pkt)
@@ -271,7 +289,7 @@ func (f *Feed) handleAudio(p *audioPacket) {
 	}
 	w.buf = buf
 	w.pkts++
-	w.aTS, w.aAt, w.aSet = a.lastTS, p.at, true
+	w.aTS, w.aAt, w.aSet = a.lastTS, a.anchorAt.Add(ticks(a.last64, a.clock)), true
 }
 
 // wallTS is the relay timestamp, in the audio's clock, that wall-clock
@@ -279,13 +297,13 @@ func (f *Feed) handleAudio(p *audioPacket) {
 // current connection was sent (the video decides how the timeline joins
 // across a reconnect), else on the audio's own, else on the video's from
 // before, else 0.
-func (a *audioOut) wallTS(at time.Time) uint32 {
+func (a *audioOut) wallTS(at time.Time) (ts int64, onVideo bool) {
 	switch {
 	case a.videoConn || (a.videoSent && !a.sent):
 		v := a.videoTS + int64(at.Sub(a.videoAt))*videoClockRate/int64(time.Second)
-		return uint32(v * a.clock / videoClockRate)
+		return v * a.clock / videoClockRate, true
 	case a.sent:
-		return a.lastTS + uint32(int64(at.Sub(a.lastAt))*a.clock/int64(time.Second))
+		return a.last64 + int64(at.Sub(a.lastAt))*a.clock/int64(time.Second), false
 	}
-	return 0
+	return 0, false
 }

@@ -32,7 +32,7 @@ type wire struct {
 	// there.
 	startOff int
 	// The last video and audio packets' timestamps and the wall-clock times
-	// they stand for, for sender reports.
+	// they stand for on the stream's timeline, for sender reports.
 	vTS, aTS   uint32
 	vAt, aAt   time.Time
 	vSet, aSet bool
@@ -72,6 +72,12 @@ type outStream struct {
 	desc     *description.Session
 	sessions map[*session]struct{}
 	closed   bool
+	// The latest RTP-to-wall-clock mapping of each track, for sender
+	// reports: any pair serves, since the relay's timelines keep real
+	// time, and every session reports every track from its first report.
+	vTS, aTS   uint32
+	vAt, aAt   time.Time
+	vSet, aSet bool
 
 	bytes   atomic.Uint64
 	packets atomic.Uint64
@@ -132,6 +138,12 @@ func (st *outStream) remove(s *session) {
 func (st *outStream) broadcast(w *wire) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	if w.vSet {
+		st.vTS, st.vAt, st.vSet = w.vTS, w.vAt, true
+	}
+	if w.aSet {
+		st.aTS, st.aAt, st.aSet = w.aTS, w.aAt, true
+	}
 	for s := range st.sessions {
 		s.enqueue(w)
 	}

@@ -5,6 +5,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -42,7 +43,12 @@ type session struct {
 	isPlaying bool
 	dropped   atomic.Bool
 
+	// rc, for a plain TCP reader, lets enqueue write a batch at once
+	// without blocking (see enqueue); nil otherwise.
+	rc syscall.RawConn
+
 	mu      sync.Mutex
+	writing bool // the writer or enqueue is writing (one at a time)
 	queue   []queued
 	spare   []queued
 	qpkts   int
@@ -52,19 +58,18 @@ type session struct {
 	done    chan struct{} // closed when the writer returns
 
 	// Owned by the writer.
-	scratch  []byte
-	bufs     net.Buffers
-	lastSR   time.Time
-	vTS, aTS uint32
-	vAt, aAt time.Time
-	vSet     bool
-	aSet     bool
+	scratch []byte
+	bufs    net.Buffers
+	lastSR  time.Time
 }
 
-// queued is a wire buffer queued for a session, from offset off.
+// queued is a wire buffer queued for a session, from offset off; counted
+// is set when its packets were counted already (the part before off went
+// out at once, see writeNow).
 type queued struct {
-	w   *wire
-	off int
+	w       *wire
+	off     int
+	counted bool
 }
 
 // enqueue queues w; called by the Feed's goroutine (through broadcast,
@@ -76,13 +81,29 @@ func (s *session) enqueue(w *wire) {
 		s.mu.Unlock()
 		return
 	}
-	off := 0
+	off, counted := 0, false
 	if !s.started {
 		if w.startOff < 0 {
 			s.mu.Unlock()
 			return
 		}
 		off, s.started = w.startOff, true
+	}
+	if s.rc != nil && !s.writing && len(s.queue) == 0 && time.Since(s.lastSR) < senderReportEvery {
+		// The common case: nothing waits and the socket has room. One
+		// write now, without waking the writer; what the socket does not
+		// take is queued for it.
+		s.writing = true
+		s.mu.Unlock()
+		n := s.writeNow(w, off)
+		s.mu.Lock()
+		s.writing = false
+		if s.ended || off+n == len(w.buf) {
+			s.mu.Unlock()
+			return
+		}
+		off += n
+		counted = n > 0
 	}
 	if s.qpkts+w.pkts > s.feed.s.cfg.QueueSize {
 		s.ended = true
@@ -91,7 +112,7 @@ func (s *session) enqueue(w *wire) {
 		return
 	}
 	w.refs.Add(1)
-	s.queue = append(s.queue, queued{w, off})
+	s.queue = append(s.queue, queued{w, off, counted})
 	s.qpkts += w.pkts
 	s.mu.Unlock()
 	select {
@@ -115,9 +136,16 @@ func (s *session) write() {
 			s.mu.Unlock()
 			return
 		}
+		if s.writing || len(s.queue) == 0 {
+			// enqueue is writing; it queues what it cannot write and
+			// wakes the writer again.
+			s.mu.Unlock()
+			continue
+		}
 		batch := s.queue
 		s.queue, s.spare = s.spare[:0], nil
 		s.qpkts = 0
+		s.writing = true
 		s.mu.Unlock()
 
 		err := s.send(batch)
@@ -126,10 +154,18 @@ func (s *session) write() {
 			batch[i] = queued{}
 		}
 		s.mu.Lock()
+		s.writing = false
 		if s.spare == nil {
 			s.spare = batch[:0]
 		}
+		more := len(s.queue) > 0
 		s.mu.Unlock()
+		if more {
+			select {
+			case s.wake <- struct{}{}:
+			default:
+			}
+		}
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
@@ -159,8 +195,9 @@ func (s *session) send(batch []queued) error {
 	now := time.Now()
 	var bytes, packets int
 	for _, e := range batch {
-		s.note(e.w)
-		packets += e.w.pkts
+		if !e.counted {
+			packets += e.w.pkts
+		}
 	}
 	if s.udp {
 		for _, e := range batch {
@@ -182,14 +219,17 @@ func (s *session) send(batch []queued) error {
 	s.scratch = s.scratch[:0]
 	for _, e := range batch {
 		b := e.w.buf[e.off:]
-		if !s.fast {
+		switch {
+		case !s.fast:
 			start := len(s.scratch)
 			s.scratch = s.rewrite(s.scratch, b)
 			b = s.scratch[start:]
-		} else {
+		case !e.counted:
 			s.count(b)
 		}
-		bytes += len(b)
+		if !e.counted {
+			bytes += len(b)
+		}
 		s.bufs = append(s.bufs, b)
 	}
 	if now.Sub(s.lastSR) >= senderReportEvery {
@@ -205,16 +245,6 @@ func (s *session) send(batch []queued) error {
 	s.st.bytes.Add(uint64(bytes))
 	s.st.packets.Add(uint64(packets))
 	return err
-}
-
-// note keeps the last timestamps of w for the sender reports.
-func (s *session) note(w *wire) {
-	if w.vSet {
-		s.vTS, s.vAt, s.vSet = w.vTS, w.vAt, true
-	}
-	if w.aSet {
-		s.aTS, s.aAt, s.aSet = w.aTS, w.aAt, true
-	}
 }
 
 // count adds the packets of b, written as it is, to the tracks' counts.
@@ -253,11 +283,15 @@ func (s *session) rewrite(dst, b []byte) []byte {
 // appendReports appends a sender report for each track set up that has
 // sent a packet.
 func (s *session) appendReports(dst []byte) []byte {
-	if t := &s.tracks[0]; t.setup && s.vSet {
-		dst = appendSenderReport(dst, t.rtcpCh, s.st.ssrcVideo, s.vAt, s.vTS, t.packets, t.octets)
+	st := s.st
+	st.mu.Lock()
+	vTS, vAt, vSet, aTS, aAt, aSet := st.vTS, st.vAt, st.vSet, st.aTS, st.aAt, st.aSet
+	st.mu.Unlock()
+	if t := &s.tracks[0]; t.setup && vSet {
+		dst = appendSenderReport(dst, t.rtcpCh, st.ssrcVideo, vAt, vTS, t.packets, t.octets)
 	}
-	if t := &s.tracks[1]; t.setup && s.aSet {
-		dst = appendSenderReport(dst, t.rtcpCh, s.st.ssrcAudio, s.aAt, s.aTS, t.packets, t.octets)
+	if t := &s.tracks[1]; t.setup && aSet {
+		dst = appendSenderReport(dst, t.rtcpCh, st.ssrcAudio, aAt, aTS, t.packets, t.octets)
 	}
 	return dst
 }
@@ -331,4 +365,33 @@ func (s *session) stop() {
 	<-s.done
 	s.feed.readers.Add(-1)
 	s.feed.log.Info("relay: reader ended", "remote", s.c.remote)
+}
+
+// writeNow writes w from off with one non-blocking write, if the
+// connection is free, and returns how much the socket took. Once any of it
+// went out, all of w's packets are counted here (the rest is queued as
+// counted).
+func (s *session) writeNow(w *wire, off int) int {
+	if !s.c.wmu.TryLock() {
+		return 0
+	}
+	defer s.c.wmu.Unlock()
+	b := w.buf[off:]
+	var n int
+	var werr error
+	err := s.rc.Write(func(fd uintptr) bool {
+		for {
+			n, werr = syscall.Write(int(fd), b)
+			if werr != syscall.EINTR {
+				return true // never wait for room: the writer does that
+			}
+		}
+	})
+	if err != nil || werr != nil || n <= 0 {
+		return 0
+	}
+	s.count(b)
+	s.st.bytes.Add(uint64(len(b)))
+	s.st.packets.Add(uint64(w.pkts))
+	return n
 }

@@ -34,7 +34,11 @@ func (s *Session) read() error {
 		if err := s.bc.wait(s, wake); err != nil {
 			return s.stoppedOr(err)
 		}
-		if err := s.rd.drain(s); err != nil {
+		err := s.rd.drain(s)
+		if s.cfg.OnRead != nil {
+			s.cfg.OnRead()
+		}
+		if err != nil {
 			return s.stoppedOr(err)
 		}
 	}

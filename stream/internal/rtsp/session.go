@@ -75,6 +75,10 @@ type Config struct {
 	// LiveTimeout, when set and returning more than 0, overrides Timeout
 	// while playing; it is read at every check.
 	LiveTimeout func() time.Duration
+	// OnRead, when set, is called on the session's goroutine after each
+	// read of a playing connection has been handed to the Frame callback:
+	// the end of a batch.
+	OnRead func()
 	// Batch, when positive, has the playing connection read at most every
 	// Batch (on ticks shared by every session) or once 64 KiB are queued,
 	// on systems that can (Linux). 0 reads data as soon as it arrives.
