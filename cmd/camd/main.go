@@ -37,6 +37,7 @@ func commands() []command {
 		{"run", "run the daemon in the foreground", cmdRun},
 		{"camera", "add, list, show, remove, start, stop, restart cameras", cmdCamera},
 		{"status", "show the daemon's status", cmdStatus},
+		{"events", "show camera and daemon events; --follow for live ones", runEvents},
 		{"sim", "serve simulated RTSP cameras with injectable faults", cmdSim},
 		{"demo", "run a simulator and a daemon together with a live table", cmdDemo},
 		{"install", "install camd as a native service", cmdInstall},
