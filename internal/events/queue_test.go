@@ -51,7 +51,7 @@ func (m *memLog) Changed() <-chan struct{} {
 	return m.ch
 }
 
-func (m *memLog) Cursor(string) (uint64, error)   { return 0, nil }
+func (m *memLog) Cursor(string) (uint64, error)  { return 0, nil }
 func (m *memLog) SetCursor(string, uint64) error { return nil }
 
 func (m *memLog) setFail(f bool) { m.mu.Lock(); m.fail = f; m.mu.Unlock() }
