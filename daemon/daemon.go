@@ -213,7 +213,8 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 		ShutdownTimeout: time.Second,
 		Mount: map[string]http.Handler{"/metrics": observe.MetricsHandler(observe.MetricsConfig{
 			Manager: d.m, FD: d.fd, StoreWrites: d.st.WriteCount, RelayReaders: relayReaders,
-			Version: opts.Version, Logger: d.log,
+			EventWrites: d.st.EventWriteCount,
+			Version:     opts.Version, Logger: d.log,
 		})},
 		PublicMount: map[string]http.Handler{"/": web.Handler(), "/healthz": healthz, "/readyz": readyz},
 		Events:      d.st,
