@@ -185,9 +185,9 @@ func TestOutageIsOneDownAndOneUpOnAPIAndStream(t *testing.T) {
 	if err := sm.SetFault(1, sim.FaultDrop, outage); err != nil {
 		t.Fatal(err)
 	}
-	got := sse.wait(t, 2, outage+30*time.Second)
+	sse.wait(t, 2, outage+30*time.Second)
 	time.Sleep(time.Second) // anything more would show up now
-	got = sse.got()
+	got := sse.got()
 	if len(got) != 2 || got[0].Kind != events.CameraDown || got[1].Kind != events.CameraUp || got[0].ID >= got[1].ID {
 		t.Fatalf("stream: %v, want exactly down then up", kinds(got))
 	}
@@ -241,9 +241,9 @@ func TestStreamReplaysExactlyWhatWasMissed(t *testing.T) {
 		t.Fatalf("newest event %d, want %d + 3", newest, lastSeen)
 	}
 	again := follow(t, cl, EventQuery{}, lastSeen)
-	got := again.wait(t, 3, 10*time.Second)
+	again.wait(t, 3, 10*time.Second)
 	time.Sleep(time.Second) // a fourth would come now
-	got = again.got()
+	got := again.got()
 	want := []events.Kind{events.CameraStopped, events.CameraStarted, events.CameraStopped}
 	if len(got) != 3 {
 		t.Fatalf("after reconnecting with Last-Event-ID %d: %v, want exactly the three missed", lastSeen, kinds(got))
