@@ -153,6 +153,9 @@ func TestOutageEmitsOneDownThenOneUp(t *testing.T) {
 	if at := down.Time.Sub(began); at < set.FlapDebounce || at > set.FlapDebounce+3*time.Second {
 		t.Errorf("down %v after the outage began, want about the debounce %v", at, set.FlapDebounce)
 	}
+	if since, err := time.Parse(time.RFC3339Nano, down.Details["since"]); err != nil || since.Sub(began).Abs() > 2*time.Second {
+		t.Errorf("down's since %q, the outage began at %v", down.Details["since"], began)
+	}
 	if down.Details["error"] == "" || strings.Contains(down.Details["error"], "secret") {
 		t.Errorf("down's error %q", down.Details["error"])
 	}

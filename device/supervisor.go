@@ -702,7 +702,7 @@ func (l *runLoop) checkFailing() {
 	}
 	if !now.Before(l.crashAt()) && l.downFrom.IsZero() {
 		l.downFrom = l.failingSince
-		s.emit(events.CameraDown, map[string]string{"error": s.lastError()})
+		s.emit(events.CameraDown, map[string]string{"error": s.lastError(), "since": l.failingSince.UTC().Format(time.RFC3339Nano)})
 	}
 	if !now.Before(l.forceAt()) {
 		l.forced++
