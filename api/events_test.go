@@ -157,10 +157,8 @@ func TestOutageIsOneDownAndOneUpOnAPIAndStream(t *testing.T) {
 	first := e.settle()
 	cl := NewClient(e.srv.Addr(), "")
 	defer cl.CloseIdleConnections()
-	sse := follow(t, cl, EventQuery{}, 0)
-	// The stream is open once its first keepalive has come; give it a
-	// moment so that nothing below happens before it listens.
-	time.Sleep(500 * time.Millisecond)
+	// From the newest event on, whenever the stream gets to it.
+	sse := follow(t, cl, EventQuery{}, first)
 
 	// A drop under the debounce: nothing.
 	writes := e.st.WriteCount()
@@ -217,11 +215,10 @@ func TestStreamReplaysExactlyWhatWasMissed(t *testing.T) {
 	sm := newSim(t, 1, "", "")
 	e := newEventEnv(t, eventSettings())
 	e.add("cam1", sm.URL(1), false)
-	e.settle()
+	added := e.settle()
 	cl := NewClient(e.srv.Addr(), "")
 	defer cl.CloseIdleConnections()
-	sse := follow(t, cl, EventQuery{}, 0)
-	time.Sleep(500 * time.Millisecond)
+	sse := follow(t, cl, EventQuery{}, added)
 	ctx := context.Background()
 	if _, err := cl.StartCamera(ctx, "cam1"); err != nil {
 		t.Fatal(err)
