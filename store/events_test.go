@@ -152,3 +152,27 @@ func TestEventsWriteOnlyOnAppendAndWake(t *testing.T) {
 func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), d)
 }
+
+// DeleteCamera rewrites the file (scrub); the history and its id sequence
+// survive the rewrite.
+func TestEventsSurviveScrub(t *testing.T) {
+	s, _ := openTemp(t)
+	if err := s.PutCamera(cam("1", "door")); err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, s, 2, "door", events.CameraAdded, time.Time{})
+	if err := s.SetCursor("mqtt", 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteCamera("1"); err != nil {
+		t.Fatal(err)
+	}
+	e := appendN(t, s, 1, "door", events.CameraRemoved, time.Time{})[0]
+	if e.ID != 3 {
+		t.Fatalf("id after the rewrite = %d, want 3", e.ID)
+	}
+	all, _ := s.After(0, events.Filter{}, 0)
+	if c, _ := s.Cursor("mqtt"); len(all) != 3 || c != 2 {
+		t.Fatalf("after the rewrite: %d events, cursor %d; want 3 and 2", len(all), c)
+	}
+}
