@@ -106,6 +106,12 @@ type Config struct {
 	// MaxConns caps open client connections. It defaults to
 	// DefaultMaxConns.
 	MaxConns int
+	// Events, if set, is the event history behind GET /api/v1/events and
+	// the Server-Sent Events stream GET /api/v1/events/stream.
+	Events EventLog
+	// EventKeepalive is how often an idle event stream sends a comment. It
+	// defaults to DefaultEventKeepalive (15 seconds).
+	EventKeepalive time.Duration
 	// AuthGuard tunes how failed authentication is slowed and logged; its
 	// Door and Logger are filled in. The zero value is authguard's
 	// defaults.
@@ -132,6 +138,9 @@ type Server struct {
 	// outlived the graceful shutdown to give up.
 	baseCtx    context.Context
 	cancelBase context.CancelFunc
+	// streamsDone is closed when shutdown begins: event streams never go
+	// idle, so they end then rather than hold up the graceful shutdown.
+	streamsDone chan struct{}
 
 	// handlers counts running handlers; hmu and stopping make every Add
 	// happen before Run's Wait, even for a request that a connection
@@ -165,6 +174,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = DefaultMaxConns
 	}
+	if cfg.EventKeepalive <= 0 {
+		cfg.EventKeepalive = DefaultEventKeepalive
+	}
 	if cfg.Token != "" && len(cfg.Token) < MinTokenLen {
 		return nil, fmt.Errorf("api: %w", ErrTokenTooShort)
 	}
@@ -194,6 +206,7 @@ func New(cfg Config) (*Server, error) {
 		started:     time.Now(),
 		offLoopback: !isLoopback(ln.Addr()),
 		tlsCert:     cert,
+		streamsDone: make(chan struct{}),
 	}
 	if cfg.RequireToken != nil {
 		s.requireToken = *cfg.RequireToken
@@ -245,6 +258,7 @@ func New(cfg Config) (*Server, error) {
 		// info level; keep it for debugging.
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
+	s.srv.RegisterOnShutdown(func() { close(s.streamsDone) })
 	return s, nil
 }
 
@@ -386,6 +400,12 @@ func (s *Server) routes() (h http.Handler, err error) {
 	}
 	api("GET /api/v1/status", s.status)
 	api("/api/v1/status", s.notAllowed("GET, HEAD"))
+	if s.cfg.Events != nil {
+		api("GET /api/v1/events", s.listEvents)
+		api("/api/v1/events", s.notAllowed("GET, HEAD"))
+		api("GET /api/v1/events/stream", s.streamEvents)
+		api("/api/v1/events/stream", s.notAllowed("GET"))
+	}
 	// Unknown API routes answer in JSON, after authentication so that
 	// probing without a token learns nothing about which routes exist.
 	// "/api" is here too: without it ServeMux redirects it to "/api/".

@@ -36,6 +36,7 @@ var durationBounds = []durationBound{
 	{"relay.start_point_timeout", time.Second, 10 * time.Minute, func(c Config) Duration { return c.Relay.StartPointTimeout }},
 	{"relay.describe_wait", time.Second, time.Minute, func(c Config) Duration { return c.Relay.DescribeWait }},
 	{"fd.interval", 100 * time.Millisecond, time.Hour, func(c Config) Duration { return c.FD.Interval }},
+	{"events.max_age", time.Hour, 8760 * time.Hour, func(c Config) Duration { return c.Events.MaxAge }},
 	{"shutdown_deadline", time.Second, 10 * time.Minute, func(c Config) Duration { return c.ShutdownDeadline }},
 	{"webhooks.timeout", time.Second, 5 * time.Minute, func(c Config) Duration { return c.Webhooks.Timeout }},
 	{"webhooks.backoff_max", time.Second, 24 * time.Hour, func(c Config) Duration { return c.Webhooks.BackoffMax }},

@@ -16,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/camd/camd/device"
+	"github.com/camd/camd/store"
 )
 
 // Config is camd run's configuration: the YAML file, then flags on top.
@@ -31,6 +32,7 @@ type Config struct {
 	Relay   RelayConfig       `yaml:"relay"`
 	Super   SupervisionConfig `yaml:"supervision"`
 	FD      FDConfig          `yaml:"fd"`
+	Events  EventsConfig      `yaml:"events"`
 	// ShutdownDeadline bounds shutdown: once it has begun, the process
 	// exits within this long whatever hangs, non-zero if it had to cut
 	// shutdown short. It defaults to 10 seconds.
@@ -153,6 +155,21 @@ type FDConfig struct {
 	// defaults to 0 (off).
 	Ceiling int `yaml:"ceiling"`
 }
+
+// EventsConfig is the event history section.
+type EventsConfig struct {
+	// MaxCount bounds how many events the history keeps; the oldest are
+	// dropped first. It defaults to 10000.
+	MaxCount int `yaml:"max_count"`
+	// MaxAge: older events are dropped. It defaults to 720h (30 days).
+	MaxAge Duration `yaml:"max_age"`
+}
+
+// Bounds of events.max_count.
+const (
+	minEventsMaxCount = 100
+	maxEventsMaxCount = 1000000
+)
 
 // Duration is a time.Duration written as a Go duration string ("90s",
 // "1m30s") in YAML.
@@ -302,6 +319,9 @@ func (c Config) Validate() error {
 	if (c.Relay.TLSCert == "") != (c.Relay.TLSKey == "") {
 		return bad("relay.tls_cert and relay.tls_key must be set together")
 	}
+	if n := c.Events.MaxCount; n != 0 && (n < minEventsMaxCount || n > maxEventsMaxCount) {
+		return bad("events.max_count: %d is outside the allowed range %d to %d", n, minEventsMaxCount, maxEventsMaxCount)
+	}
 	if c.FD.Ceiling < 0 {
 		return bad("fd.ceiling: %d is negative", c.FD.Ceiling)
 	}
@@ -417,6 +437,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.FD.Interval == 0 {
 		c.FD.Interval = Duration(DefaultFDInterval)
+	}
+	if c.Events.MaxCount == 0 {
+		c.Events.MaxCount = store.DefaultEventsMaxCount
+	}
+	if c.Events.MaxAge == 0 {
+		c.Events.MaxAge = Duration(store.DefaultEventsMaxAge)
 	}
 	return c
 }

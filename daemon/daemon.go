@@ -17,6 +17,7 @@ import (
 
 	"github.com/camd/camd/api"
 	"github.com/camd/camd/device"
+	"github.com/camd/camd/internal/events"
 	"github.com/camd/camd/internal/sdnotify"
 	"github.com/camd/camd/observe"
 	"github.com/camd/camd/store"
@@ -67,6 +68,9 @@ type Daemon struct {
 	rl  *relay.Server // nil when the relay is off
 	srv *api.Server
 	fd  *observe.FDWatch
+	// evq appends events to the history (d.st) off the emitters'
+	// goroutines.
+	evq *events.Queue
 
 	mu       sync.Mutex // guards cfg's reloadable parts
 	stopOnce sync.Once
@@ -121,7 +125,8 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 		return nil, err
 	}
 	dbPath := filepath.Join(cfg.DataDir, StoreFile)
-	d.st, err = store.Open(dbPath, store.Options{LockTimeout: time.Second})
+	d.st, err = store.Open(dbPath, store.Options{LockTimeout: time.Second,
+		EventsMaxCount: cfg.Events.MaxCount, EventsMaxAge: cfg.Events.MaxAge.D()})
 	if err != nil {
 		return nil, err // store errors name the file (and the holder's pid)
 	}
@@ -130,6 +135,8 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 	// in a container that is how the operator learns it.
 	_, statErr := os.Lstat(api.TokenPath(cfg.DataDir))
 	newToken := errors.Is(statErr, os.ErrNotExist)
+	d.evq = events.NewQueue(d.st, d.log)
+	closers = append(closers, func() { d.evq.Close(time.Second) })
 	token, err := api.EnsureToken(cfg.DataDir)
 	if err != nil {
 		return nil, err // "read API token: PATH is a symlink, …"
@@ -146,6 +153,7 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 		LoopInterval:  loopInterval,
 		OnStateChange: opts.OnStateChange,
 		LoopHook:      d.hooks.loopHook(),
+		OnEvent:       d.evq.Emit,
 	}
 	if cfg.Relay.Listen != "off" {
 		// d.rl is set before the Manager starts any camera.
@@ -188,6 +196,9 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 			return n
 		},
 		Logger: d.log,
+		OnWarning: func(reason string) {
+			d.evq.Emit(events.Event{Kind: events.FDWarning, Details: map[string]string{"reason": reason}})
+		},
 	})
 	relayAlive := func() error {
 		if d.rl == nil {
@@ -211,9 +222,11 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 		Mount: map[string]http.Handler{"/metrics": observe.MetricsHandler(observe.MetricsConfig{
 			Extra:   d.notifyCollectors(),
 			Manager: d.m, FD: d.fd, StoreWrites: d.st.WriteCount, RelayReaders: relayReaders,
-			Version: opts.Version, Logger: d.log,
+			EventWrites: d.st.EventWriteCount,
+			Version:     opts.Version, Logger: d.log,
 		})},
 		PublicMount: map[string]http.Handler{"/": web.Handler(), "/healthz": healthz, "/readyz": readyz},
+		Events:      d.st,
 	}
 	acfg.AllowNoTokenOffLoopback = cfg.API.AllowNoTokenOffLoopback
 	if cfg.Relay.Listen != "off" {
@@ -274,6 +287,7 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 		d.log.Info("API token created (printed only this once; it is in the data dir's "+api.TokenFile+"): give it to the CLI as CAMD_TOKEN",
 			"token", token)
 	}
+	d.evq.Emit(events.Event{Kind: events.DaemonStarted, Details: map[string]string{"version": opts.Version, "pid": fmt.Sprint(os.Getpid())}})
 	return d, nil
 }
 
@@ -302,6 +316,10 @@ func (d *Daemon) RelayAddr() string {
 
 // Manager returns the camera registry.
 func (d *Daemon) Manager() *device.Manager { return d.m }
+
+// Events returns the event history (the store), for consumers such as
+// webhooks and MQTT.
+func (d *Daemon) Events() events.Log { return d.st }
 
 // Logger returns the daemon's logger.
 func (d *Daemon) Logger() *slog.Logger { return d.log }
@@ -361,6 +379,9 @@ func (d *Daemon) Reload(next Config) error {
 	}
 	if next.FD != prev.FD {
 		ignored = append(ignored, "fd")
+	}
+	if next.Events != prev.Events {
+		ignored = append(ignored, "events")
 	}
 	if next.ShutdownDeadline != prev.ShutdownDeadline {
 		ignored = append(ignored, "shutdown_deadline")
@@ -469,6 +490,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	})
 	defer backstop.Stop()
 	_, _ = sdnotify.Stopping()
+	stopping := map[string]string{}
+	if d.stopErr != nil {
+		stopping["cause"] = d.stopErr.Error()
+	}
+	d.evq.Emit(events.Event{Kind: events.DaemonStopping, Details: stopping})
 	if d.stopErr != nil {
 		d.log.Error("shutting down", "cause", d.stopErr, "deadline", deadline)
 	} else {
@@ -491,6 +517,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.setStep("watchdogs")
 	bgCancel()
 	bg.Wait()
+	d.setStep("events")
+	d.evq.Close(time.Second)
 	d.setStep("store")
 	if err := d.st.Close(); err != nil {
 		d.log.Error("closing the store", "err", err)
@@ -511,8 +539,15 @@ func (d *Daemon) notifyLoop(ctx context.Context) {
 	defer t.Stop()
 	wd := sdnotify.WatchdogInterval()
 	last := ""
+	relayFailed := false
 	for {
 		d.leakFDs()
+		if d.rl != nil && !relayFailed {
+			if err := d.rl.Err(); err != nil {
+				relayFailed = true
+				d.evq.Emit(events.Event{Kind: events.RelayFailed, Details: map[string]string{"error": err.Error()}})
+			}
+		}
 		if s := d.summary(); s != last {
 			last = s
 			_, _ = sdnotify.Status(s)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/camd/camd/internal/events"
 	"github.com/camd/camd/internal/testutil"
 	"github.com/camd/camd/store"
 	"github.com/camd/camd/stream/sim"
@@ -68,6 +69,10 @@ type harness struct {
 	logs  *testutil.LogBuffer
 	trans *transitions
 	cfg   Config
+	// withEvents makes open put a Queue in front of the store as the
+	// Manager's OnEvent, as the daemon does.
+	withEvents bool
+	evq        *events.Queue
 }
 
 // newHarness opens a store in a temporary dir and starts a Manager on it.
@@ -97,6 +102,10 @@ func (h *harness) open() {
 	h.st = st
 	cfg := h.cfg
 	cfg.Store = st
+	if h.withEvents {
+		h.evq = events.NewQueue(st, cfg.Logger)
+		cfg.OnEvent = h.evq.Emit
+	}
 	m, err := NewManager(cfg)
 	if err != nil {
 		h.t.Fatal(err)
@@ -114,6 +123,10 @@ func (h *harness) close() {
 			h.t.Errorf("manager close: %v", err)
 		}
 		h.m = nil
+	}
+	if h.evq != nil {
+		h.evq.Close(5 * time.Second)
+		h.evq = nil
 	}
 	if h.st != nil {
 		if err := h.st.Close(); err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pion/rtp"
 
+	"github.com/camd/camd/internal/events"
 	"github.com/camd/camd/store"
 	"github.com/camd/camd/stream"
 )
@@ -70,6 +71,15 @@ type Config struct {
 	// OnStateChange, if set, is called on every change of a camera's live
 	// state, from that camera's supervisor goroutine; it must not block.
 	OnStateChange func(name string, from, to State)
+	// OnEvent, if set, receives every camera event (events.CameraAdded
+	// and the rest of the camera kinds) and the store's
+	// events.StoreWriteFailing and StoreRecovered, without an ID: the
+	// receiver appends them to the history (events.Queue.Emit). It is
+	// called from supervisor goroutines and must not block. A failure
+	// shorter than the debounce (Settings.FlapDebounce, CrashedAfter)
+	// emits nothing; an outage past it emits one CameraDown and, when it
+	// ends, one CameraUp.
+	OnEvent func(events.Event)
 	// LoopHook, if set, is called on every run of the supervision loop.
 	// Tests use it to make the loop hang.
 	LoopHook func()
@@ -133,6 +143,7 @@ func NewManager(cfg Config) (*Manager, error) {
 	}
 	set := cfg.Settings.withDefaults()
 	m.settings.Store(&set)
+	m.pers.emit = func(k events.Kind) { m.emit("", k, nil) }
 	return m, nil
 }
 
@@ -164,7 +175,11 @@ func (m *Manager) Start(ctx context.Context) error {
 		if start {
 			resumed++
 		}
-		m.spawn(rec, start)
+		by := ""
+		if start {
+			by = "recovery"
+		}
+		m.spawn(rec, start, by)
 	}
 	m.lastLoop.Store(time.Now().UnixNano())
 	m.ready.Store(true)
@@ -172,8 +187,9 @@ func (m *Manager) Start(ctx context.Context) error {
 	return nil
 }
 
-// spawn creates and starts a camera's supervisor. Callers hold opMu.
-func (m *Manager) spawn(rec store.Camera, start bool) *supervisor {
+// spawn creates and starts a camera's supervisor. Callers hold opMu. A
+// camera started with by set emits CameraStarted with Details["by"].
+func (m *Manager) spawn(rec store.Camera, start bool, by string) *supervisor {
 	s := newSupervisor(m, rec)
 	m.counts[StateStopped].Add(1)
 	m.mu.Lock()
@@ -181,8 +197,15 @@ func (m *Manager) spawn(rec store.Camera, start bool) *supervisor {
 	m.mu.Unlock()
 	ctx, cancel := context.WithCancel(m.ctx)
 	s.cancelRun = cancel
-	go s.run(ctx, start)
+	go s.run(ctx, start, by)
 	return s
+}
+
+// emit hands an event to Config.OnEvent; it never blocks on the disk.
+func (m *Manager) emit(camera string, k events.Kind, details map[string]string) {
+	if m.cfg.OnEvent != nil {
+		m.cfg.OnEvent(events.Event{Time: time.Now(), Camera: camera, Kind: k, Details: details})
+	}
 }
 
 // stateChanged keeps the per-state counts; supervisors call it.
@@ -368,7 +391,12 @@ func (m *Manager) Add(ctx context.Context, spec Spec, start bool) (View, error) 
 	if err := m.st.PutCamera(rec); err != nil {
 		return View{}, fmt.Errorf("add camera %q: %w", spec.Name, err)
 	}
-	s := m.spawn(rec, start)
+	m.emit(rec.Name, events.CameraAdded, nil)
+	by := ""
+	if start {
+		by = "operator"
+	}
+	s := m.spawn(rec, start, by)
 	m.log.Info("camera added", "camera", rec.Name, "url", stream.RedactURL(rec.URL), "started", start)
 	select {
 	case <-s.begun:
@@ -425,7 +453,7 @@ func (m *Manager) Update(ctx context.Context, name string, spec Spec) (View, err
 	rec.TLSFingerprint, rec.TLSCA, rec.TLSInsecure = spec.TLS.Fingerprint, spec.TLS.CAFile, spec.TLS.Insecure
 	if err := m.st.PutCamera(rec); err != nil {
 		// Bring the old camera back as it was.
-		m.spawn(old.rec, rec.Status != store.StatusStopped)
+		m.spawn(old.rec, rec.Status != store.StatusStopped, "")
 		return View{}, fmt.Errorf("update camera %q: %w", name, err)
 	}
 	if rec.URL != oldURL {
@@ -435,7 +463,7 @@ func (m *Manager) Update(ctx context.Context, name string, spec Spec) (View, err
 			m.log.Warn("camera updated, but the data file could not be rewritten without its old URL", "camera", rec.Name, "err", err)
 		}
 	}
-	s := m.spawn(rec, rec.Status != store.StatusStopped)
+	s := m.spawn(rec, rec.Status != store.StatusStopped, "")
 	m.log.Info("camera updated", "camera", rec.Name, "url", stream.RedactURL(rec.URL))
 	return s.view(time.Now()), nil
 }
@@ -477,6 +505,7 @@ func (m *Manager) Remove(ctx context.Context, name string) error {
 	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("remove camera %q: %w", name, err)
 	}
+	m.emit(name, events.CameraRemoved, nil)
 	m.log.Info("camera removed", "camera", name)
 	return nil
 }

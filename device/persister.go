@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/camd/camd/internal/events"
 	"github.com/camd/camd/store"
 )
 
@@ -26,6 +27,7 @@ type persister struct {
 	queued  uint64            // updates handed in so far
 	written uint64            // updates handed in and then written (or dropped as stale)
 	failing bool
+	emit    func(events.Kind) // set by the Manager before run starts
 	flushed *sync.Cond
 	kick    chan struct{}
 	done    chan struct{}
@@ -125,12 +127,18 @@ func (p *persister) write() bool {
 	if err != nil {
 		if !p.failing {
 			p.log.Error("cannot persist camera statuses; cameras keep running, will retry", "cameras", len(batch), "err", err)
+			if p.emit != nil {
+				p.emit(events.StoreWriteFailing)
+			}
 		}
 		p.failing = true
 		return false
 	}
 	if p.failing {
 		p.log.Info("persisting camera statuses again", "cameras", len(batch))
+		if p.emit != nil {
+			p.emit(events.StoreRecovered)
+		}
 		p.failing = false
 	}
 	for _, u := range batch {

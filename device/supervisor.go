@@ -12,6 +12,7 @@ import (
 
 	"github.com/pion/rtp"
 
+	"github.com/camd/camd/internal/events"
 	"github.com/camd/camd/internal/printable"
 	"github.com/camd/camd/store"
 	"github.com/camd/camd/stream"
@@ -154,6 +155,13 @@ type runLoop struct {
 	// run; zero while healthy.
 	failingSince time.Time
 	forced       int // forced restarts during this failure
+	// downFrom is when the outage began that a CameraDown event
+	// announced; zero while none is announced. The CameraUp that ends it
+	// carries how long it lasted.
+	downFrom time.Time
+	// Each of these kinds is emitted once per outage, so that a long one
+	// costs a bounded number of event writes.
+	stallSent, crashSent, forcedSent bool
 	// readTimeout is ReadTimeout as live connections see it: a new one
 	// (SIGHUP) reaches a batched connection that is already playing.
 	readTimeout stream.LiveTimeout
@@ -176,7 +184,7 @@ func stoppedTimer() *time.Timer {
 
 // run is the supervisor's goroutine. It returns when ctx is done, leaving
 // the persisted status as it is so that the camera comes back next start.
-func (s *supervisor) run(ctx context.Context, start bool) {
+func (s *supervisor) run(ctx context.Context, start bool, by string) {
 	defer close(s.done)
 	l := &runLoop{s: s, ctx: ctx, retry: stoppedTimer(), stall: stoppedTimer(), fail: stoppedTimer(), abandon: stoppedTimer()}
 	defer func() {
@@ -187,7 +195,7 @@ func (s *supervisor) run(ctx context.Context, start bool) {
 		l.stopAttempt()
 	}()
 	if start {
-		l.start()
+		l.start(by)
 	}
 	close(s.begun)
 	for {
@@ -230,7 +238,7 @@ func (l *runLoop) handle(k cmdKind) {
 		if l.want {
 			return
 		}
-		l.start()
+		l.start("operator")
 	case cmdStop:
 		if !l.want && l.att == nil {
 			s.persist(store.StatusStopped)
@@ -242,12 +250,14 @@ func (l *runLoop) handle(k cmdKind) {
 		l.fail.Stop()
 		l.stopAttempt()
 		l.failingSince = time.Time{}
+		l.downFrom = time.Time{}
 		s.setState(StateStopped)
 		s.persist(store.StatusStopped)
 		s.log.Info("camera stopped by operator")
+		s.emit(events.CameraStopped, map[string]string{"by": "operator"})
 	case cmdRestart:
 		if !l.want {
-			l.start()
+			l.start("operator")
 			return
 		}
 		s.update(func(st *status) { st.restarts++ })
@@ -264,12 +274,25 @@ func (l *runLoop) handle(k cmdKind) {
 	}
 }
 
-// start begins running a camera that was not.
-func (l *runLoop) start() {
+// start begins running a camera that was not; by, if set, is who started
+// it, for the CameraStarted event.
+func (l *runLoop) start(by string) {
 	s := l.s
 	l.want = true
 	l.fails, l.refusals, l.crashRun, l.forced = 0, 0, 0, 0
+	l.stallSent, l.crashSent, l.forcedSent = false, false, false
 	l.failingSince = time.Now()
+	if by != "" {
+		s.emit(events.CameraStarted, map[string]string{"by": by})
+	}
+	// A camera persisted as CRASHED was down (announced) when camd last
+	// stopped: its recovery is that outage's end, timed from when it was
+	// persisted (the debounce after it began).
+	if s.persistedStatus() == store.StatusCrashed && l.downFrom.IsZero() {
+		s.mu.Lock()
+		l.downFrom = s.st.persistedAt
+		s.mu.Unlock()
+	}
 	if s.persistedStatus() == store.StatusStopped {
 		s.persist(store.StatusRunning)
 	}
@@ -490,6 +513,10 @@ func (l *runLoop) attemptEnded(r attemptResult) {
 			st.lastError, st.lastErrorAt = msg, now
 		})
 		s.log.Error("camera reader crashed; restarting", "err", msg, "crashes_in_a_row", l.crashRun)
+		if !l.crashSent {
+			l.crashSent = true
+			s.emit(events.CameraCrashed, map[string]string{"error": msg})
+		}
 		s.setState(StateCrashed)
 		s.persist(store.StatusCrashed)
 		set := l.settings()
@@ -574,6 +601,11 @@ func (l *runLoop) running() {
 	if l.fails > 0 {
 		s.m.recovered(s)
 	}
+	if !l.downFrom.IsZero() {
+		s.emit(events.CameraUp, map[string]string{"down_for": time.Since(l.downFrom).Round(time.Millisecond).String()})
+		l.downFrom = time.Time{}
+	}
+	l.stallSent, l.crashSent, l.forcedSent = false, false, false
 	l.failingSince = time.Time{}
 	l.kickedAt = time.Time{}
 	l.fails, l.refusals, l.crashRun, l.forced = 0, 0, 0, 0
@@ -618,6 +650,10 @@ func (l *runLoop) checkStall() {
 		st.lastError, st.lastErrorAt = msg, now
 	})
 	s.log.Warn("camera stalled; restarting the connection", "no_frame_for", timeout)
+	if !l.stallSent {
+		l.stallSent = true
+		s.emit(events.CameraStalled, map[string]string{"error": msg})
+	}
 	if l.failingSince.IsZero() {
 		l.failingSince = now
 		l.forced = 0
@@ -654,7 +690,7 @@ func (l *runLoop) forceAt() time.Time {
 
 func (l *runLoop) nextEscalation() (time.Time, bool) {
 	force := l.forceAt()
-	if l.s.persistedStatus() != store.StatusCrashed || !l.s.state().down() {
+	if l.downFrom.IsZero() || l.s.persistedStatus() != store.StatusCrashed || !l.s.state().down() {
 		if c := l.crashAt(); c.Before(force) {
 			return c, true
 		}
@@ -676,6 +712,10 @@ func (l *runLoop) checkFailing() {
 		}
 		s.persist(store.StatusCrashed)
 	}
+	if !now.Before(l.crashAt()) && l.downFrom.IsZero() {
+		l.downFrom = l.failingSince
+		s.emit(events.CameraDown, map[string]string{"error": s.lastError(), "since": l.failingSince.UTC().Format(time.RFC3339Nano)})
+	}
 	if !now.Before(l.forceAt()) {
 		l.forced++
 		// A forced restart is for a session that went bad: an attempt
@@ -687,6 +727,10 @@ func (l *runLoop) checkFailing() {
 		if l.att != nil && !l.relaunch && now.Sub(l.att.started) >= l.settings().ReadTimeout {
 			s.update(func(st *status) { st.restarts++ })
 			s.log.Warn("camera still failing; forcing a full restart", "failing_for", now.Sub(l.failingSince).Round(time.Millisecond))
+			if !l.forcedSent {
+				l.forcedSent = true
+				s.emit(events.CameraForcedRestart, map[string]string{"failing_for": now.Sub(l.failingSince).Round(time.Second).String()})
+			}
 			l.restartAttempt(s.state())
 		}
 	}
@@ -694,6 +738,11 @@ func (l *runLoop) checkFailing() {
 }
 
 // --- status, written only by run ---
+
+// emit hands one of this camera's events to the Manager's OnEvent.
+func (s *supervisor) emit(k events.Kind, details map[string]string) {
+	s.m.emit(s.rec.Name, k, details)
+}
 
 func (s *supervisor) update(f func(*status)) {
 	s.mu.Lock()

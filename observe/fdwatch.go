@@ -63,6 +63,11 @@ type FDWatchConfig struct {
 	// crossed, or descriptors run out while a ceiling is set. The daemon makes it begin its normal
 	// shutdown with a non-zero exit status. It must not block for long.
 	OnCeiling func()
+	// OnWarning, if set, is called from Run's goroutine each time the
+	// count goes from within expectation to far above it (the first
+	// warning of a spell, not its repeats), with the reason. It must not
+	// block.
+	OnWarning func(reason string)
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// Count counts the open descriptors. It defaults to procfd.Count;
@@ -221,6 +226,9 @@ func (r *fdRun) sample(now time.Time) {
 	if c.Total > limit {
 		snap.degraded = true
 		snap.reason = fmt.Sprintf("%d open file descriptors, expected about %d", c.Total, expected)
+		if !r.degraded && w.cfg.OnWarning != nil {
+			w.cfg.OnWarning(snap.reason)
+		}
 		if !r.degraded || now.Sub(r.lastWarn) >= w.cfg.RepeatEvery {
 			r.lastWarn = now
 			w.log.Warn("open file descriptors far above expectation",

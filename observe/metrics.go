@@ -25,6 +25,9 @@ type MetricsConfig struct {
 	// StoreWrites, if set, gives the store's committed write transactions
 	// (camd_store_write_transactions_total), e.g. store.Store.WriteCount.
 	StoreWrites func() uint64
+	// EventWrites, if set, gives the events written to the history
+	// (camd_event_writes_total), e.g. store.Store.EventWriteCount.
+	EventWrites func() uint64
 	// Version is reported by camd_build_info. It defaults to "unknown".
 	Version string
 	// Logger receives errors of the handler. It defaults to slog.Default().
@@ -73,6 +76,8 @@ var (
 		"1 while open file descriptors are far above the expectation.", nil, nil)
 	descStoreWrites = prometheus.NewDesc("camd_store_write_transactions_total",
 		"Write transactions committed to the store since camd started.", nil, nil)
+	descEventWrites = prometheus.NewDesc("camd_event_writes_total",
+		"Events written to the event history since camd started.", nil, nil)
 	descBuildInfo = prometheus.NewDesc("camd_build_info",
 		"Always 1; the label says which camd is running.", []string{"version"}, nil)
 )
@@ -108,6 +113,9 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	if c.cfg.StoreWrites != nil {
 		ch <- descStoreWrites
 	}
+	if c.cfg.EventWrites != nil {
+		ch <- descEventWrites
+	}
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
@@ -137,6 +145,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if c.cfg.StoreWrites != nil {
 		ch <- prometheus.MustNewConstMetric(descStoreWrites, prometheus.CounterValue, float64(c.cfg.StoreWrites()))
+	}
+	if c.cfg.EventWrites != nil {
+		ch <- prometheus.MustNewConstMetric(descEventWrites, prometheus.CounterValue, float64(c.cfg.EventWrites()))
 	}
 }
 

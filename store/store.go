@@ -36,6 +36,11 @@ type Options struct {
 	// LockTimeout is how long Open waits for another holder of the file
 	// before failing with ErrLocked. It defaults to 1 second.
 	LockTimeout time.Duration
+	// EventsMaxCount and EventsMaxAge bound the event history: Append
+	// drops the oldest events beyond either. They default to
+	// DefaultEventsMaxCount (10000) and DefaultEventsMaxAge (30 days).
+	EventsMaxCount int
+	EventsMaxAge   time.Duration
 }
 
 // Store is the open data file. Its methods are safe for concurrent use.
@@ -43,6 +48,12 @@ type Store struct {
 	path    string
 	pidPath string
 	writes  atomic.Uint64
+
+	evMaxCount  int
+	evMaxAge    time.Duration
+	eventWrites atomic.Uint64
+	evMu        sync.Mutex
+	evCh        chan struct{} // closed by the next Append; nil until asked for
 
 	mu sync.RWMutex // guards db against Close and scrub's swap
 	db *bolt.DB
@@ -59,6 +70,12 @@ type Store struct {
 func Open(path string, o Options) (*Store, error) {
 	if o.LockTimeout <= 0 {
 		o.LockTimeout = time.Second
+	}
+	if o.EventsMaxCount <= 0 {
+		o.EventsMaxCount = DefaultEventsMaxCount
+	}
+	if o.EventsMaxAge <= 0 {
+		o.EventsMaxAge = DefaultEventsMaxAge
 	}
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -131,7 +148,7 @@ func Open(path string, o Options) (*Store, error) {
 		_ = db.Close()
 		return fail(errReplaced)
 	}
-	s := &Store{path: path, pidPath: pidPath, db: db}
+	s := &Store{path: path, pidPath: pidPath, db: db, evMaxCount: o.EventsMaxCount, evMaxAge: o.EventsMaxAge}
 	err = s.verify()
 	if err == nil {
 		err = s.checkSchema(fresh)

@@ -170,6 +170,8 @@ func TestExitCodes(t *testing.T) {
 					t.Errorf("status gives no shutdown deadline in seconds:\n%s", r.stdout)
 				}
 			}},
+		{path: "camd events", usage: []string{"events", "-n", "-1"}, fail: with(free, "events"), failWant: "cannot reach the camd daemon",
+			ok: with(a, "events")},
 		{path: "camd health", usage: []string{"health", "--timeout", "0s"}, fail: with(free, "health"), failWant: "cannot reach the camd daemon",
 			ok: with(a, "health")},
 		{path: "camd sim", usage: []string{"sim", "--cameras", "many"}, fail: []string{"sim", "--listen", "127.0.0.1:99999"},

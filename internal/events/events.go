@@ -23,7 +23,7 @@ const (
 	CameraRemoved       Kind = "removed"
 	CameraStarted       Kind = "started" // Details["by"]: "operator" or "recovery"
 	CameraStopped       Kind = "stopped" // Details["by"]: "operator"
-	CameraDown          Kind = "down"    // failing for the debounce; Details["error"]
+	CameraDown          Kind = "down"    // failing for the debounce; Details["error"], ["since"] (RFC 3339)
 	CameraUp            Kind = "up"      // back after a down; Details["down_for"] (Go duration)
 	CameraStalled       Kind = "stalled" // connected but no frames for read_timeout
 	CameraCrashed       Kind = "crashed" // its reader panicked

@@ -92,10 +92,21 @@ func TestSoak(t *testing.T) {
 	sim := bin.StartSim(t, nCams)
 	dataDir := t.TempDir()
 	dbPath := filepath.Join(dataDir, "camd.db")
-	c := bin.StartCamd(t, dataDir, camdproc.WriteConfig(t, t.TempDir()))
+	cfgPath := camdproc.WriteConfig(t, t.TempDir())
+	withEventBound(t, cfgPath)
+	c := bin.StartCamd(t, dataDir, cfgPath)
 	if err := c.WaitStarted(60 * time.Second); err != nil {
 		t.Fatal(err)
 	}
+	// Followed from start-up to the end: its connection is open at every
+	// rest, so it does not count in the FD and goroutine growth.
+	evw := watchEvents(t, c.API)
+	evDone := false
+	defer func() {
+		if !evDone {
+			evw.close()
+		}
+	}()
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("camd log tail:\n%s", c.Tail(80))
@@ -211,6 +222,9 @@ func TestSoak(t *testing.T) {
 	if end.storeSize > maxStoreSize {
 		t.Errorf("the store file is %d bytes, over %d", end.storeSize, maxStoreSize)
 	}
+
+	evDone = true
+	checkEvents(t, c.API, evw)
 
 	// A clean stop, a clean log, and the store as the operator left it.
 	if err := c.Signal(syscall.SIGTERM); err != nil {

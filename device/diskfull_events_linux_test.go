@@ -1,0 +1,86 @@
+package device
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/camd/camd/internal/events"
+	"github.com/camd/camd/internal/testutil"
+	"github.com/camd/camd/stream/sim"
+)
+
+// A full disk that refuses the status write: the cameras' down events and
+// store_write_failing reach the history (small events may still fit in the
+// file's free pages; when they do not, events.Queue holds them until there
+// is room), and store_recovered follows once the status write succeeds,
+// all in order.
+func TestDiskFullEventsArriveAfterRecovery(t *testing.T) {
+	dir := testutil.MountTmpfs(t, "256k")
+	sm := newSim(t, 1)
+	set := hostileSettings()
+	h := &harness{t: t, dir: dir, logs: &testutil.LogBuffer{}, trans: &transitions{}, withEvents: true}
+	h.cfg = Config{
+		Settings:      set,
+		Logger:        slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		OnStateChange: h.trans.record,
+		LoopInterval:  100 * time.Millisecond,
+	}
+	h.open()
+	t.Cleanup(h.close)
+	// Records of a page each (see TestDiskFullKeepsCamerasRunningAndPersistsLater),
+	// so that the status write that marks them all CRASHED must grow the file.
+	pad := strings.Repeat("p", 1900)
+	var fleet []string
+	for i := 1; i <= 6; i++ {
+		name := fmt.Sprintf("fleet%d", i)
+		fleet = append(fleet, name)
+		h.add(name, strings.Replace(sm.URL(1), "rtsp://", "rtsp://u:"+pad+"@", 1), true)
+	}
+	h.waitAll(StateRunning, 30*time.Second)
+	last := h.settle()
+
+	filler := testutil.FillDisk(t, dir)
+	if err := sm.SetFault(1, sim.FaultRefuse, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := sm.SetFault(1, sim.FaultDrop, 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range fleet {
+		h.waitState(name, StateCrashed, set.CrashedAfter+30*time.Second)
+	}
+	if !testutil.Poll(15*time.Second, func() bool { return strings.Contains(h.logs.String(), "cannot persist camera statuses") }) {
+		t.Skip("the fill did not bite: the status write fitted in free pages")
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	if !testutil.Poll(30*time.Second, func() bool {
+		evs := h.history(last)
+		return len(evs) > 0 && evs[len(evs)-1].Kind == events.StoreRecovered
+	}) {
+		t.Fatalf("after space came back: history %v, want it to end with store_recovered", kindsOf(h.history(last)))
+	}
+	evs := h.history(last)
+	downs := map[string]bool{}
+	failing := -1
+	for i, e := range evs {
+		switch e.Kind {
+		case events.CameraDown:
+			downs[e.Camera] = true
+		case events.StoreWriteFailing:
+			failing = i
+		}
+		if i > 0 && e.Time.Before(evs[i-1].Time) {
+			t.Errorf("event %d (%s) is older than the one before it: order lost", e.ID, e.Kind)
+		}
+	}
+	if len(downs) != len(fleet) || failing < 0 || failing == len(evs)-1 {
+		t.Fatalf("history after recovery: %v; want a down per fleet camera, store_write_failing, then store_recovered", kindsOf(evs))
+	}
+	t.Logf("history after recovery: %v", kindsOf(evs))
+}
