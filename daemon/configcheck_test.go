@@ -26,7 +26,7 @@ func TestConfigErrorNamesFileLineKeyAndSuggestion(t *testing.T) {
 	for in, want := range map[string]string{
 		"supervision:\n  stal_timeout: 5s\n":                `line 2: unknown key "supervision.stal_timeout" (did you mean "supervision.stall_timeout"?)`,
 		"stall_timeout: 5s\n":                               `line 1: unknown key "stall_timeout" (did you mean "supervision.stall_timeout"?)`,
-		"camera: {}\n":                                      `line 1: unknown key "camera" (the sections are data_dir, log, api, relay, supervision, fd, shutdown_deadline, webhooks, mqtt)`,
+		"camera: {}\n":                                      `line 1: unknown key "camera" (the sections are data_dir, log, api, relay, supervision, fd, events, shutdown_deadline, webhooks, mqtt)`,
 		"relay:\n  cameras:\n    door: {user: u, pas: p}\n": `line 3: unknown key "relay.cameras.door.pas" (did you mean "relay.cameras.door.pass"?)`,
 		"api:\n  max_conns: abc\n":                          `line 2: api.max_conns: "abc" is not a whole number`,
 		"api: 12\n":                                         `line 1: api: want a section of keys`,
