@@ -199,7 +199,17 @@ func (s *session) send(batch []queued) error {
 			packets += e.w.pkts
 		}
 	}
+	// A sender report goes before the packets: a reader that syncs its
+	// streams on reports (ffmpeg) then times every packet it gets through
+	// one, rather than shifting its clock after the first ones.
+	reportDue := now.Sub(s.lastSR) >= senderReportEvery
+	if reportDue {
+		s.lastSR = now
+	}
 	if s.udp {
+		if reportDue {
+			s.sendReportsUDP()
+		}
 		for _, e := range batch {
 			n, err := s.sendUDP(e.w.buf[e.off:])
 			bytes += n
@@ -207,16 +217,16 @@ func (s *session) send(batch []queued) error {
 				return err
 			}
 		}
-		if now.Sub(s.lastSR) >= senderReportEvery {
-			s.lastSR = now
-			s.sendReportsUDP()
-		}
 		s.st.bytes.Add(uint64(bytes))
 		s.st.packets.Add(uint64(packets))
 		return nil
 	}
 	s.bufs = s.bufs[:0]
 	s.scratch = s.scratch[:0]
+	if reportDue {
+		s.scratch = s.appendReports(s.scratch)
+		s.bufs = append(s.bufs, s.scratch)
+	}
 	for _, e := range batch {
 		b := e.w.buf[e.off:]
 		switch {
@@ -231,12 +241,6 @@ func (s *session) send(batch []queued) error {
 			bytes += len(b)
 		}
 		s.bufs = append(s.bufs, b)
-	}
-	if now.Sub(s.lastSR) >= senderReportEvery {
-		s.lastSR = now
-		start := len(s.scratch)
-		s.scratch = s.appendReports(s.scratch)
-		s.bufs = append(s.bufs, s.scratch[start:])
 	}
 	if len(s.bufs) == 0 {
 		return nil
