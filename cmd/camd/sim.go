@@ -24,6 +24,7 @@ func cmdSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	noUDP := fs.Bool("no-udp", false, "offer only the TCP transport")
 	user := fs.String("user", "", "user every request must authenticate as (default: no authentication)")
 	pass := fs.String("pass", "", "password for --user")
+	stamp := fs.Bool("stamp", false, "put the send time in an SEI NAL unit before every frame's picture (for latency measurements)")
 	verbose := fs.Bool("v", false, "log every connection, not only sessions and faults")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: camd sim [flags]")
@@ -59,6 +60,7 @@ func cmdSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		NoUDP:         *noUDP,
 		User:          *user,
 		Pass:          *pass,
+		Stamp:         *stamp,
 		Logger:        slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
 	})
 	if err != nil {
