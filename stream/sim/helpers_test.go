@@ -201,8 +201,8 @@ func isSliceNALU(n []byte) bool {
 
 type readerStats struct {
 	packets, videoAUs, keyAUs, audioPkts, videoRTCP, decodeErrs int
-	stamps, misplaced                                         int
-	maxStampLatency                                           time.Duration
+	stamps, misplaced                                           int
+	maxStampLatency                                             time.Duration
 }
 
 func (r *reader) stats() readerStats {

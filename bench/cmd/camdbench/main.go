@@ -320,7 +320,7 @@ type nResult struct {
 	// same with one reader per camera; Floor the floor program,
 	// FloorTotals what it counted.
 	Unbatched, UnbatchedR1, Floor *window
-	FloorTotals      *floorTotals
+	FloorTotals                   *floorTotals
 	// AB is the interleaved A/B pairs against the reference camd.
 	AB *abResult
 	// Proxies are go2rtc and mediamtx, where given.

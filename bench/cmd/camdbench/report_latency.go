@@ -183,8 +183,8 @@ func (r *report) readerTargets(p printer) {
 			p("| camd CPU per camera with 1 relay reader per camera ≤ half of go2rtc's at N = 64 | %s vs go2rtc %s (measured in this run): ratio %s | %s |\n",
 				pct2(c), pct2(gc), ratio(c, gc), yesNo(gc > 0 && c <= gc/2))
 		} else {
-			p("| camd CPU per camera with 1 relay reader per camera ≤ half of go2rtc's at N = 64 | %s vs ≤ %s: go2rtc's %.3f %% is the reference from issue 23, **not re-measured** (no `GO2RTC`) | %s |\n",
-				pct2(c), pct2(issueGo2rtcR1/2), issueGo2rtcR1, yesNo(c <= issueGo2rtcR1/2))
+			p("| camd CPU per camera with 1 relay reader per camera ≤ half of go2rtc's at N = 64 | %s vs ≤ %.4f %%, half of go2rtc's %.3f %%: the reference from issue 23, **not re-measured** (no `GO2RTC`) | %s |\n",
+				pct2(c), issueGo2rtcR1/2, issueGo2rtcR1, yesNo(c <= issueGo2rtcR1/2))
 		}
 	}
 	if res != nil && res.R1 != nil && res.R2 != nil {
