@@ -189,7 +189,9 @@ func TestStartProxyCommandLines(t *testing.T) {
 
 // The readers table and issue 23's Targets rows, from synthetic windows.
 func TestReportReadersAndTargets(t *testing.T) {
-	lat := func(p50, p99 time.Duration) durStats { return durStats{N: 1500, P50: p50, P99: p99, Max: p99 + time.Millisecond} }
+	lat := func(p50, p99 time.Duration) durStats {
+		return durStats{N: 1500, P50: p50, P99: p99, Max: p99 + time.Millisecond}
+	}
 	rw := func(cpu float64, readers int, l durStats) *window {
 		return &window{CPU: cpu, Cores: 2, FPSMin: 25, Readers: readers, ReaderPackets: int64(readers) * 1500, ReaderPktMin: 150, ReaderPktMean: 150,
 			StampedMin: 25, Latency: l}
@@ -198,7 +200,7 @@ func TestReportReadersAndTargets(t *testing.T) {
 	r := &report{o: o, started: time.Now(), finished: time.Now(), machine: machine{Cores: 2}}
 	r.results = []nResult{{
 		N: 64, Ingest: rw(1.6, 0, durStats{}), R1: rw(3.2, 64, lat(50*time.Millisecond, 120*time.Millisecond)),
-		R2: rw(4.8, 128, lat(51*time.Millisecond, 140*time.Millisecond)),
+		R2:        rw(4.8, 128, lat(51*time.Millisecond, 140*time.Millisecond)),
 		Unbatched: rw(6.4, 0, durStats{}), UnbatchedR1: rw(9.6, 64, lat(2*time.Millisecond, 9*time.Millisecond)),
 		Proxies: []*proxyResult{{Name: "go2rtc", Version: "/x/go2rtc: 1.9.9", Ingest: rw(5.76, 0, durStats{}), R1: rw(6.72, 64, lat(time.Millisecond, 3*time.Millisecond))}},
 	}, {
