@@ -92,3 +92,12 @@ func TestSimStampsEveryFrame(t *testing.T) {
 		r.mu.Unlock()
 	}
 }
+
+// Stamping every frame of every camera must cost the pacer no allocation.
+func TestAppendStampSEINoAlloc(t *testing.T) {
+	buf := make([]byte, 0, 64)
+	now := time.Now()
+	if n := testing.AllocsPerRun(100, func() { buf = AppendStampSEI(buf[:0], now) }); n != 0 {
+		t.Errorf("%v allocations per stamp", n)
+	}
+}

@@ -141,7 +141,8 @@ func TestStartProxyCommandLines(t *testing.T) {
 	dir := t.TempDir()
 	fake := filepath.Join(dir, "fake")
 	argsFile := filepath.Join(dir, "args")
-	script := "#!/bin/sh\nprintf '%s\\n' \"$@\" > " + argsFile + ".tmp && mv " + argsFile + ".tmp " + argsFile + "\nexec sleep 60\n"
+	// It records its working directory and arguments, then waits.
+	script := "#!/bin/sh\n{ pwd; printf '%s\\n' \"$@\"; } > " + argsFile + ".tmp && mv " + argsFile + ".tmp " + argsFile + "\nexec sleep 60\n"
 	if err := os.WriteFile(fake, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +159,7 @@ func TestStartProxyCommandLines(t *testing.T) {
 			t.Fatal(err)
 		}
 		cfg := filepath.Join(dir, px.name+"-3.yml")
-		want := map[string]string{"go2rtc": "-config\n" + cfg + "\n", "mediamtx": cfg + "\n"}[px.name]
+		want := dir + "\n" + map[string]string{"go2rtc": "-config\n" + cfg + "\n", "mediamtx": cfg + "\n"}[px.name]
 		var got []byte
 		deadline := time.Now().Add(20 * time.Second)
 		for time.Now().Before(deadline) {

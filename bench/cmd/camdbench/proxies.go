@@ -127,7 +127,8 @@ func (b *bench) startProxy(px proxy, simAddr string, n int) (*proc, string, erro
 		return nil, "", err
 	}
 	logPath := filepath.Join(b.tmp, fmt.Sprintf("%s-%d.log", px.name, n))
-	p, err := b.procs.start(px.name, logPath, logPath, append([]string{px.bin}, px.args(cfg)...)...)
+	// In the temp dir: go2rtc may write files (its secret) where it runs.
+	p, err := b.procs.startIn(b.tmp, px.name, logPath, logPath, append([]string{px.bin}, px.args(cfg)...)...)
 	if err != nil {
 		return nil, "", err
 	}
