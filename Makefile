@@ -84,9 +84,10 @@ demo: build
 	./camd demo
 
 # Measures camd against ffmpeg-per-camera, camd with read_batch 0s and the
-# floor at N = 16, 64, 256 and writes bench/RESULTS.md (about 22 minutes;
+# floor at N = 16, 64, 256 and writes bench/RESULTS.md (about 17 minutes;
 # BENCHFLAGS=-quick for a short run, BENCHFLAGS='-ab REV' adds A/B pairs
-# against camd built at REV: see bench/README.md).
+# against camd built at REV; GO2RTC=/path MEDIAMTX=/path add go2rtc and
+# mediamtx as RTSP proxies at N = 64: see bench/README.md).
 bench: build
 	$(GO) run ./bench/cmd/camdbench -camd ./camd -out bench/RESULTS.md $(BENCHFLAGS)
 

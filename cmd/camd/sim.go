@@ -42,6 +42,7 @@ them. The first line on stdout gives the RTSP and control addresses.`,
 	fs.BoolVar(&o.noUDP, "no-udp", false, "offer only the TCP transport")
 	fs.StringVar(&o.user, "user", "", "user every request must authenticate as (default: no authentication)")
 	fs.StringVar(&o.pass, "pass", "", "password for --user")
+	fs.BoolVar(&o.stamp, "stamp", false, "put the send time in an SEI NAL unit before every frame's picture (for latency measurements)")
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "log every connection, not only sessions and faults")
 	return cmd
 }
@@ -50,7 +51,7 @@ them. The first line on stdout gives the RTSP and control addresses.`,
 type simFlags struct {
 	cameras                          int
 	listen, control, udp, user, pass string
-	noUDP, verbose                   bool
+	noUDP, verbose, stamp            bool
 }
 
 // cmdSim serves simulated cameras until SIGINT or SIGTERM.
@@ -71,6 +72,7 @@ func cmdSim(ctx context.Context, o *simFlags, stdout, stderr io.Writer) error {
 		NoUDP:         *noUDP,
 		User:          *user,
 		Pass:          *pass,
+		Stamp:         o.stamp,
 		Logger:        slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
 	})
 	if err != nil {

@@ -40,6 +40,9 @@ type clip struct {
 	fps           int
 	// frames holds, for each access unit in decoding order, its RTP packets.
 	frames [][]rtpPayload
+	// picAt holds, for each frame, the index of its first packet that
+	// carries a slice: where a send-time SEI goes (Config.Stamp).
+	picAt []int
 	// garbage is what a camera in FaultGarbage sends instead of a frame.
 	garbage []rtpPayload
 	// silence is one frame period of G.711 mu-law silence.
@@ -120,6 +123,7 @@ func loadClip() (*clip, error) {
 			f[i] = rtpPayload{data: p.Payload, marker: p.Marker}
 		}
 		c.frames = append(c.frames, f)
+		c.picAt = append(c.picAt, firstSlicePacket(f))
 	}
 
 	c.garbage = makeGarbage()
@@ -128,6 +132,41 @@ func loadClip() (*clip, error) {
 		c.silence[i] = 0xff // mu-law zero
 	}
 	return c, nil
+}
+
+// firstSlicePacket returns the index of the first packet of a frame that
+// carries (the start of) a slice: a single NAL unit packet of a slice, an
+// FU-A that starts one, or a STAP-A that holds one. It returns 0 if none
+// does.
+func firstSlicePacket(pkts []rtpPayload) int {
+	isSlice := func(t h264.NALUType) bool { return t == h264.NALUTypeIDR || t == h264.NALUTypeNonIDR }
+	for i, p := range pkts {
+		if len(p.data) < 2 {
+			continue
+		}
+		switch t := h264.NALUType(p.data[0] & 0x1f); t {
+		case h264.NALUTypeFUA:
+			if p.data[1]&0x80 != 0 && isSlice(h264.NALUType(p.data[1]&0x1f)) {
+				return i
+			}
+		case h264.NALUTypeSTAPA:
+			for b := p.data[1:]; len(b) > 2; {
+				size := int(b[0])<<8 | int(b[1])
+				if size == 0 || 2+size > len(b) {
+					break
+				}
+				if isSlice(h264.NALUType(b[2] & 0x1f)) {
+					return i
+				}
+				b = b[2+size:]
+			}
+		default:
+			if isSlice(t) {
+				return i
+			}
+		}
+	}
+	return 0
 }
 
 // makeGarbage builds one frame's worth of malformed H.264 RTP payloads.

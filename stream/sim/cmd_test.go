@@ -192,6 +192,34 @@ func TestCamdSimCommand(t *testing.T) {
 	p.stop(t)
 }
 
+// "camd sim --stamp" stamps every frame; without the flag, none.
+func TestCamdSimStampFlag(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds camd")
+	}
+	if runtime.GOOS == "windows" {
+		t.Skip("uses SIGTERM")
+	}
+	t.Parallel()
+	for _, stamp := range []bool{true, false} {
+		args := []string{"--cameras", "1", "--listen", "127.0.0.1:0", "--control", "off", "--no-udp"}
+		if stamp {
+			args = append(args, "--stamp")
+		}
+		p := startSimProcess(t, args...)
+		r := startReader(t, "rtsp://"+p.addr+"/cam1", readerOpts{videoOnly: true})
+		r.waitFrames(t, 10)
+		st := r.stats()
+		if stamp && (st.stamps < st.videoAUs-1 || st.misplaced != 0) {
+			t.Errorf("--stamp: %d stamps (%d misplaced) in %d frames", st.stamps, st.misplaced, st.videoAUs)
+		}
+		if !stamp && st.stamps != 0 {
+			t.Errorf("without --stamp: %d stamps", st.stamps)
+		}
+		p.stop(t)
+	}
+}
+
 func TestCamdSimHelp(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds camd")

@@ -70,6 +70,11 @@ type reader struct {
 	decodeErrs []error
 	seqs       []uint16 // video RTP sequence numbers, in arrival order
 	tss        []uint32 // video RTP timestamps, in arrival order
+	// stamps is the latency (arrival − send time) of every access unit
+	// that carried a send-time SEI; misplaced counts stamps that were not
+	// immediately before the access unit's first slice.
+	stamps    []time.Duration
+	misplaced int
 
 	waitErr chan error
 }
@@ -161,6 +166,14 @@ func startReader(t testing.TB, rawURL string, o readerOpts) *reader {
 			if h264.IsRandomAccess(au) {
 				r.keyAUs++
 			}
+			for i, nalu := range au {
+				if sent, ok := ReadStamp(nalu, false); ok {
+					r.stamps = append(r.stamps, now.Sub(sent))
+					if i+1 >= len(au) || !isSliceNALU(au[i+1]) {
+						r.misplaced++
+					}
+				}
+			}
 		}
 	})
 	c.OnPacketRTCPAny(func(m *description.Media, pkt rtcp.Packet) {
@@ -179,8 +192,15 @@ func startReader(t testing.TB, rawURL string, o readerOpts) *reader {
 	return r
 }
 
+func isSliceNALU(n []byte) bool {
+	t := h264.NALUType(n[0] & 0x1f)
+	return t == h264.NALUTypeIDR || t == h264.NALUTypeNonIDR
+}
+
 type readerStats struct {
 	packets, videoAUs, keyAUs, audioPkts, videoRTCP, decodeErrs int
+	stamps, misplaced                                           int
+	maxStampLatency                                             time.Duration
 }
 
 func (r *reader) stats() readerStats {
@@ -193,6 +213,15 @@ func (r *reader) stats() readerStats {
 		audioPkts:  r.audioPkts,
 		videoRTCP:  r.videoRTCP,
 		decodeErrs: len(r.decodeErrs),
+		stamps:     len(r.stamps),
+		misplaced:  r.misplaced,
+		maxStampLatency: func() time.Duration {
+			var m time.Duration
+			for _, d := range r.stamps {
+				m = max(m, d)
+			}
+			return m
+		}(),
 	}
 }
 

@@ -102,6 +102,11 @@ type Config struct {
 	// Logger receives connection and fault events.
 	// It defaults to discarding them.
 	Logger *slog.Logger
+	// Stamp inserts into every video frame, just before its first slice,
+	// an SEI NAL unit carrying the time the frame is sent (AppendStampSEI),
+	// in an RTP packet of its own, so that a reader behind a relay can
+	// measure the latency end to end. It defaults to false.
+	Stamp bool
 }
 
 // senderReportFrames is how often, in frames, each track gets an RTCP sender
@@ -156,6 +161,9 @@ type camera struct {
 	videoPkt, audioPkt     rtp.Packet
 	videoCount, audioCount uint32 // packets sent, for sender reports
 	videoBytes, audioBytes uint32
+	// stamp is the buffer of the send-time SEI (Config.Stamp); gortsplib
+	// marshals a packet before WritePacketRTP returns, so it is reused.
+	stamp []byte
 	// phase is the frame index at which the clip (last) started from its
 	// first IDR; resync asks for the next video frame to start it again, and
 	// wasPlaying records whether anyone played on the previous tick.
@@ -741,14 +749,15 @@ func (s *Server) sendFrame(c *camera, p *camPlan, n int64, ntpTime time.Time) {
 	case p.fault == FaultNoVideo || restart:
 		c.resync = true
 	case p.fault == FaultGarbage:
-		s.writeVideo(c, s.clip.garbage, videoTS, ntpTime)
+		s.writeVideo(c, s.clip.garbage, -1, videoTS, ntpTime)
 		c.resync = true
 	default:
 		if c.resync {
 			c.phase, c.resync = n, false
 		}
 		l := int64(len(s.clip.frames))
-		s.writeVideo(c, s.clip.frames[((n-c.phase)%l+l)%l], videoTS, ntpTime)
+		i := ((n-c.phase)%l + l) % l
+		s.writeVideo(c, s.clip.frames[i], s.clip.picAt[i], videoTS, ntpTime)
 	}
 
 	c.audioPkt.SequenceNumber = c.audioSeq
@@ -775,19 +784,35 @@ func (s *Server) sendFrame(c *camera, p *camPlan, n int64, ntpTime time.Time) {
 	}
 }
 
-func (s *Server) writeVideo(c *camera, pkts []rtpPayload, ts uint32, ntpTime time.Time) {
-	for _, pl := range pkts {
-		c.videoPkt.SequenceNumber = c.videoSeq
-		c.videoPkt.Timestamp = ts
-		c.videoPkt.Marker = pl.marker
-		c.videoPkt.Payload = pl.data
-		if c.stream.WritePacketRTPWithNTP(c.video, &c.videoPkt, ntpTime) != nil {
+// writeVideo writes one frame's packets; with Config.Stamp, a send-time
+// SEI goes in its own packet before packet stampAt (-1: no stamp).
+func (s *Server) writeVideo(c *camera, pkts []rtpPayload, stampAt int, ts uint32, ntpTime time.Time) {
+	for i, pl := range pkts {
+		if i == stampAt && s.cfg.Stamp {
+			c.stamp = AppendStampSEI(c.stamp[:0], time.Now())
+			if !s.writeVideoPacket(c, rtpPayload{data: c.stamp}, ts, ntpTime) {
+				return
+			}
+		}
+		if !s.writeVideoPacket(c, pl, ts, ntpTime) {
 			return
 		}
-		c.videoSeq++
-		c.videoCount++
-		c.videoBytes += uint32(len(pl.data))
 	}
+}
+
+// writeVideoPacket writes one video packet and reports whether it could.
+func (s *Server) writeVideoPacket(c *camera, pl rtpPayload, ts uint32, ntpTime time.Time) bool {
+	c.videoPkt.SequenceNumber = c.videoSeq
+	c.videoPkt.Timestamp = ts
+	c.videoPkt.Marker = pl.marker
+	c.videoPkt.Payload = pl.data
+	if c.stream.WritePacketRTPWithNTP(c.video, &c.videoPkt, ntpTime) != nil {
+		return false
+	}
+	c.videoSeq++
+	c.videoCount++
+	c.videoBytes += uint32(len(pl.data))
+	return true
 }
 
 // handler answers gortsplib's callbacks, from its connection and session

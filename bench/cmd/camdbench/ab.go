@@ -98,27 +98,56 @@ func buildAt(rev, dir string) (string, string, error) {
 // dir, adds every camera of the simulator, waits until all are RUNNING and
 // the settling time, measures a steady window of d and stops camd.
 func (b *bench) ingestWindow(ctx context.Context, sim *simProc, bin, cfg, tag string, d time.Duration) (window, error) {
+	w, _, err := b.ingestReaderWindows(ctx, sim, bin, cfg, tag, d, false)
+	if w == nil {
+		return window{}, err
+	}
+	return *w, err
+}
+
+// ingestReaderWindows is ingestWindow and then, with readers, a second
+// window with one relay reader per camera. A window that failed is nil.
+func (b *bench) ingestReaderWindows(ctx context.Context, sim *simProc, bin, cfg, tag string, d time.Duration, readers bool) (*window, *window, error) {
 	n := sim.n
 	dataDir := filepath.Join(b.tmp, "data-"+tag)
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return window{}, err
+		return nil, nil, err
 	}
 	defer os.RemoveAll(dataDir)
 	cd, err := b.startCamdWith(ctx, bin, cfg, dataDir, tag)
 	if err != nil {
-		return window{}, fmt.Errorf("camd: %w", err)
+		return nil, nil, fmt.Errorf("camd: %w", err)
 	}
 	defer cd.stop(5 * time.Second)
 	if err := cd.addCameras(ctx, sim); err != nil {
-		return window{}, err
+		return nil, nil, err
 	}
 	if _, _, err := cd.pollCameras(ctx, 60*time.Second+time.Duration(n)*100*time.Millisecond, allRunning(n)); err != nil {
-		return window{}, fmt.Errorf("waiting for all %d cameras to run: %w", n, err)
+		return nil, nil, fmt.Errorf("waiting for all %d cameras to run: %w", n, err)
 	}
 	if err := sleep(ctx, b.o.settle); err != nil {
-		return window{}, err
+		return nil, nil, err
 	}
-	return b.camdWindow(ctx, cd, sim, nil, d)
+	w, err := b.camdWindow(ctx, cd, sim, nil, d)
+	if err != nil || !readers {
+		return &w, nil, err
+	}
+	b.logf("N=%d: %s: connecting %d relay readers", n, tag, n)
+	rs, took, err := startReaders(ctx, b.relayURLs(cd, n))
+	if err != nil {
+		return &w, nil, err
+	}
+	defer closeReaders(rs)
+	if err := sleep(ctx, b.o.settle); err != nil {
+		return &w, nil, err
+	}
+	b.logf("N=%d: %s: steady window, 1 reader per camera, %v", n, tag, d)
+	wr, err := b.camdWindow(ctx, cd, sim, rs, d)
+	wr.ReaderConnect = summarize(took)
+	if err != nil {
+		return &w, nil, err
+	}
+	return &w, &wr, nil
 }
 
 var floorPlayingRE = regexp.MustCompile(`^floor: (\d+) sessions playing`)

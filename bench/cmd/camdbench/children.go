@@ -30,8 +30,11 @@ var simLineRE = regexp.MustCompile(`^sim: rtsp on (\S+) \(cam1\.\.cam\d+\), cont
 func (b *bench) startSim(ctx context.Context, n int) (*simProc, error) {
 	out := filepath.Join(b.tmp, fmt.Sprintf("sim-%d.out", n))
 	errPath := filepath.Join(b.tmp, fmt.Sprintf("sim-%d.log", n))
-	p, err := b.procs.start("camd sim", out, errPath, b.o.camd, "sim",
-		"--cameras", strconv.Itoa(n), "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0")
+	args := []string{"sim", "--cameras", strconv.Itoa(n), "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0"}
+	if !b.o.noStamp {
+		args = append(args, "--stamp")
+	}
+	p, err := b.procs.start("camd sim", out, errPath, append([]string{b.o.camd}, args...)...)
 	if err != nil {
 		return nil, err
 	}

@@ -68,6 +68,12 @@ type options struct {
 	abSteady  time.Duration
 	// abRev is the commit ab resolved to (set by the bench).
 	abRev string
+	// noStamp runs the simulator without send-time stamps (no latency).
+	noStamp bool
+	// go2rtc and mediamtx are the binaries of the comparison ("" leaves
+	// the system out); compareNs are the camera counts it runs at.
+	go2rtc, mediamtx string
+	compareNs        []int
 }
 
 func main() {
@@ -103,6 +109,10 @@ func run(args []string, stderr io.Writer) int {
 	abList := fs.String("ab-n", "", "camera counts of the A/B pairs (default: 64 and 256 where in -n, else every -n)")
 	fs.IntVar(&o.abPairs, "ab-pairs", 4, "A/B pairs at each camera count")
 	fs.DurationVar(&o.abSteady, "ab-steady", 30*time.Second, "length of each A/B window")
+	fs.BoolVar(&o.noStamp, "no-stamp", false, "run the simulator without send-time stamps (one small RTP packet less per frame; no latency figures)")
+	fs.StringVar(&o.go2rtc, "go2rtc", os.Getenv("GO2RTC"), "go2rtc binary to measure as an RTSP proxy of the simulated cameras (default $GO2RTC; \"\": left out)")
+	fs.StringVar(&o.mediamtx, "mediamtx", os.Getenv("MEDIAMTX"), "mediamtx binary to measure as an RTSP proxy of the simulated cameras (default $MEDIAMTX; \"\": left out)")
+	compareList := fs.String("compare-n", "", "camera counts of the go2rtc and mediamtx comparison (default: 64 where in -n, else every -n)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -147,6 +157,24 @@ func run(args []string, stderr io.Writer) int {
 	if o.abNs, err = abCounts(*abList, o.ns); err != nil {
 		fmt.Fprintln(stderr, "camdbench:", err)
 		return 2
+	}
+	if o.compareNs, err = compareCounts(*compareList, o.ns); err != nil {
+		fmt.Fprintln(stderr, "camdbench:", err)
+		return 2
+	}
+	for _, bin := range []*string{&o.go2rtc, &o.mediamtx} {
+		if *bin == "" {
+			continue
+		}
+		p, err := exec.LookPath(*bin)
+		if err == nil {
+			p, err = filepath.Abs(p)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "camdbench: %v\n", err)
+			return 2
+		}
+		*bin = p
 	}
 	if o.ab != "" && o.abBin != "" {
 		fmt.Fprintln(stderr, "camdbench: -ab and -ab-bin exclude each other")
@@ -288,12 +316,15 @@ type nResult struct {
 	// two relay readers per camera; FF is one ffmpeg per camera.
 	Idle, Ingest *window
 	R1, R2, FF   *window
-	// Unbatched is camd ingesting with read_batch: 0s; Floor the floor
-	// program, FloorTotals what it counted.
-	Unbatched, Floor *window
-	FloorTotals      *floorTotals
+	// Unbatched is camd ingesting with read_batch: 0s, UnbatchedR1 the
+	// same with one reader per camera; Floor the floor program,
+	// FloorTotals what it counted.
+	Unbatched, UnbatchedR1, Floor *window
+	FloorTotals                   *floorTotals
 	// AB is the interleaved A/B pairs against the reference camd.
-	AB      *abResult
+	AB *abResult
+	// Proxies are go2rtc and mediamtx, where given.
+	Proxies []*proxyResult
 	Drop    *recovery
 	Outages []*recovery
 	Stall   *stallResult
@@ -414,14 +445,18 @@ func (b *bench) runN(ctx context.Context, res *nResult) error {
 
 	if !b.o.skipUnbatched && !b.unbatchedRun() {
 		b.logf("N=%d: camd with read_batch: 0s", n)
-		w, err := b.ingestWindow(ctx, sim, b.o.camd, b.cfg0Path, fmt.Sprintf("%d-unbatched", n), b.o.steady)
+		w, wr, err := b.ingestReaderWindows(ctx, sim, b.o.camd, b.cfg0Path, fmt.Sprintf("%d-unbatched", n), b.o.steady, n == b.o.twoReadersAt)
+		if w != nil {
+			res.Unbatched = w
+		}
+		if wr != nil {
+			res.UnbatchedR1 = wr
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return err
 			}
 			res.fail("camd with read_batch: 0s", err)
-		} else {
-			res.Unbatched = &w
 		}
 	}
 	if !b.o.skipFloor {
@@ -443,6 +478,15 @@ func (b *bench) runN(ctx context.Context, res *nResult) error {
 		}
 	}
 
+	if slices.Contains(b.o.compareNs, n) {
+		for _, px := range b.proxies() {
+			res.Proxies = append(res.Proxies, b.proxyWindows(ctx, sim, px))
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+		}
+	}
+
 	if !b.o.skipFFmpeg {
 		b.logf("N=%d: %d ffmpeg processes", n, n)
 		w, err := b.ffmpegWindow(ctx, sim)
@@ -459,18 +503,16 @@ func (b *bench) runN(ctx context.Context, res *nResult) error {
 }
 
 // camdWindow measures camd over d, with the frame rates its cameras
-// ingested and the packet rates of readers (if any) over the same window.
+// ingested and what its readers (if any) received over the same window.
 func (b *bench) camdWindow(ctx context.Context, cd *camdProc, sim *simProc, rs []*reader, d time.Duration) (window, error) {
 	l0, _ := cd.c.Cameras(ctx)
 	tl0 := time.Now()
-	rc0 := readerCounts(rs)
-	tr0 := time.Now()
+	m0 := markReaders(rs, true)
 	w, err := measure(ctx, []int{cd.pid()}, sim.pid(), d, b.cores)
 	if err != nil {
 		return w, err
 	}
-	rc1 := readerCounts(rs)
-	tr1 := time.Now()
+	m1 := markReaders(rs, false)
 	l1, _ := cd.c.Cameras(ctx)
 	tl1 := time.Now()
 	if st, err := cd.c.Status(ctx); err == nil {
@@ -478,24 +520,45 @@ func (b *bench) camdWindow(ctx context.Context, cd *camdProc, sim *simProc, rs [
 	}
 	w.FPSMin, w.FPSMean = fpsOver(l0, l1, tl1.Sub(tl0))
 	w.Stalls, w.Reconnects = eventsOver(l0, l1)
-	w.Readers = len(rs)
-	if len(rs) > 0 {
-		sec := tr1.Sub(tr0).Seconds()
-		w.ReaderPktMin = -1
-		var sum float64
-		for i := range rs {
-			r := float64(rc1[i]-rc0[i]) / sec
-			sum += r
-			if w.ReaderPktMin < 0 || r < w.ReaderPktMin {
-				w.ReaderPktMin = r
-			}
-		}
-		w.ReaderPktMean = sum / float64(len(rs))
-	}
+	w.RelayDropped = relayDroppedOver(l0, l1)
+	readerWindow(&w, rs, m0, m1)
 	if cd.exited() {
 		return w, fmt.Errorf("camd exited during the window; last lines:\n%s", cd.tail(20))
 	}
 	return w, nil
+}
+
+// relayDroppedOver returns how many readers camd's relay dropped between
+// two camera lists (its readers_dropped), or -1 if a list lacks it.
+func relayDroppedOver(l0, l1 []api.CameraJSON) int64 {
+	dropped := func(c api.CameraJSON) (int64, bool) {
+		m, ok := c.Relay.(map[string]any)
+		if !ok {
+			return 0, false
+		}
+		v, ok := m["readers_dropped"].(float64)
+		return int64(v), ok
+	}
+	if len(l0) == 0 || len(l1) == 0 {
+		return -1
+	}
+	before := map[string]int64{}
+	for _, c := range l0 {
+		v, ok := dropped(c)
+		if !ok {
+			return -1
+		}
+		before[c.Name] = v
+	}
+	var sum int64
+	for _, c := range l1 {
+		v, ok := dropped(c)
+		if !ok {
+			return -1
+		}
+		sum += max(0, v-before[c.Name])
+	}
+	return sum
 }
 
 // fpsOver returns the lowest and mean per-camera frame rate between two
@@ -574,19 +637,6 @@ func (b *bench) readerWindows(ctx context.Context, res *nResult, cd *camdProc, s
 			return err
 		}
 		w.ReaderConnect = summarize(took)
-		dead := 0
-		var first error
-		for _, r := range readers {
-			if !r.alive() {
-				dead++
-				if first == nil {
-					first = r.err
-				}
-			}
-		}
-		if dead > 0 {
-			w.Note = fmt.Sprintf("%d readers ended during the window, the first with %q", dead, fmt.Sprint(first))
-		}
 		if round == 1 {
 			res.R1 = &w
 		} else {

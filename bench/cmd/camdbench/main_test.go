@@ -187,7 +187,8 @@ func TestQuick(t *testing.T) {
 	for _, want := range []string{"## Machine", "## Targets", "## Steady state", "| 16 | camd ingest |",
 		"| 16 | camd + 1 relay reader/cam |", "## Recovery", "| 16 | drop |", "## Stall detection", "## SIGTERM and start-up",
 		"## Ingest against the floor", "| 16 | camd ingest, `read_batch: 0s` |", "| 16 | floor (drain only) |", " | 16 of 16 |\n",
-		"## A/B: this camd against the reference", "| 16 | 2 | B, A |", "at N = 16 (A/B pairs)"} {
+		"## A/B: this camd against the reference", "| 16 | 2 | B, A |", "at N = 16 (A/B pairs)",
+		"## Readers: every packet, and the latency", "| 16 | camd + 1 relay reader/cam | 16 |"} {
 		if !strings.Contains(rep, want) {
 			t.Errorf("report lacks %q", want)
 		}

@@ -51,7 +51,20 @@ type window struct {
 	ReaderConnect durStats
 	// ReaderPktMin is the lowest per-reader RTP packet rate over the window.
 	ReaderPktMin, ReaderPktMean float64
-	Note                        string
+	// ReaderPackets is the RTP packets all readers received, Lost those
+	// missing from their sequence numbers; Ended counts readers that ended
+	// during the window (EndedErr is the first one's error).
+	ReaderPackets, Lost int64
+	Ended               int
+	EndedErr            string
+	// RelayDropped is camd's relay readers_dropped over the window, summed
+	// over the cameras (-1: not known).
+	RelayDropped int64
+	// StampedMin is the lowest per-reader rate of frames with a send-time
+	// stamp; Latency is from each such frame's stamp to its arrival.
+	StampedMin float64
+	Latency    durStats
+	Note       string
 }
 
 // other is the machine's CPU use by processes the window did not measure

@@ -130,8 +130,14 @@ func openOut(path string) (*os.File, error) {
 // start starts argv with stdout to outPath and stderr to errPath ("" for
 // /dev/null; the two may be the same file).
 func (ps *procSet) start(name, outPath, errPath string, argv ...string) (*proc, error) {
+	return ps.startIn("", name, outPath, errPath, argv...)
+}
+
+// startIn is start with the working directory dir ("": the bench's).
+func (ps *procSet) startIn(dir, name, outPath, errPath string, argv ...string) (*proc, error) {
 	p := &proc{name: name, outPath: outPath, errPath: errPath, done: make(chan struct{})}
 	p.cmd = exec.Command(argv[0], argv[1:]...)
+	p.cmd.Dir = dir
 	// The kernel kills the child if the bench dies without cleaning up
 	// (SIGKILL of the bench, a crash).
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

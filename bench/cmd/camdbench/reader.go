@@ -9,19 +9,59 @@ import (
 
 	"github.com/bluenviron/gortsplib/v5"
 	"github.com/bluenviron/gortsplib/v5/pkg/base"
-	"github.com/bluenviron/gortsplib/v5/pkg/description"
 	"github.com/bluenviron/gortsplib/v5/pkg/format"
 	"github.com/pion/rtp"
+
+	"github.com/camd/camd/stream/sim"
 )
 
-// reader is one relay reader: an in-process gortsplib client over TCP that
-// counts the RTP packets it receives and does nothing else with them. Its
-// CPU is the bench's, never camd's.
+// reader is one RTSP reader: an in-process gortsplib client over TCP that
+// counts the RTP packets it receives and the ones missing from their
+// sequence numbers, depacketizes the video and records, for every frame
+// that carries the simulator's send-time stamp, the time from that stamp
+// to the frame's arrival. It is the same for every system under test, and
+// its CPU is the bench's, never the system's.
 type reader struct {
 	c       *gortsplib.Client
 	packets atomic.Int64
-	done    chan struct{}
-	err     error
+	// lost counts packets missing from the sequence numbers of each track.
+	lost atomic.Int64
+	// stamped counts frames with a send-time stamp.
+	stamped atomic.Int64
+
+	mu  sync.Mutex
+	lat []time.Duration // since the last takeLatencies
+
+	done chan struct{}
+	err  error
+}
+
+// seqTrack follows one track's RTP sequence numbers. It is only used from
+// the client's callbacks for that track, which gortsplib calls one at a
+// time.
+type seqTrack struct {
+	last uint16
+	seen bool
+}
+
+// gap returns how many packets are missing before seq; a packet older than
+// the last one (reordered or repeated) counts none.
+func (s *seqTrack) gap(seq uint16) int64 {
+	if !s.seen {
+		s.seen, s.last = true, seq
+		return 0
+	}
+	d := seq - s.last
+	if d == 0 || d >= 0x8000 {
+		return 0
+	}
+	s.last = seq
+	return int64(d - 1)
+}
+
+// auDecoder is the video depacketizer of either codec.
+type auDecoder interface {
+	Decode(*rtp.Packet) ([][]byte, error)
 }
 
 func startReader(url string) (*reader, error) {
@@ -52,7 +92,15 @@ func startReader(url string) (*reader, error) {
 	if err := r.c.SetupAll(desc.BaseURL, desc.Medias); err != nil {
 		return fail(fmt.Errorf("setup %s: %w", url, err))
 	}
-	r.c.OnPacketRTPAny(func(*description.Media, format.Format, *rtp.Packet) { r.packets.Add(1) })
+	for _, m := range desc.Medias {
+		for _, f := range m.Formats {
+			cb, err := r.onPacket(f)
+			if err != nil {
+				return fail(fmt.Errorf("%s: %w", url, err))
+			}
+			r.c.OnPacketRTP(m, f, cb)
+		}
+	}
 	if _, err := r.c.Play(nil); err != nil {
 		return fail(fmt.Errorf("play %s: %w", url, err))
 	}
@@ -61,6 +109,62 @@ func startReader(url string) (*reader, error) {
 		close(r.done)
 	}()
 	return r, nil
+}
+
+// onPacket returns the callback of one format: every packet is counted and
+// its sequence number checked; H.264 and H.265 are depacketized and their
+// frames searched for a stamp.
+func (r *reader) onPacket(f format.Format) (func(*rtp.Packet), error) {
+	var dec auDecoder
+	h265 := false
+	switch f := f.(type) {
+	case *format.H264:
+		d, err := f.CreateDecoder()
+		if err != nil {
+			return nil, err
+		}
+		dec = d
+	case *format.H265:
+		d, err := f.CreateDecoder()
+		if err != nil {
+			return nil, err
+		}
+		dec, h265 = d, true
+	}
+	var seq seqTrack
+	return func(pkt *rtp.Packet) {
+		r.packets.Add(1)
+		if g := seq.gap(pkt.SequenceNumber); g > 0 {
+			r.lost.Add(g)
+		}
+		if dec == nil {
+			return
+		}
+		au, err := dec.Decode(pkt)
+		if err != nil {
+			// More packets needed, or a broken frame: nothing to time.
+			return
+		}
+		now := time.Now()
+		for _, nalu := range au {
+			if sent, ok := sim.ReadStamp(nalu, h265); ok {
+				r.stamped.Add(1)
+				r.mu.Lock()
+				r.lat = append(r.lat, now.Sub(sent))
+				r.mu.Unlock()
+				break
+			}
+		}
+	}, nil
+}
+
+// takeLatencies returns the latencies recorded since the last call.
+func (r *reader) takeLatencies() []time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	l := r.lat
+	r.lat = nil
+	return l
 }
 
 func (r *reader) close() {
@@ -130,11 +234,62 @@ func closeReaders(rs []*reader) {
 	wg.Wait()
 }
 
-// readerCounts snapshots every reader's packet count.
-func readerCounts(rs []*reader) []int64 {
-	out := make([]int64, len(rs))
+// readerMark is the readers' counters at one instant.
+type readerMark struct {
+	at                     time.Time
+	packets, lost, stamped []int64
+	alive                  []bool
+}
+
+// markReaders snapshots every reader's counters; at a window's start it
+// also discards the latencies recorded before it.
+func markReaders(rs []*reader, start bool) readerMark {
+	m := readerMark{at: time.Now(), packets: make([]int64, len(rs)), lost: make([]int64, len(rs)),
+		stamped: make([]int64, len(rs)), alive: make([]bool, len(rs))}
 	for i, r := range rs {
-		out[i] = r.packets.Load()
+		m.packets[i], m.lost[i], m.stamped[i] = r.packets.Load(), r.lost.Load(), r.stamped.Load()
+		m.alive[i] = r.alive()
+		if start {
+			r.takeLatencies()
+		}
 	}
-	return out
+	return m
+}
+
+// readerWindow fills w's reader figures from the marks at the start and
+// end of its window, and takes the latencies recorded in between.
+func readerWindow(w *window, rs []*reader, m0, m1 readerMark) {
+	w.Readers = len(rs)
+	if len(rs) == 0 {
+		return
+	}
+	sec := m1.at.Sub(m0.at).Seconds()
+	w.ReaderPktMin, w.StampedMin = -1, -1
+	var sum float64
+	var lat []time.Duration
+	for i, r := range rs {
+		pr := float64(m1.packets[i]-m0.packets[i]) / sec
+		sr := float64(m1.stamped[i]-m0.stamped[i]) / sec
+		sum += pr
+		if w.ReaderPktMin < 0 || pr < w.ReaderPktMin {
+			w.ReaderPktMin = pr
+		}
+		if w.StampedMin < 0 || sr < w.StampedMin {
+			w.StampedMin = sr
+		}
+		w.ReaderPackets += m1.packets[i] - m0.packets[i]
+		w.Lost += m1.lost[i] - m0.lost[i]
+		if m0.alive[i] && !m1.alive[i] {
+			w.Ended++
+			if w.EndedErr == "" {
+				w.EndedErr = fmt.Sprint(r.err)
+			}
+		}
+		lat = append(lat, r.takeLatencies()...)
+	}
+	w.ReaderPktMean = sum / float64(len(rs))
+	w.Latency = summarize(lat)
+	if w.Ended > 0 {
+		w.Note = fmt.Sprintf("%d readers ended during the window, the first with %q", w.Ended, w.EndedErr)
+	}
 }

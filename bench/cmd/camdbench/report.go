@@ -116,6 +116,22 @@ func (o options) flags() string {
 	if o.skipFloor {
 		s += " -skip-floor"
 	}
+	if o.noStamp {
+		s += " -no-stamp"
+	}
+	if o.go2rtc != "" || o.mediamtx != "" {
+		if o.go2rtc != "" {
+			s += " -go2rtc " + o.go2rtc
+		}
+		if o.mediamtx != "" {
+			s += " -mediamtx " + o.mediamtx
+		}
+		ns := make([]string, len(o.compareNs))
+		for i, n := range o.compareNs {
+			ns[i] = fmt.Sprint(n)
+		}
+		s += " -compare-n " + strings.Join(ns, ",")
+	}
 	if o.ab != "" || o.abBin != "" {
 		if o.ab != "" {
 			s += " -ab " + o.ab
@@ -189,6 +205,8 @@ func (r *report) markdown() string {
 	p("| camd config | `supervision.stall_timeout: %v`, %s, everything else at its default (backoff 1 s doubling to 30 s) |\n\n", r.o.stallTimeout, batch)
 
 	r.targets(p)
+	r.proxiesSection(p)
+	r.readers(p)
 	r.versus(p)
 	r.floor(p)
 	r.ab(p)
@@ -258,6 +276,7 @@ func (r *report) targets(p printer) {
 	} else {
 		p("| start-up: 256 cameras all RUNNING within 10 s of camd's restart | not measured (needs N = 256) | – |\n")
 	}
+	r.readerTargets(p)
 	var worst time.Duration
 	var samples int
 	bad := false
@@ -329,10 +348,19 @@ func (r *report) scenarios() []scenario {
 			{res, "floor (drain only)", res.Floor, false},
 			{res, "camd + 1 relay reader/cam", res.R1, true},
 			{res, "camd + 2 relay readers/cam", res.R2, true},
+			{res, "camd + 1 relay reader/cam, `read_batch: 0s`", res.UnbatchedR1, true},
 			{res, fmt.Sprintf("%d × ffmpeg", res.N), res.FF, false},
 		} {
 			if sc.w != nil {
 				out = append(out, sc)
+			}
+		}
+		for _, px := range res.Proxies {
+			if px.Ingest != nil {
+				out = append(out, scenario{res, px.Name + " ingest (proxy)", px.Ingest, false})
+			}
+			if px.R1 != nil {
+				out = append(out, scenario{res, px.Name + " + 1 reader/cam", px.R1, false})
 			}
 		}
 	}
@@ -372,7 +400,7 @@ func (r *report) steady(p printer) {
 			gor, gorPer, w.Threads)
 	}
 	p("\n### Conditions during each window\n\n")
-	p("fps is the per-camera ingest rate camd counted over the window (the simulator sends 25); stalls and reconnects are camd's counts over all cameras during the window (a healthy window has none); reader pkt/s is the RTP packets each relay reader received (video only, about 104/s). ")
+	p("fps is the per-camera ingest rate camd counted over the window (the simulator sends 25); stalls and reconnects are camd's counts over all cameras during the window (a healthy window has none); reader pkt/s is the RTP packets each reader received (see Readers). ")
 	p("The machine's CPU is split into the processes measured (the CPU column above), the simulator, the bench itself (it runs the relay readers), interrupts (loopback networking, charged to no process) and other processes — anything else that ran on the machine meanwhile, which disturbs the figures.\n\n")
 	p("| N | scenario | fps min / mean | stalls | reconnects | reader pkt/s min / mean | readers connected in p50 / max | machine CPU | sim | bench | interrupts | other processes | note |\n")
 	p("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
@@ -525,7 +553,8 @@ func (r *report) notes(p printer) {
 			w    *window
 			own  bool
 		}{{"ingest", res.Ingest, true}, {"ingest with read_batch 0s", res.Unbatched, true}, {"floor", res.Floor, false},
-			{"1 reader/cam", res.R1, true}, {"2 readers/cam", res.R2, true}, {"ffmpeg", res.FF, false}} {
+			{"1 reader/cam", res.R1, true}, {"2 readers/cam", res.R2, true}, {"1 reader/cam with read_batch 0s", res.UnbatchedR1, true},
+			{"ffmpeg", res.FF, false}} {
 			if w.w == nil {
 				continue
 			}
@@ -559,7 +588,14 @@ func (r *report) method(p printer) {
 	p("- CPU: utime + stime from `/proc/PID/stat` at the start and end of the window, over the wall time, at %.0f ticks/s; machine CPU from `/proc/stat` (everything but idle and iowait). ", clockTicks)
 	p("RSS: `VmRSS` of `/proc/PID/status` once a second (summed over the ffmpeg processes); PSS from `/proc/PID/smaps_rollup` at the end; FDs: entries of `/proc/PID/fd`; goroutines from camd's `/api/v1/status` right after the window; threads from `/proc/PID/status`.\n")
 	p("- The bench does not call camd's API during a window. It waits %v after every change before a window.\n", r.o.settle)
-	p("- Relay readers are gortsplib clients (TCP) inside the bench, each counting RTP packets; the 2-readers scenario adds a second set of N.\n")
+	p("- Readers are gortsplib clients (TCP) inside the bench, the same program for camd, go2rtc and mediamtx (see Readers); the 2-readers scenario adds a second set of N. ")
+	p("With `read_batch: 0s` the second camd also gets one reader per camera at N = %d.\n", r.o.twoReadersAt)
+	if !r.o.noStamp {
+		p("- The simulator runs with `--stamp`: every frame carries one more RTP packet (the send-time SEI, about 40 bytes) before its picture, for every system alike.\n")
+	}
+	if r.o.go2rtc != "" || r.o.mediamtx != "" {
+		p("- go2rtc and mediamtx run after camd's windows, one at a time, against the same simulator, each on a free loopback port with the configuration the bench writes; their window starts %v after every camera has a session (ingest) or every reader is connected.\n", r.o.settle)
+	}
 	p("- ffmpeg runs after camd has exited, against the same simulator: `ffmpeg -hide_banner -nostdin -loglevel error -rtsp_transport tcp -i rtsp://SIM/camK -c copy -f null -`; the window starts %v after every camera has a session.\n", r.o.settle)
 	p("- Faults go through the simulator's control API, one request per camera (it has no all-cameras endpoint), 16 requests in flight.\n")
 	p("- `read_batch: 0s`: after camd's restart test, a second camd on a fresh data dir with `supervision.read_batch: 0s` (everything else as above) ingests the same N cameras; its window starts %v after all are RUNNING.\n", r.o.settle)
