@@ -108,8 +108,8 @@ func (st *outStream) medias() int {
 	return len(st.desc.Medias)
 }
 
-// reloaded marks the description changed (new parameter sets before the
-// first frame); the caller changed the formats in place under reload.
+// reload runs fn, which changes the description's formats in place (new
+// parameter sets before the first frame), under the lock DESCRIBE takes.
 func (st *outStream) reload(fn func()) {
 	st.mu.Lock()
 	defer st.mu.Unlock()

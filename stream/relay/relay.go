@@ -1,18 +1,28 @@
 // Package relay serves every camera again over RTSP: one camera connection,
 // many readers.
 //
-// A Server is a gortsplib RTSP server. Each camera is fed to it through a
-// Feed (the device.Tap of that camera) and served at rtsp://HOST:PORT/NAME.
+// Each camera is fed to the Server through a Feed (the device.Tap of that
+// camera) and served at rtsp://HOST:PORT/NAME. The Feed packetizes what
+// the camera's reader hands it in one batch into one buffer of RTP packets,
+// framed for RTSP over TCP and shared by every reader, and each reader gets
+// it with one write (see session): readers cost little more than the
+// socket writes themselves. camd serves plain RTSP and RTSPS readers, over
+// TCP or the configured UDP ports, with its own RTSP sessions (rconn.go);
+// RTSP tunnelled over HTTP or WebSocket (Config.AllowTunnel) is handed to a
+// gortsplib Server.
+//
 // The relay re-packetizes the camera's access units onto its own RTP
 // timeline, so that when the camera reconnects with the same codec
 // parameters, readers keep their session and see continuous RTP sequence
 // numbers, with timestamps that advance by the outage's wall-clock length,
 // starting again at a start point. A start point is a keyframe, an SEI
 // recovery point, or, for a stream that has had neither for
-// Config.StartPointTimeout, any frame. DESCRIBE is answered as soon as the
-// camera's parameters are known (from its SDP or in band). When the parameters
-// change (codec, resolution, SPS/PPS), the stream is closed so that readers
-// get an end of stream and can reconnect to the new description.
+// Config.StartPointTimeout, any frame; a new reader starts at one. DESCRIBE
+// is answered as soon as the camera's parameters are known (from its SDP or
+// in band). When the parameters change (codec, resolution, SPS/PPS), the
+// stream is closed so that readers get an end of stream and can reconnect
+// to the new description. Sender reports map each track's RTP time to
+// wall-clock time through the stream's timeline.
 //
 // A slow reader never slows the camera or the other readers: each reader
 // has a bounded write queue (Config.QueueSize packets); a reader whose queue
