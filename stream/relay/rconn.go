@@ -341,7 +341,7 @@ func (c *rconn) play(req *base.Request) (*base.Response, error) {
 	hasAudio := s.st.medias() > 1
 	s.fast = !s.udp && s.tracks[0].setup && s.tracks[0].rtpCh == videoChannel &&
 		(!hasAudio || s.tracks[1].setup && s.tracks[1].rtpCh == audioChannel)
-	if tc, ok := c.media.(*net.TCPConn); ok && s.fast {
+	if tc, ok := c.media.(*net.TCPConn); ok && s.fast && directWrite {
 		s.rc, _ = tc.SyscallConn()
 	}
 	if !s.start() {

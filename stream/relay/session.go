@@ -385,7 +385,7 @@ func (s *session) writeNow(w *wire, off int) int {
 	var werr error
 	err := s.rc.Write(func(fd uintptr) bool {
 		for {
-			n, werr = syscall.Write(int(fd), b)
+			n, werr = writeFD(fd, b)
 			if werr != syscall.EINTR {
 				return true // never wait for room: the writer does that
 			}
