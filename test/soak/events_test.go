@@ -53,10 +53,21 @@ func watchEvents(t *testing.T, addr string) *eventWatch {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &eventWatch{cl: api.NewClient(addr, ""), stop: cancel, done: make(chan struct{})}
-	// What happened before the stream opens comes from the history.
-	first, err := w.cl.Events(ctx, api.EventQuery{Limit: api.MaxEventLimit})
-	if err != nil {
-		t.Fatalf("read the event history: %v", err)
+	// What happened before the stream opens comes from the history. camd
+	// appends its daemon_started off its own goroutine: a history read
+	// before it would open the stream after it, and miss it.
+	var first api.EventsPage
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var err error
+		first, err = w.cl.Events(ctx, api.EventQuery{Limit: api.MaxEventLimit})
+		if err != nil {
+			t.Fatalf("read the event history: %v", err)
+		}
+		if first.LastID > 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	w.evs = append(w.evs, first.Events...)
 	last := first.LastID
