@@ -203,9 +203,9 @@ func readClient(ctx context.Context, o Options, u *base.URL, tlsConfig *tls.Conf
 	if err != nil {
 		return fmt.Errorf("setup: %w", err)
 	}
-	// A new decoder for each PLAY, as the client has; the client's own is
-	// dropped when it starts closing.
-	var ptsDec atomic.Pointer[ptsDecoder]
+	// camd's own decoder: the client's is dropped when it starts closing,
+	// while its callbacks may still run.
+	pts := &ptsDecoder{}
 	in.info.Audio = findAudio(desc, o.OnAudio != nil)
 
 	if _, err := c.Setup(desc.BaseURL, medi, 0, 0); err != nil {
@@ -237,18 +237,13 @@ func readClient(ctx context.Context, o Options, u *base.URL, tlsConfig *tls.Conf
 			return
 		}
 		defer recoverPanic()
-		var pts int64
-		if d := ptsDec.Load(); d != nil {
-			pts = d.decode(forma, pkt)
-		}
-		in.handle(pkt, pts, time.Now())
+		in.handle(pkt, pts.decode(forma, pkt), time.Now())
 	})
 
 	// Info goes out before PLAY so that it precedes every frame.
 	in.setTransport(transportName(c))
 	in.sendInfo()
 
-	ptsDec.Store(&ptsDecoder{})
 	if _, err := c.Play(nil); err != nil {
 		return step("play", err)
 	}

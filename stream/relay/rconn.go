@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"net"
 	"strconv"
 	"strings"
@@ -362,6 +361,3 @@ func newSessionID() string {
 }
 
 func ptrTo[T any](v T) *T { return &v }
-
-// String names the connection in logs.
-func (c *rconn) String() string { return fmt.Sprintf("reader %s", c.remote) }

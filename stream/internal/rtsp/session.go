@@ -120,7 +120,6 @@ type Session struct {
 	// set when it comes.
 	waitCSeq string
 	answer   *base.Response
-	playing  bool
 	// lastData is when the connection last brought data.
 	lastData time.Time
 }
@@ -402,7 +401,6 @@ func (s *Session) Play(onFrame Frame) error {
 	if _, err := s.do(req); err != nil {
 		return fmt.Errorf("play: %w", err)
 	}
-	s.playing = true
 	return fmt.Errorf("read: %w", s.read())
 }
 
