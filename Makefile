@@ -96,7 +96,7 @@ bench: build
 # "context deadline exceeded" at the end of FUZZTIME (golang/go#75804, fixed
 # in Go 1.27): that alone, with no failing input written, is not a failure.
 FUZZTIME ?= 30s
-FUZZ := ./daemon:FuzzParseConfig ./api:FuzzCameraRequest ./device:FuzzSpecValidate ./stream:FuzzIngest ./stream/internal/rtsp:FuzzReader ./stream:FuzzH264Depacketizer ./stream:FuzzH265Depacketizer ./stream/relay:FuzzPacketizer
+FUZZ := ./internal/daemon:FuzzParseConfig ./internal/api:FuzzCameraRequest ./device:FuzzSpecValidate ./stream:FuzzIngest ./stream/internal/rtsp:FuzzReader ./stream:FuzzH264Depacketizer ./stream:FuzzH265Depacketizer ./stream/relay:FuzzPacketizer
 fuzz:
 	@set -e; out=$$(mktemp); trap 'rm -f $$out' EXIT; for f in $(FUZZ); do \
 		echo "fuzz $${f#*:} in $${f%%:*} for $(FUZZTIME)"; \

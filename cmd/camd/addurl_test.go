@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/camd/camd/api"
+	"github.com/camd/camd/internal/api"
 )
 
 // "camd camera add NAME -" and "--url-file F": the URL is taken as written

@@ -22,9 +22,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/camd/camd/api"
-	"github.com/camd/camd/daemon"
 	"github.com/camd/camd/device"
+	"github.com/camd/camd/internal/api"
+	"github.com/camd/camd/internal/daemon"
 	"github.com/camd/camd/internal/printable"
 	"github.com/camd/camd/stream/relay"
 )

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/camd/camd/api"
 	"github.com/camd/camd/device"
+	"github.com/camd/camd/internal/api"
 	"github.com/camd/camd/internal/testutil"
 	"github.com/camd/camd/internal/testutil/gstcam"
 	"github.com/camd/camd/store"

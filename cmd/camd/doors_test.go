@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/camd/camd/api"
+	"github.com/camd/camd/internal/api"
 	"github.com/camd/camd/internal/testutil"
 )
 

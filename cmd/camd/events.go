@@ -17,7 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/camd/camd/api"
+	"github.com/camd/camd/internal/api"
 	"github.com/camd/camd/internal/events"
 	"github.com/camd/camd/internal/printable"
 )

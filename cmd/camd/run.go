@@ -7,7 +7,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/camd/camd/daemon"
+	"github.com/camd/camd/internal/daemon"
 )
 
 // runFlags are camd run's flags; each overrides the config file's value

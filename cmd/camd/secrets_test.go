@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/camd/camd/api"
+	"github.com/camd/camd/internal/api"
 	"github.com/camd/camd/internal/testutil"
 	"github.com/camd/camd/store"
 )

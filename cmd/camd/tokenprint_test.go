@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/camd/camd/api"
+	"github.com/camd/camd/internal/api"
 )
 
 // A daemon that requires the token prints it when it creates it (the

@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/camd/camd/api"
 	"github.com/camd/camd/device"
+	"github.com/camd/camd/internal/api"
 	"github.com/camd/camd/internal/events"
 	"github.com/camd/camd/internal/notify/webhook"
 	"github.com/camd/camd/internal/testutil"

@@ -26,8 +26,8 @@ import (
 	"github.com/bluenviron/gortsplib/v5/pkg/format"
 	"github.com/pion/rtp"
 
-	"github.com/camd/camd/api"
 	"github.com/camd/camd/device"
+	"github.com/camd/camd/internal/api"
 	"github.com/camd/camd/test/camdproc"
 )
 

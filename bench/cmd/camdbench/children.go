@@ -12,8 +12,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/camd/camd/api"
 	"github.com/camd/camd/device"
+	"github.com/camd/camd/internal/api"
 )
 
 // simProc is a "camd sim" process.

@@ -41,7 +41,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/camd/camd/api"
+	"github.com/camd/camd/internal/api"
 )
 
 type options struct {

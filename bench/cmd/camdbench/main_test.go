@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/camd/camd/api"
+	"github.com/camd/camd/internal/api"
 )
 
 func TestPercentile(t *testing.T) {

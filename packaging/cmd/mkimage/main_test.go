@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/camd/camd/daemon"
+	"github.com/camd/camd/internal/daemon"
 )
 
 // readBlob reads a blob and checks it against its descriptor.

@@ -9,7 +9,7 @@ import (
 	"runtime"
 	"strings"
 
-	"github.com/camd/camd/api"
+	"github.com/camd/camd/internal/api"
 )
 
 // ErrDataDir is returned (wrapped, with the dir and the reason) by New for

@@ -7,11 +7,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/camd/camd/api"
 	"github.com/camd/camd/device"
-	"github.com/camd/camd/observe"
+	"github.com/camd/camd/internal/api"
+	"github.com/camd/camd/internal/observe"
+	"github.com/camd/camd/internal/web"
 	"github.com/camd/camd/store"
-	"github.com/camd/camd/web"
 )
 
 // Example_daemon shows how camd run wires the watch, the metrics, the

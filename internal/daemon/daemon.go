@@ -15,14 +15,14 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/camd/camd/api"
 	"github.com/camd/camd/device"
+	"github.com/camd/camd/internal/api"
 	"github.com/camd/camd/internal/events"
+	"github.com/camd/camd/internal/observe"
 	"github.com/camd/camd/internal/sdnotify"
-	"github.com/camd/camd/observe"
+	"github.com/camd/camd/internal/web"
 	"github.com/camd/camd/store"
 	"github.com/camd/camd/stream/relay"
-	"github.com/camd/camd/web"
 )
 
 // StoreFile is the name of the store inside the data dir.

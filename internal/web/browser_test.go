@@ -17,9 +17,9 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
-	"github.com/camd/camd/api"
-	"github.com/camd/camd/daemon"
 	"github.com/camd/camd/device"
+	"github.com/camd/camd/internal/api"
+	"github.com/camd/camd/internal/daemon"
 	"github.com/camd/camd/internal/testutil"
 	"github.com/camd/camd/stream/sim"
 )

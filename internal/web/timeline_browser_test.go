@@ -9,7 +9,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/camd/camd/api"
+	"github.com/camd/camd/internal/api"
 	"github.com/camd/camd/internal/events"
 	"github.com/camd/camd/internal/testutil"
 	"github.com/camd/camd/stream/sim"
