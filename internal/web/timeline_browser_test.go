@@ -98,7 +98,7 @@ func TestBrowserTimelineShowsAnOutage(t *testing.T) {
 	t.Logf("screenshot: %s", path)
 	// CAMD_UPDATE_DOCS=1 refreshes the copy the README shows.
 	if os.Getenv("CAMD_UPDATE_DOCS") == "1" {
-		if err := os.WriteFile(filepath.Join("..", "docs", "screenshots", "timeline.png"), shot, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join("..", "..", "docs", "screenshots", "timeline.png"), shot, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
