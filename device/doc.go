@@ -1,7 +1,8 @@
 // Package device keeps cameras running.
 //
 // Each camera has one Supervisor, the only owner and writer of that camera's
-// state. It runs the state machine of DESIGN.md: it starts a reader (one
+// state. It runs the state machine described in
+// docs/ARCHITECTURE.md#the-camera-state-machine: it starts a reader (one
 // connection attempt, see package stream), watches for frames with a
 // deadline, and decides when to retry, when a stream has stalled, when a
 // flapping camera counts as crashed and when to force a full restart. Others

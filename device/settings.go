@@ -2,8 +2,8 @@ package device
 
 import "time"
 
-// Settings are the supervision thresholds. Every number of DESIGN.md's
-// failure table is one of these. The zero value of a field means its default.
+// Settings are the supervision thresholds. Every number of the state
+// machine's timed rules (docs/ARCHITECTURE.md#the-camera-state-machine) is one of these. The zero value of a field means its default.
 type Settings struct {
 	// StallTimeout: a camera with no video frame for this long is restarted
 	// from scratch. It defaults to 60 seconds.

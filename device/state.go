@@ -3,7 +3,7 @@ package device
 // State is a camera's live state.
 type State int
 
-// Camera states; see DESIGN.md "Camera states".
+// Camera states; see docs/ARCHITECTURE.md#the-camera-state-machine.
 const (
 	// StateStopped: an operator stopped it (or never started it).
 	StateStopped State = iota

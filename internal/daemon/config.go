@@ -119,7 +119,7 @@ type Credentials struct {
 	Pass string `yaml:"pass"`
 }
 
-// SupervisionConfig holds the thresholds of DESIGN.md's failure table.
+// SupervisionConfig holds the state machine's thresholds (docs/ARCHITECTURE.md#the-camera-state-machine).
 // SIGHUP applies changes to running cameras without dropping them.
 type SupervisionConfig struct {
 	// StallTimeout defaults to 60 seconds.

@@ -25,7 +25,7 @@ const (
 	CameraStopped       Kind = "stopped" // Details["by"]: "operator"
 	CameraDown          Kind = "down"    // failing for the debounce; Details["error"], ["since"] (RFC 3339)
 	CameraUp            Kind = "up"      // back after a down; Details["down_for"] (Go duration)
-	CameraStalled       Kind = "stalled" // connected but no frames for read_timeout
+	CameraStalled       Kind = "stalled" // connected but no video frame for stall_timeout
 	CameraCrashed       Kind = "crashed" // its reader panicked
 	CameraForcedRestart Kind = "forced_restart"
 )

@@ -6,8 +6,10 @@
 // transport), per relay reader and per open API connection. Far above that
 // it logs a warning and marks health as degraded; above an optional hard
 // ceiling it asks the daemon to shut down so that its supervisor restarts
-// it (DESIGN.md, field failure 2). CheckNOFILE warns at start-up when the
-// soft limit on open files is too low for the configured cameras.
+// it (field failure 2 of
+// docs/ARCHITECTURE.md#the-failures-camd-exists-to-prevent). CheckNOFILE
+// warns at start-up when the soft limit on open files is too low for the
+// configured cameras.
 //
 // MetricsHandler serves /metrics in the Prometheus text format, collected
 // on scrape from the device.Manager (no background goroutine).
