@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/camd/camd/device"
 )
 
 // The two cases: stall_timeout 1ns (camd spun a core and wrote the
@@ -67,7 +69,7 @@ func TestDurationBounds(t *testing.T) {
 	if err := (Config{Super: SupervisionConfig{ReadBatch: &rb}}).Validate(); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "read_batch: 1ms is below the minimum 10ms") {
 		t.Errorf("read_batch 1ms: %v", err)
 	}
-	for _, ok := range []Duration{0, Duration(MinReadBatch)} {
+	for _, ok := range []Duration{0, Duration(device.MinReadBatch)} {
 		if err := (Config{Super: SupervisionConfig{ReadBatch: &ok}}).Validate(); err != nil {
 			t.Errorf("read_batch %s: %v", ok.D(), err)
 		}
@@ -156,7 +158,7 @@ func TestEveryDurationIsBoundedAndDocumented(t *testing.T) {
 			t.Errorf("packaging/camd.yaml: the comment above %s does not say %q:\n%s", k, want, c)
 		}
 	}
-	if c := commentAbove(string(yaml), "supervision.read_batch"); !strings.Contains(c, "Range: 0s, or "+fmtDuration(MinReadBatch)+" to a quarter") {
+	if c := commentAbove(string(yaml), "supervision.read_batch"); !strings.Contains(c, "Range: 0s, or "+fmtDuration(device.MinReadBatch)+" to a quarter") {
 		t.Errorf("packaging/camd.yaml: read_batch's range is not documented:\n%s", c)
 	}
 }
