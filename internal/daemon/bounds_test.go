@@ -127,16 +127,12 @@ func TestEveryDurationIsBoundedAndDocumented(t *testing.T) {
 	if len(keys) < 10 {
 		t.Fatalf("found only %v", keys)
 	}
-	def := Config{}.withDefaults()
-	set := def.Settings()
-	defaults := map[string]time.Duration{
-		"supervision.stall_timeout": set.StallTimeout, "supervision.flap_debounce": set.FlapDebounce,
-		"supervision.crashed_after": set.CrashedAfter, "supervision.force_restart_after": set.ForceRestartAfter,
-		"supervision.backoff_min": set.BackoffMin, "supervision.backoff_max": set.BackoffMax,
-		"supervision.read_timeout": set.ReadTimeout, "supervision.refused_retry": set.RefusedRetry,
-		"supervision.refused_retry_max": set.RefusedRetryMax,
+	set := Config{}.withDefaults().Settings()
+	defaults := map[string]time.Duration{}
+	for _, st := range device.SettingsTable() {
+		defaults["supervision."+st.Key] = st.Get(set)
 	}
-	yaml, err := os.ReadFile(filepath.Join("..", "..", "packaging", "camd.yaml"))
+	yaml, err := os.ReadFile(shippedConfig)
 	if err != nil {
 		t.Fatal(err)
 	}
