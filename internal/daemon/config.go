@@ -17,7 +17,9 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/camd/camd/device"
+	"github.com/camd/camd/internal/api"
 	"github.com/camd/camd/store"
+	"github.com/camd/camd/stream/relay"
 )
 
 // Config is camd run's configuration: the YAML file, then flags on top.
@@ -224,17 +226,18 @@ func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(),
 // D returns the time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
 
-// Defaults used where a field is zero.
+// Defaults used where a field is zero; those of what another package
+// runs are that package's.
 const (
-	DefaultAPIListen        = "127.0.0.1:7654"
-	DefaultRelayListen      = "127.0.0.1:8554"
+	DefaultAPIListen        = api.DefaultListen
+	DefaultRelayListen      = relay.DefaultListen
 	DefaultShutdownDeadline = 10 * time.Second
 	DefaultFDInterval       = 5 * time.Second
-	DefaultDescribeWait     = 5 * time.Second
-	DefaultAPIMaxConns      = 64
-	DefaultRelayMaxConns    = 256
+	DefaultDescribeWait     = relay.DefaultDescribeWait
+	DefaultAPIMaxConns      = api.DefaultMaxConns
+	DefaultRelayMaxConns    = relay.DefaultMaxConns
 	maxRelayMaxConns        = 1 << 20
-	DefaultStartPoint       = 30 * time.Second
+	DefaultStartPoint       = relay.DefaultStartPointTimeout
 )
 
 // maxAPIConns bounds api.max_conns: each connection is a descriptor.
