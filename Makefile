@@ -43,8 +43,11 @@ test-deps:
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(TEST_DEPS) >/dev/null
 
+# The test hooks (internal/daemon/testhooks_on.go) build only with their
+# tag, so they are vetted with it as well.
 vet:
 	$(GO) vet ./...
+	$(GO) vet -tags camdtesthooks ./internal/daemon ./cmd/camd
 
 lint: vet
 	@test -x $(GOBIN)/staticcheck || $(GO) install $(STATICCHECK)

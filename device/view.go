@@ -22,14 +22,18 @@ type Spec struct {
 }
 
 // View is a camera as shown to operators: a snapshot, safe to hand out.
-// URL has any password replaced by "xxxxx".
+// URL has any password replaced by "xxxxx". Its JSON is the API's camera
+// object (internal/api.CameraJSON) less what only the API adds (the
+// resolution, the relay's stats); a test there keeps the two in step.
 type View struct {
 	ID        string `json:"id"`
 	Name      string `json:"name"`
 	URL       string `json:"url"`
 	Transport string `json:"transport"`
 	// TLS is how the camera's certificate is trusted (nothing secret).
-	TLS stream.CameraTLS `json:"tls"`
+	// The API shows its fields at the top level, under their own tags
+	// (tls_fingerprint, tls_ca, tls_insecure).
+	TLS stream.CameraTLS `json:"-"`
 	// TransportActive is the transport of the current or last connection
 	// ("tcp" or "udp"), which for "auto" is the one it settled on.
 	TransportActive string `json:"transport_active,omitempty"`
@@ -58,8 +62,8 @@ type View struct {
 	StallsLastHour     int    `json:"stalls_last_hour"`
 	Reconnects         uint64 `json:"reconnects_total"`
 	Stalls             uint64 `json:"stalls_total"`
-	Restarts           uint64 `json:"restarts_total"`
-	Crashes            uint64 `json:"crashes_total"`
+	Restarts           uint64 `json:"restarts"`
+	Crashes            uint64 `json:"crashes"`
 	// StatusWrites counts persisted-status writes for this camera since camd started.
 	StatusWrites uint64    `json:"status_writes"`
 	LastError    string    `json:"last_error,omitempty"`

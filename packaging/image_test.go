@@ -1,3 +1,5 @@
+//go:build linux
+
 package packaging
 
 // The container image end to end: mkimage builds it for this machine's
@@ -5,7 +7,7 @@ package packaging
 // else is unpacked by umoci and its rootfs run, as the runtime spec umoci
 // writes says (user, environment, working dir, command), chrooted in fresh
 // network, PID and mount namespaces (unshare), so that its 0.0.0.0 ports
-// exist only there.
+// exist only there. Linux only: it mounts, chroots and unshares.
 
 import (
 	"bytes"

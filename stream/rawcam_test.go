@@ -19,12 +19,12 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/bluenviron/gortsplib/v5/pkg/base"
 	"github.com/bluenviron/gortsplib/v5/pkg/headers"
+	"github.com/camd/camd/internal/testutil"
 	"github.com/camd/camd/stream"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
@@ -170,16 +170,7 @@ func newRawCam(t testing.TB, cfg rawCamConfig) *rawCam {
 	if cfg.RcvBuf > 0 {
 		// Set on the listener so that accepted sockets have it from the
 		// handshake on (the window is fixed then).
-		lc.Control = func(_, _ string, rc syscall.RawConn) error {
-			var serr error
-			err := rc.Control(func(fd uintptr) {
-				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, cfg.RcvBuf)
-			})
-			if err != nil {
-				return err
-			}
-			return serr
-		}
+		lc.Control = testutil.RcvBufControl(cfg.RcvBuf)
 	}
 	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {

@@ -582,12 +582,21 @@ func writeStatus(w io.Writer, st api.DaemonStatus, base string) {
 	}
 	row("Memory", mem)
 	row("Goroutines", fmt.Sprint(st.Goroutines))
+	// Every supervision setting, labelled by its config key ("Stall
+	// timeout" for stall_timeout).
 	s := st.Settings.Durations()
-	row("Stall timeout", s.StallTimeout.String())
-	row("Flap debounce", s.FlapDebounce.String())
-	row("Crashed after", s.CrashedAfter.String())
-	row("Force restart", s.ForceRestartAfter.String())
-	row("Backoff", fmt.Sprintf("%s … %s", s.BackoffMin, s.BackoffMax))
+	for _, set := range device.SettingsTable() {
+		v := set.Get(s)
+		val := device.FormatDuration(v)
+		switch {
+		case v < 0:
+			val = "off"
+		case v == 0: // a daemon older than the setting
+			val = "-"
+		}
+		label := strings.ReplaceAll(set.Key, "_", " ")
+		row(strings.ToUpper(label[:1])+label[1:], val)
+	}
 	writeExtra(row, st.Extra)
 	_ = tw.Flush()
 }

@@ -249,7 +249,7 @@ func TestCLICameraCommands(t *testing.T) {
 	}
 
 	out, errOut, err = cli("status")
-	for _, want := range []string{"Version:", "test", "Cameras:", "1: 1 STOPPED, 0 STARTING, 0 RUNNING", "Open FDs:", "Memory:", "Stall timeout:", "5s"} {
+	for _, want := range []string{"Version:", "test", "Cameras:", "1: 1 STOPPED, 0 STARTING, 0 RUNNING", "Open FDs:", "Memory:", "Stall timeout:", "5s", "Refused retry max:", "Read batch:"} {
 		if err != nil || !strings.Contains(out, want) {
 			t.Errorf("status lacks %q: %v %s\n%s", want, err, errOut, out)
 		}

@@ -185,9 +185,11 @@ loop:
 		case <-faultTimer.C:
 			v.note(fmt.Sprintf("injecting faults: %s stalls (sends nothing for %s; camd should notice after 5 s of silence), %s's connection is dropped (camd should reconnect at once)",
 				demoStalled, *stallFor, demoDropped))
+			// Taken before the faults: a dropped connection is seen as soon
+			// as the simulator closes it, before SetFault returns.
+			v.faulted = time.Now()
 			_ = s.SetFault(cameraIndex(demoStalled), sim.FaultStall, *stallFor)
 			_ = s.SetFault(cameraIndex(demoDropped), sim.FaultDrop, 0)
-			v.faulted = time.Now()
 		case <-events.notify:
 			v.update(ctx)
 		case <-tick.C:

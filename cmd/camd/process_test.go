@@ -28,6 +28,9 @@ var (
 	binDir  string
 	binPath string
 	binErr  error
+
+	hookOnce sync.Once
+	hookBin  camdproc.Bin
 )
 
 func TestMain(m *testing.M) {
@@ -56,6 +59,30 @@ func camdBin(t *testing.T) string {
 	return binPath
 }
 
+// camdHookBin builds, once, camd with the test hooks compiled in (next to
+// camdBin's binary).
+func camdHookBin(t *testing.T) string {
+	t.Helper()
+	camdBin(t) // makes binDir
+	hookOnce.Do(func() { hookBin = camdproc.BuildTestHooks(binDir) })
+	if hookBin.Err != nil {
+		t.Fatal(hookBin.Err)
+	}
+	return hookBin.Path
+}
+
+// hookEnv says whether env asks for a test hook, which only the
+// camdHookBin binary reads; the product binary would ignore it and the
+// test would wait for misbehaviour that never comes.
+func hookEnv(env []string) bool {
+	for _, e := range env {
+		if strings.HasPrefix(e, "CAMD_TESTHOOK_") {
+			return true
+		}
+	}
+	return false
+}
+
 // camdProc is one "camd run" process.
 type camdProc struct {
 	t       *testing.T
@@ -74,7 +101,11 @@ var startedRE = regexp.MustCompile(`msg="camd started".* api=https?://(\S+).*?(?
 // startProc starts "camd ARGS…" without waiting for anything.
 func startProc(t *testing.T, env []string, args ...string) *camdProc {
 	t.Helper()
-	return startCmd(t, exec.Command(camdBin(t), args...), env, args)
+	bin := camdBin(t)
+	if hookEnv(env) {
+		bin = camdHookBin(t)
+	}
+	return startCmd(t, exec.Command(bin, args...), env, args)
 }
 
 // startCmd starts cmd, a camd process or a shell that execs one (args

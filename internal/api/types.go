@@ -3,6 +3,8 @@ package api
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
+	"strings"
 	"time"
 
 	"github.com/camd/camd/device"
@@ -180,7 +182,10 @@ type Memory struct {
 	GoSysBytes     uint64 `json:"go_sys_bytes"`
 }
 
-// SettingsJSON are the supervision settings in force, in seconds.
+// SettingsJSON are the supervision settings in force, in seconds. Each
+// field's JSON key is a key of device.SettingsTable (and of the config
+// file's supervision section), which says what it does; 0 is "off" for a
+// setting that can be turned off (read_batch).
 type SettingsJSON struct {
 	StallTimeout      float64 `json:"stall_timeout"`
 	FlapDebounce      float64 `json:"flap_debounce"`
@@ -188,33 +193,45 @@ type SettingsJSON struct {
 	ForceRestartAfter float64 `json:"force_restart_after"`
 	BackoffMin        float64 `json:"backoff_min"`
 	BackoffMax        float64 `json:"backoff_max"`
+	RefusedRetry      float64 `json:"refused_retry"`
+	RefusedRetryMax   float64 `json:"refused_retry_max"`
 	ReadTimeout       float64 `json:"read_timeout"`
+	ReadBatch         float64 `json:"read_batch"`
+}
+
+// settingsFields calls f with each field of s and its setting, matched
+// by JSON key.
+func (s *SettingsJSON) settingsFields(f func(st device.Setting, sec *float64)) {
+	v := reflect.ValueOf(s).Elem()
+	for i := range v.NumField() {
+		key, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("json"), ",")
+		st, ok := device.LookupSetting(key)
+		if !ok {
+			panic("api: SettingsJSON." + v.Type().Field(i).Name + " is not in device.SettingsTable")
+		}
+		f(st, v.Field(i).Addr().Interface().(*float64))
+	}
 }
 
 func settingsJSON(s device.Settings) SettingsJSON {
-	return SettingsJSON{
-		StallTimeout:      s.StallTimeout.Seconds(),
-		FlapDebounce:      s.FlapDebounce.Seconds(),
-		CrashedAfter:      s.CrashedAfter.Seconds(),
-		ForceRestartAfter: s.ForceRestartAfter.Seconds(),
-		BackoffMin:        s.BackoffMin.Seconds(),
-		BackoffMax:        s.BackoffMax.Seconds(),
-		ReadTimeout:       s.ReadTimeout.Seconds(),
-	}
+	var j SettingsJSON
+	j.settingsFields(func(st device.Setting, sec *float64) {
+		*sec = max(st.Get(s), 0).Seconds()
+	})
+	return j
 }
 
 // Durations converts back to device.Settings.
 func (s SettingsJSON) Durations() device.Settings {
-	d := func(sec float64) time.Duration { return time.Duration(sec * float64(time.Second)) }
-	return device.Settings{
-		StallTimeout:      d(s.StallTimeout),
-		FlapDebounce:      d(s.FlapDebounce),
-		CrashedAfter:      d(s.CrashedAfter),
-		ForceRestartAfter: d(s.ForceRestartAfter),
-		BackoffMin:        d(s.BackoffMin),
-		BackoffMax:        d(s.BackoffMax),
-		ReadTimeout:       d(s.ReadTimeout),
-	}
+	var out device.Settings
+	s.settingsFields(func(st device.Setting, sec *float64) {
+		d := time.Duration(*sec * float64(time.Second))
+		if d == 0 && st.CanTurnOff {
+			d = -1
+		}
+		st.Set(&out, d)
+	})
+	return out
 }
 
 // DaemonStatus is the body of GET /api/v1/status.

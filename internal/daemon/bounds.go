@@ -2,8 +2,9 @@ package daemon
 
 import (
 	"fmt"
-	"strings"
 	"time"
+
+	"github.com/camd/camd/device"
 )
 
 // durationBound is the range an operator may set one duration setting to.
@@ -14,25 +15,14 @@ type durationBound struct {
 	get      func(Config) Duration
 }
 
-// MinReadBatch is the smallest read_batch other than 0s (off): a shorter
-// one would wake every camera's reader hundreds of times a second.
-const MinReadBatch = 10 * time.Millisecond
-
 // durationBounds are the allowed ranges, documented next to each setting
-// in packaging/camd.yaml. The minimums keep camd from spinning (reconnect,
-// restart or count descriptors in a tight loop, or log as fast as it can)
-// and the maximums keep detection and recovery from being turned off by a
-// typo; each is far from the defaults in both directions.
-var durationBounds = []durationBound{
-	{"supervision.stall_timeout", time.Second, time.Hour, func(c Config) Duration { return c.Super.StallTimeout }},
-	{"supervision.flap_debounce", time.Second, time.Hour, func(c Config) Duration { return c.Super.FlapDebounce }},
-	{"supervision.crashed_after", time.Second, time.Hour, func(c Config) Duration { return c.Super.CrashedAfter }},
-	{"supervision.force_restart_after", time.Second, time.Hour, func(c Config) Duration { return c.Super.ForceRestartAfter }},
-	{"supervision.backoff_min", 100 * time.Millisecond, time.Minute, func(c Config) Duration { return c.Super.BackoffMin }},
-	{"supervision.backoff_max", time.Second, time.Hour, func(c Config) Duration { return c.Super.BackoffMax }},
-	{"supervision.refused_retry", 10 * time.Second, 24 * time.Hour, func(c Config) Duration { return c.Super.RefusedRetry }},
-	{"supervision.refused_retry_max", 10 * time.Second, 24 * time.Hour, func(c Config) Duration { return c.Super.RefusedRetryMax }},
-	{"supervision.read_timeout", time.Second, 5 * time.Minute, func(c Config) Duration { return c.Super.ReadTimeout }},
+// in packaging/camd.yaml: the supervision section's come from
+// device.SettingsTable, the others are declared here. The minimums keep
+// camd from spinning (reconnect, restart or count descriptors in a tight
+// loop, or log as fast as it can) and the maximums keep detection and
+// recovery from being turned off by a typo; each is far from the defaults
+// in both directions.
+var durationBounds = append(supervisionBounds(), []durationBound{
 	{"relay.start_point_timeout", time.Second, 10 * time.Minute, func(c Config) Duration { return c.Relay.StartPointTimeout }},
 	{"relay.describe_wait", time.Second, time.Minute, func(c Config) Duration { return c.Relay.DescribeWait }},
 	{"fd.interval", 100 * time.Millisecond, time.Hour, func(c Config) Duration { return c.FD.Interval }},
@@ -41,6 +31,20 @@ var durationBounds = []durationBound{
 	{"webhooks.timeout", time.Second, 5 * time.Minute, func(c Config) Duration { return c.Webhooks.Timeout }},
 	{"webhooks.backoff_max", time.Second, 24 * time.Hour, func(c Config) Duration { return c.Webhooks.BackoffMax }},
 	{"mqtt.state_interval", time.Second, time.Hour, func(c Config) Duration { return c.MQTT.StateInterval }},
+}...)
+
+// supervisionBounds are the ranges of device.SettingsTable with a fixed
+// upper bound (read_batch's depends on read_timeout; Validate checks it).
+func supervisionBounds() []durationBound {
+	var bs []durationBound
+	for _, st := range device.SettingsTable() {
+		if st.Max == 0 {
+			continue
+		}
+		bs = append(bs, durationBound{"supervision." + st.Key, st.Min, st.Max,
+			func(c Config) Duration { return Duration(max(st.Get(c.Super.raw()), 0)) }})
+	}
+	return bs
 }
 
 // checkDurations refuses a duration setting outside its range, naming the
@@ -52,21 +56,11 @@ func (c Config) checkDurations() error {
 			return fmt.Errorf("%w: %s: %s is outside the allowed range %s to %s", ErrConfig, b.key, fmtDuration(d), fmtDuration(b.min), fmtDuration(b.max))
 		}
 	}
-	if rb := c.Super.ReadBatch; rb != nil && *rb != 0 && rb.D() < MinReadBatch {
-		return fmt.Errorf("%w: supervision.read_batch: %s is below the minimum %s (0s turns batching off)", ErrConfig, fmtDuration(rb.D()), fmtDuration(MinReadBatch))
+	if rb := c.Super.ReadBatch; rb != nil && *rb != 0 && rb.D() < device.MinReadBatch {
+		return fmt.Errorf("%w: supervision.read_batch: %s is below the minimum %s (0s turns batching off)", ErrConfig, fmtDuration(rb.D()), fmtDuration(device.MinReadBatch))
 	}
 	return nil
 }
 
-// fmtDuration writes d as an operator would: "1h", "5m", "90s", "100ms",
-// not "1h0m0s".
-func fmtDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
-}
+// fmtDuration writes d as an operator would: "1h", not "1h0m0s".
+func fmtDuration(d time.Duration) string { return device.FormatDuration(d) }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/camd/camd/device"
 )
 
 // The two cases: stall_timeout 1ns (camd spun a core and wrote the
@@ -67,7 +69,7 @@ func TestDurationBounds(t *testing.T) {
 	if err := (Config{Super: SupervisionConfig{ReadBatch: &rb}}).Validate(); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "read_batch: 1ms is below the minimum 10ms") {
 		t.Errorf("read_batch 1ms: %v", err)
 	}
-	for _, ok := range []Duration{0, Duration(MinReadBatch)} {
+	for _, ok := range []Duration{0, Duration(device.MinReadBatch)} {
 		if err := (Config{Super: SupervisionConfig{ReadBatch: &ok}}).Validate(); err != nil {
 			t.Errorf("read_batch %s: %v", ok.D(), err)
 		}
@@ -125,16 +127,12 @@ func TestEveryDurationIsBoundedAndDocumented(t *testing.T) {
 	if len(keys) < 10 {
 		t.Fatalf("found only %v", keys)
 	}
-	def := Config{}.withDefaults()
-	set := def.Settings()
-	defaults := map[string]time.Duration{
-		"supervision.stall_timeout": set.StallTimeout, "supervision.flap_debounce": set.FlapDebounce,
-		"supervision.crashed_after": set.CrashedAfter, "supervision.force_restart_after": set.ForceRestartAfter,
-		"supervision.backoff_min": set.BackoffMin, "supervision.backoff_max": set.BackoffMax,
-		"supervision.read_timeout": set.ReadTimeout, "supervision.refused_retry": set.RefusedRetry,
-		"supervision.refused_retry_max": set.RefusedRetryMax,
+	set := Config{}.withDefaults().Settings()
+	defaults := map[string]time.Duration{}
+	for _, st := range device.SettingsTable() {
+		defaults["supervision."+st.Key] = st.Get(set)
 	}
-	yaml, err := os.ReadFile(filepath.Join("..", "..", "packaging", "camd.yaml"))
+	yaml, err := os.ReadFile(shippedConfig)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +154,7 @@ func TestEveryDurationIsBoundedAndDocumented(t *testing.T) {
 			t.Errorf("packaging/camd.yaml: the comment above %s does not say %q:\n%s", k, want, c)
 		}
 	}
-	if c := commentAbove(string(yaml), "supervision.read_batch"); !strings.Contains(c, "Range: 0s, or "+fmtDuration(MinReadBatch)+" to a quarter") {
+	if c := commentAbove(string(yaml), "supervision.read_batch"); !strings.Contains(c, "Range: 0s, or "+fmtDuration(device.MinReadBatch)+" to a quarter") {
 		t.Errorf("packaging/camd.yaml: read_batch's range is not documented:\n%s", c)
 	}
 }

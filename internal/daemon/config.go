@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"strings"
 	"time"
@@ -16,7 +17,9 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/camd/camd/device"
+	"github.com/camd/camd/internal/api"
 	"github.com/camd/camd/store"
+	"github.com/camd/camd/stream/relay"
 )
 
 // Config is camd run's configuration: the YAML file, then flags on top.
@@ -119,30 +122,59 @@ type Credentials struct {
 	Pass string `yaml:"pass"`
 }
 
-// SupervisionConfig holds the state machine's thresholds (docs/ARCHITECTURE.md#the-camera-state-machine).
-// SIGHUP applies changes to running cameras without dropping them.
+// SupervisionConfig holds the state machine's thresholds
+// (docs/ARCHITECTURE.md#the-camera-state-machine).
+// SIGHUP applies changes to running cameras without dropping them. Each
+// field's yaml key is a key of device.SettingsTable, which gives its
+// default, its range and its documentation; an unset field takes the
+// default.
 type SupervisionConfig struct {
-	// StallTimeout defaults to 60 seconds.
-	StallTimeout Duration `yaml:"stall_timeout"`
-	// FlapDebounce defaults to 30 seconds.
-	FlapDebounce Duration `yaml:"flap_debounce"`
-	// CrashedAfter defaults to 30 seconds.
-	CrashedAfter Duration `yaml:"crashed_after"`
-	// ForceRestartAfter defaults to 60 seconds.
+	StallTimeout      Duration `yaml:"stall_timeout"`
+	FlapDebounce      Duration `yaml:"flap_debounce"`
+	CrashedAfter      Duration `yaml:"crashed_after"`
 	ForceRestartAfter Duration `yaml:"force_restart_after"`
-	// BackoffMin defaults to 1 second.
-	BackoffMin Duration `yaml:"backoff_min"`
-	// BackoffMax defaults to 30 seconds.
-	BackoffMax Duration `yaml:"backoff_max"`
-	// RefusedRetry defaults to 5 minutes, RefusedRetryMax to 30.
-	RefusedRetry    Duration `yaml:"refused_retry"`
-	RefusedRetryMax Duration `yaml:"refused_retry_max"`
-	// ReadTimeout defaults to 10 seconds.
-	ReadTimeout Duration `yaml:"read_timeout"`
-	// ReadBatch defaults to 100 milliseconds; 0s reads every packet as it
-	// arrives (device.Settings.ReadBatch says what it trades). It may not
-	// be above a quarter of ReadTimeout.
+	BackoffMin        Duration `yaml:"backoff_min"`
+	BackoffMax        Duration `yaml:"backoff_max"`
+	RefusedRetry      Duration `yaml:"refused_retry"`
+	RefusedRetryMax   Duration `yaml:"refused_retry_max"`
+	ReadTimeout       Duration `yaml:"read_timeout"`
+	// ReadBatch is a pointer because "0s" (off) differs from unset.
 	ReadBatch *Duration `yaml:"read_batch"`
+}
+
+// raw returns the settings as written, in device.Settings' terms: 0 where
+// unset (the default), negative for "0s" of a setting that 0s turns off.
+// Fields are matched to the table by their yaml keys.
+func (s SupervisionConfig) raw() device.Settings {
+	var out device.Settings
+	v := reflect.ValueOf(s)
+	for i := range v.NumField() {
+		st, ok := device.LookupSetting(yamlKey(v.Type().Field(i)))
+		if !ok {
+			panic("daemon: SupervisionConfig." + v.Type().Field(i).Name + " is not in device.SettingsTable")
+		}
+		var d time.Duration
+		switch f := v.Field(i).Interface().(type) {
+		case Duration:
+			d = f.D()
+		case *Duration:
+			switch {
+			case f == nil:
+			case *f == 0 && st.CanTurnOff:
+				d = -1
+			default:
+				d = f.D()
+			}
+		}
+		st.Set(&out, d)
+	}
+	return out
+}
+
+// yamlKey is the key a struct field has in the config file.
+func yamlKey(f reflect.StructField) string {
+	k, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+	return k
 }
 
 // FDConfig is the file-descriptor watchdog section.
@@ -195,17 +227,18 @@ func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(),
 // D returns the time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
 
-// Defaults used where a field is zero.
+// Defaults used where a field is zero; those of what another package
+// runs are that package's.
 const (
-	DefaultAPIListen        = "127.0.0.1:7654"
-	DefaultRelayListen      = "127.0.0.1:8554"
+	DefaultAPIListen        = api.DefaultListen
+	DefaultRelayListen      = relay.DefaultListen
 	DefaultShutdownDeadline = 10 * time.Second
 	DefaultFDInterval       = 5 * time.Second
-	DefaultDescribeWait     = 5 * time.Second
-	DefaultAPIMaxConns      = 64
-	DefaultRelayMaxConns    = 256
+	DefaultDescribeWait     = relay.DefaultDescribeWait
+	DefaultAPIMaxConns      = api.DefaultMaxConns
+	DefaultRelayMaxConns    = relay.DefaultMaxConns
 	maxRelayMaxConns        = 1 << 20
-	DefaultStartPoint       = 30 * time.Second
+	DefaultStartPoint       = relay.DefaultStartPointTimeout
 )
 
 // maxAPIConns bounds api.max_conns: each connection is a descriptor.
@@ -339,10 +372,7 @@ func (c Config) Validate() error {
 		return bad("supervision.refused_retry_max (%s) is below refused_retry (%s)", s.RefusedRetryMax.D(), s.RefusedRetry.D())
 	}
 	if s.ReadBatch != nil {
-		rt := s.ReadTimeout.D()
-		if rt <= 0 {
-			rt = device.DefaultSettings().ReadTimeout
-		}
+		rt := c.Settings().ReadTimeout
 		if b := s.ReadBatch.D(); b > device.MaxReadBatch(rt) {
 			return bad("supervision.read_batch (%s) is above a quarter of read_timeout (%s): a camera read that seldom could be dropped as silent", b, rt)
 		}
@@ -448,33 +478,7 @@ func (c Config) withDefaults() Config {
 }
 
 // Settings returns the supervision settings, defaults filled in.
-func (c Config) Settings() device.Settings {
-	s := c.Super
-	return device.Settings{
-		StallTimeout:      s.StallTimeout.D(),
-		FlapDebounce:      s.FlapDebounce.D(),
-		CrashedAfter:      s.CrashedAfter.D(),
-		ForceRestartAfter: s.ForceRestartAfter.D(),
-		BackoffMin:        s.BackoffMin.D(),
-		BackoffMax:        s.BackoffMax.D(),
-		RefusedRetry:      s.RefusedRetry.D(),
-		RefusedRetryMax:   s.RefusedRetryMax.D(),
-		ReadTimeout:       s.ReadTimeout.D(),
-		ReadBatch:         readBatch(s.ReadBatch),
-	}.WithDefaults()
-}
-
-// readBatch maps the config's read_batch to device.Settings.ReadBatch:
-// absent is the default, 0s is off.
-func readBatch(d *Duration) time.Duration {
-	switch {
-	case d == nil:
-		return 0
-	case *d == 0:
-		return -1
-	}
-	return d.D()
-}
+func (c Config) Settings() device.Settings { return c.Super.raw().WithDefaults() }
 
 // DefaultDataDir is where camd keeps its data when not told: /var/lib/camd
 // for root on Linux; otherwise the per-user state dir

@@ -50,8 +50,12 @@ type Options struct {
 	// OnStateChange, if set, is called on every camera state change; it
 	// must not block (see device.Config.OnStateChange).
 	OnStateChange func(name string, from, to device.State)
-	// Hooks are test hooks; see HooksFromEnv.
+	// Hooks are test hooks (empty unless built with -tags camdtesthooks);
+	// see HooksFromEnv.
 	Hooks Hooks
+	// onStep, if set, is called as shutdown enters each step; in-package
+	// tests use it to hang a step without the test-hooks build.
+	onStep func(step string)
 }
 
 // Daemon is a running camd: store, cameras, relay, API, watchdogs.
@@ -77,7 +81,6 @@ type Daemon struct {
 	stopErr  error
 	stopCh   chan struct{}
 	step     atomic.Pointer[string]
-	leaked   []*os.File
 	notifiers
 }
 
@@ -338,10 +341,10 @@ func (d *Daemon) Step() string { return *d.step.Load() }
 
 func (d *Daemon) setStep(s string) {
 	d.step.Store(&s)
-	if s == d.hooks.HangShutdown {
-		d.log.Warn("test hook: shutdown step hangs", "step", s)
-		select {}
+	if d.opts.onStep != nil {
+		d.opts.onStep(s)
 	}
+	d.hookStep(s)
 }
 
 // Reload applies what can change without dropping cameras: the
@@ -523,9 +526,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := d.st.Close(); err != nil {
 		d.log.Error("closing the store", "err", err)
 	}
-	for _, f := range d.leaked {
-		_ = f.Close()
-	}
+	d.hookClose()
 	d.setStep("done")
 	d.log.Info("stopped", "took", time.Since(began).Round(time.Millisecond))
 	return d.stopErr
@@ -541,7 +542,7 @@ func (d *Daemon) notifyLoop(ctx context.Context) {
 	last := ""
 	relayFailed := false
 	for {
-		d.leakFDs()
+		d.hookTick()
 		if d.rl != nil && !relayFailed {
 			if err := d.rl.Err(); err != nil {
 				relayFailed = true

@@ -106,7 +106,7 @@ func TestDaemonBackstop(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	cfg.ShutdownDeadline = Duration(time.Second) // the minimum
 	d, err := New(context.Background(), Options{Config: cfg, Stderr: logs,
-		Exit: func(code int) { exited <- code }, Hooks: Hooks{HangShutdown: "relay"}})
+		Exit: func(code int) { exited <- code }, onStep: hangAt("relay")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,6 +122,15 @@ func TestDaemonBackstop(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "unfinished=relay") {
 		t.Fatalf("log does not name the hung step:\n%s", logs.String())
+	}
+}
+
+// hangAt returns an Options.onStep that blocks for ever at step.
+func hangAt(step string) func(string) {
+	return func(s string) {
+		if s == step {
+			select {}
+		}
 	}
 }
 

@@ -4,7 +4,8 @@
 // machine without them but fails it in CI (CI=true), where .ci/run
 // installs them.
 //
-// It is imported by _test.go files only.
+// It is imported by _test.go files and by the test helpers and bench
+// programs that start child processes, never by camd itself.
 package testutil
 
 import (

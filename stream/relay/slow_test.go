@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/camd/camd/internal/testutil"
 )
 
 // rawClient is a hand-written RTSP client: it can stop reading its socket
@@ -28,7 +30,7 @@ func dialRaw(t testing.TB, addr string, rcvbuf int) *rawClient {
 	t.Helper()
 	d := net.Dialer{Timeout: 10 * time.Second}
 	if rcvbuf > 0 {
-		d.Control = rcvbufControl(rcvbuf)
+		d.Control = testutil.RcvBufControl(rcvbuf)
 	}
 	conn, err := d.Dial("tcp", addr)
 	if err != nil {

@@ -33,11 +33,23 @@ type Bin struct {
 // root (go env GOMOD), without cgo or the race detector: the process is the
 // subject, not the test.
 func Build(dir string) Bin {
-	path, err := build(dir)
+	path, err := build(dir, "camd")
 	return Bin{Path: path, Err: err}
 }
 
-func build(dir string) (string, error) {
+// TestHooksTag is the build tag that compiles the daemon's test hooks
+// (the CAMD_TESTHOOK_* variables, internal/daemon/testhooks_on.go).
+const TestHooksTag = "camdtesthooks"
+
+// BuildTestHooks is Build with the test hooks compiled in, into
+// dir/camd-testhooks; the tests that make camd hang or leak on purpose
+// run this binary, the rest run the product build.
+func BuildTestHooks(dir string) Bin {
+	path, err := build(dir, "camd-testhooks", "-tags", TestHooksTag)
+	return Bin{Path: path, Err: err}
+}
+
+func build(dir, name string, flags ...string) (string, error) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		goBin = filepath.Join(os.Getenv("GOROOT"), "bin", "go")
@@ -53,8 +65,9 @@ func build(dir string) (string, error) {
 	if gomod == "" || gomod == os.DevNull {
 		return "", fmt.Errorf("not inside the camd module (go env GOMOD = %q)", gomod)
 	}
-	bin := filepath.Join(dir, "camd")
-	cmd := exec.Command(goBin, "build", "-o", bin, "github.com/camd/camd/cmd/camd")
+	bin := filepath.Join(dir, name)
+	args := append(append([]string{"build"}, flags...), "-o", bin, "github.com/camd/camd/cmd/camd")
+	cmd := exec.Command(goBin, args...)
 	cmd.Dir = filepath.Dir(gomod)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {

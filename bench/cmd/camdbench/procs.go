@@ -11,6 +11,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/camd/camd/internal/testutil"
 )
 
 // proc is a child process the bench started. Its output goes to files, so
@@ -140,7 +142,7 @@ func (ps *procSet) startIn(dir, name, outPath, errPath string, argv ...string) (
 	p.cmd.Dir = dir
 	// The kernel kills the child if the bench dies without cleaning up
 	// (SIGKILL of the bench, a crash).
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	p.cmd.SysProcAttr = testutil.DieWithParent()
 	out, err := openOut(outPath)
 	if err != nil {
 		return nil, err

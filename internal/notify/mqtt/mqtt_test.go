@@ -208,7 +208,7 @@ func TestKilledClientWill(t *testing.T) {
 	cmd.Env = append(os.Environ(), "CAMD_MQTT_CHILD="+b.Addr())
 	var out testutil.LogBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = testutil.DieWithParent()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -129,7 +129,7 @@ func TestKilledWithPendingDeliveries(t *testing.T) {
 		cmd.Env = append(os.Environ(), "CAMD_WEBHOOK_CHILD="+dir, "CAMD_WEBHOOK_URL="+url)
 		var out testutil.LogBuffer
 		cmd.Stdout, cmd.Stderr = &out, &out
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		cmd.SysProcAttr = testutil.DieWithParent()
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}

@@ -122,7 +122,7 @@ func Start(t testing.TB, o Options) *Camera {
 		args = append(args, "--digest")
 	}
 	cmd := exec.Command(Python, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = testutil.DieWithParent()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -92,7 +91,7 @@ func (b *Broker) Restart() bool {
 	cmd := exec.Command(b.bin, "-c", b.conf)
 	cmd.Stdout, cmd.Stderr = &b.Out, &b.Out
 	// It dies with the test binary, even one killed by a timeout.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = testutil.DieWithParent()
 	if err := cmd.Start(); err != nil {
 		b.t.Fatal(err)
 	}

@@ -104,7 +104,7 @@ func Start(t testing.TB, o Options) *Camera {
 	c.feed = exec.Command(ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "warning",
 		"-re", "-stream_loop", "-1", "-i", clip, "-c", "copy",
 		"-f", "rtsp", "-rtsp_transport", "udp", c.url(c.SourcePort, "", "", ""))
-	c.feed.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	c.feed.SysProcAttr = testutil.DieWithParent()
 	c.feed.Stdout, c.feed.Stderr = &c.feedLog, &c.feedLog
 	if err := c.feed.Start(); err != nil {
 		t.Fatal(err)
@@ -144,7 +144,7 @@ func (c *Camera) startServer(server, dir string) error {
 		"--rtp_start_port", strconv.Itoa(c.RTPPort), "--loglevel", "3")
 	// The script adds ./lib to Perl's path; run it where there is none.
 	c.srv.Dir = dir
-	c.srv.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	c.srv.SysProcAttr = testutil.DieWithParent()
 	c.srv.Stdout, c.srv.Stderr = &c.srvLog, &c.srvLog
 	if err := c.srv.Start(); err != nil {
 		return err

@@ -1,3 +1,5 @@
+//go:build camdtesthooks
+
 package daemon
 
 import (
@@ -8,8 +10,9 @@ import (
 )
 
 // Hooks make the daemon misbehave on purpose so that process tests can see
-// the backstop, the health check and the FD watchdog react. They are read
-// from the environment (HooksFromEnv) and do nothing when unset.
+// the backstop, the health check and the FD watchdog react. They exist only
+// in binaries built with -tags camdtesthooks (test/camdproc.BuildTestHooks),
+// so that no environment variable can make a shipped camd hang or leak.
 type Hooks struct {
 	// HangShutdown names a shutdown step ("api", "cameras", "relay",
 	// "store") that blocks forever once reached. CAMD_TESTHOOK_HANG_SHUTDOWN;
@@ -22,7 +25,12 @@ type Hooks struct {
 	// opens N descriptors and never closes them (once per appearance).
 	// CAMD_TESTHOOK_LEAK_FDS_FILE.
 	LeakFDsFile string
+
+	leaked []*os.File
 }
+
+// TestHooksBuilt says whether this binary has the test hooks.
+const TestHooksBuilt = true
 
 // HooksFromEnv reads the CAMD_TESTHOOK_* variables.
 func HooksFromEnv() Hooks {
@@ -38,7 +46,7 @@ func HooksFromEnv() Hooks {
 }
 
 // loopHook blocks the supervision loop while HangLoopFile exists.
-func (h Hooks) loopHook() func() {
+func (h *Hooks) loopHook() func() {
 	if h.HangLoopFile == "" {
 		return nil
 	}
@@ -52,23 +60,39 @@ func (h Hooks) loopHook() func() {
 	}
 }
 
-// leakFDs opens the descriptors LeakFDsFile asks for, once per file.
-func (d *Daemon) leakFDs() {
-	if d.hooks.LeakFDsFile == "" {
+// step blocks forever when shutdown reaches HangShutdown.
+func (d *Daemon) hookStep(s string) {
+	if s == d.hooks.HangShutdown {
+		d.log.Warn("test hook: shutdown step hangs", "step", s)
+		select {}
+	}
+}
+
+// hookTick opens the descriptors LeakFDsFile asks for, once per file.
+func (d *Daemon) hookTick() {
+	h := &d.hooks
+	if h.LeakFDsFile == "" {
 		return
 	}
-	b, err := os.ReadFile(d.hooks.LeakFDsFile)
+	b, err := os.ReadFile(h.LeakFDsFile)
 	if err != nil {
 		return
 	}
-	_ = os.Remove(d.hooks.LeakFDsFile)
+	_ = os.Remove(h.LeakFDsFile)
 	n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 	for i := 0; i < n; i++ {
 		f, err := os.Open(os.DevNull)
 		if err != nil {
 			break
 		}
-		d.leaked = append(d.leaked, f) // never closed: that is the point
+		h.leaked = append(h.leaked, f) // never closed until the store is: that is the point
 	}
 	d.log.Warn("test hook: leaked descriptors on purpose", "count", n)
+}
+
+// hookClose closes what hookTick leaked.
+func (d *Daemon) hookClose() {
+	for _, f := range d.hooks.leaked {
+		_ = f.Close()
+	}
 }
