@@ -218,8 +218,9 @@ func (m *Manager) stateChanged(s *supervisor, from, to State) {
 }
 
 // recovered tells every other camera that from came back after failed
-// attempts; those waiting out a backoff may retry sooner (runLoop.kicked).
-// It never blocks: a camera with a kick pending needs no second one.
+// attempts; those waiting out a backoff may retry sooner (the kick rows of
+// machineRules). It never blocks: a camera with a kick pending needs no
+// second one.
 func (m *Manager) recovered(from *supervisor) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()

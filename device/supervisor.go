@@ -37,7 +37,7 @@ type supervisor struct {
 	// signal of the current one.
 	firstGen   atomic.Uint64
 	firstFrame chan struct{}
-	kick       chan struct{} // another camera came back; see runLoop.kicked
+	kick       chan struct{} // another camera came back; see the kick rows of machineRules
 	// begun is closed once run has acted on its start argument, so that
 	// a camera added to start is seen STARTING, never in its first STOPPED.
 	begun chan struct{}
@@ -143,37 +143,21 @@ func (s *supervisor) send(kind cmdKind) error {
 	}
 }
 
-// runLoop holds the state machine's goroutine-local variables.
+// runLoop is the supervisor's goroutine-local side: the state machine, and
+// the attempt and timers that carry out what it decides.
 type runLoop struct {
-	s        *supervisor
-	ctx      context.Context
-	want     bool
-	gen      uint64
-	att      *attempt
-	relaunch bool // launch again as soon as the current attempt ends
-	// failingSince is when the camera stopped being RUNNING while it should
-	// run; zero while healthy.
-	failingSince time.Time
-	forced       int // forced restarts during this failure
-	// downFrom is when the outage began that a CameraDown event
-	// announced; zero while none is announced. The CameraUp that ends it
-	// carries how long it lasted.
-	downFrom time.Time
-	// Each of these kinds is emitted once per outage, so that a long one
-	// costs a bounded number of event writes.
-	stallSent, crashSent, forcedSent bool
+	s       *supervisor
+	ctx     context.Context
+	machine machine
+	gen     uint64
+	att     *attempt
 	// readTimeout is ReadTimeout as live connections see it: a new one
 	// (SIGHUP) reaches a batched connection that is already playing.
 	readTimeout stream.LiveTimeout
-	fails       int // consecutive failed attempts, for the backoff
-	refusals    int // consecutive refusals (stream.ErrRefused), for their schedule
-	crashRun    int // consecutive reader crashes
 	retry       *time.Timer
-	retryAt     time.Time // when retry fires; zero when it is not set
-	kickedAt    time.Time // when kicked last moved retry earlier in this outage
 	stall       *time.Timer
 	fail        *time.Timer
-	abandon     *time.Timer // set while relaunch waits for a cancelled reader
+	abandon     *time.Timer // set while a relaunch waits for a cancelled reader
 }
 
 func stoppedTimer() *time.Timer {
@@ -182,20 +166,24 @@ func stoppedTimer() *time.Timer {
 	return t
 }
 
-// run is the supervisor's goroutine. It returns when ctx is done, leaving
-// the persisted status as it is so that the camera comes back next start.
+// run is the supervisor's goroutine: it turns commands, reader results and
+// timers into events for the state machine and carries out its actions. It
+// returns when ctx is done, leaving the persisted status as it is so that
+// the camera comes back next start.
 func (s *supervisor) run(ctx context.Context, start bool, by string) {
 	defer close(s.done)
-	l := &runLoop{s: s, ctx: ctx, retry: stoppedTimer(), stall: stoppedTimer(), fail: stoppedTimer(), abandon: stoppedTimer()}
+	s.mu.Lock()
+	m := newMachine(s.st.persisted, s.st.persistedAt, s.st.lastError)
+	s.mu.Unlock()
+	l := &runLoop{s: s, ctx: ctx, machine: m, retry: stoppedTimer(), stall: stoppedTimer(), fail: stoppedTimer(), abandon: stoppedTimer()}
 	defer func() {
 		l.retry.Stop()
 		l.stall.Stop()
 		l.fail.Stop()
-		l.abandon.Stop()
 		l.stopAttempt()
 	}()
 	if start {
-		l.start(by)
+		l.feed(event{kind: evStart, by: by})
 	}
 	close(s.begun)
 	for {
@@ -203,109 +191,156 @@ func (s *supervisor) run(ctx context.Context, start bool, by string) {
 		case <-ctx.Done():
 			return
 		case c := <-s.cmds:
-			l.handle(c.kind)
+			l.feed(commandEvent(c.kind))
 			close(c.reply)
 		case r := <-s.attemptDone:
-			l.attemptEnded(r)
+			// Results of attempts already stopped or abandoned are stale.
+			if l.att != nil && r.gen == l.att.gen {
+				l.feed(l.ended(r))
+			}
 		case <-s.firstFrame:
-			// A frame from an attempt being replaced (relaunch) does not
-			// make the camera RUNNING: its replacement has shown nothing.
-			if l.att != nil && !l.relaunch && s.firstGen.Load() == l.att.gen {
-				l.running()
+			if l.att != nil && s.firstGen.Load() == l.att.gen {
+				l.feed(event{kind: evFirstFrame})
 			}
 		case <-s.kick:
-			l.kicked()
+			l.feed(event{kind: evKick})
 		case <-l.stall.C:
-			l.checkStall()
+			l.feed(event{kind: evStallTimer, lastFrame: s.meter.LastFrame()})
 		case <-l.retry.C:
-			if l.want && l.att == nil {
-				l.launch()
-			}
+			l.feed(event{kind: evRetryTimer})
 		case <-l.fail.C:
-			l.checkFailing()
+			l.feed(event{kind: evFailTimer})
 		case <-l.abandon.C:
-			l.abandonHung()
+			l.feed(event{kind: evAbandonTimer})
 		}
 	}
+}
+
+func commandEvent(k cmdKind) event {
+	switch k {
+	case cmdStart:
+		return event{kind: evStart, by: "operator"}
+	case cmdStop:
+		return event{kind: evStop}
+	case cmdRestart:
+		return event{kind: evRestart, by: "operator"}
+	}
+	return event{kind: evSettings}
+}
+
+// ended reads how an attempt ended: the reader reports its error, the
+// machine decides what it means for the camera.
+func (l *runLoop) ended(r attemptResult) event {
+	ev := event{kind: evAttemptEnded, end: endFailed, msg: l.s.redact(r.err)}
+	switch {
+	case r.panicked:
+		ev.end = endPanicked
+	case errors.Is(r.err, stream.ErrRefused):
+		ev.end = endRefused
+	}
+	return ev
 }
 
 func (l *runLoop) settings() Settings { return l.s.m.Settings() }
 
-func (l *runLoop) handle(k cmdKind) {
-	s := l.s
-	switch k {
-	case cmdStart:
-		if l.want {
-			return
-		}
-		l.start("operator")
-	case cmdStop:
-		if !l.want && l.att == nil {
-			s.persist(store.StatusStopped)
-			return
-		}
-		l.want = false
-		l.retry.Stop()
-		l.stall.Stop()
-		l.fail.Stop()
-		l.stopAttempt()
-		l.failingSince = time.Time{}
-		l.downFrom = time.Time{}
-		s.setState(StateStopped)
-		s.persist(store.StatusStopped)
-		s.log.Info("camera stopped by operator")
-		s.emit(events.CameraStopped, map[string]string{"by": "operator"})
-	case cmdRestart:
-		if !l.want {
-			l.start("operator")
-			return
-		}
-		s.update(func(st *status) { st.restarts++ })
-		s.log.Info("camera restarted by operator")
-		l.fails, l.refusals = 0, 0
-		l.restartAttempt(StateStarting)
-	case cmdSettings:
-		l.readTimeout.Set(l.settings().ReadTimeout)
-		// Re-arm deadlines with the new thresholds.
-		if l.att != nil {
-			l.armStall()
-		}
-		l.armFail()
+// feed runs ev through the state machine and carries out its actions.
+func (l *runLoop) feed(ev event) {
+	e := env{now: time.Now(), set: l.settings(), backoff: backoff, crashBackoff: crashBackoff}
+	acts, _ := l.machine.step(ev, e)
+	for _, a := range acts {
+		l.do(a)
 	}
 }
 
-// start begins running a camera that was not; by, if set, is who started
-// it, for the CameraStarted event.
-func (l *runLoop) start(by string) {
+// do carries out one action of the state machine.
+func (l *runLoop) do(a action) {
 	s := l.s
-	l.want = true
-	l.fails, l.refusals, l.crashRun, l.forced = 0, 0, 0, 0
-	l.stallSent, l.crashSent, l.forcedSent = false, false, false
-	l.failingSince = time.Now()
-	if by != "" {
-		s.emit(events.CameraStarted, map[string]string{"by": by})
+	switch a.kind {
+	case aSetState:
+		s.setState(a.state)
+	case aPersist:
+		s.persist(a.status)
+	case aLaunch:
+		l.launch()
+	case aCancel:
+		l.att.cancel()
+	case aStopAttempt:
+		l.stopAttempt()
+	case aEndAttempt:
+		// The reader has returned, but its context is still registered
+		// with the camera's: without cancel it would stay there, one per
+		// failed attempt, until the camera is removed (months of reconnects).
+		l.att.cancel()
+		l.att = nil
+	case aAbandon:
+		l.att.abandoned.Store(true)
+		l.att = nil
+	case aArmStall:
+		l.armStall()
+	case aArmFail:
+		l.fail.Reset(time.Until(a.at))
+	case aArmAbandon:
+		l.abandon.Reset(a.delay)
+	case aRetry:
+		l.retry.Reset(a.delay)
+	case aStopStall, aStopFail, aStopAbandon, aStopRetry:
+		l.timer(a.kind).Stop()
+	case aApplySettings:
+		l.readTimeout.Set(l.settings().ReadTimeout)
+	default:
+		l.report(a)
 	}
-	// A camera persisted as CRASHED was down (announced) when camd last
-	// stopped: its recovery is that outage's end, timed from when it was
-	// persisted (the debounce after it began).
-	if s.persistedStatus() == store.StatusCrashed && l.downFrom.IsZero() {
-		s.mu.Lock()
-		l.downFrom = s.st.persistedAt
-		s.mu.Unlock()
+}
+
+func (l *runLoop) timer(k actionKind) *time.Timer {
+	switch k {
+	case aStopStall:
+		return l.stall
+	case aStopFail:
+		return l.fail
+	case aStopAbandon:
+		return l.abandon
 	}
-	if s.persistedStatus() == store.StatusStopped {
-		s.persist(store.StatusRunning)
+	return l.retry
+}
+
+// report carries out the actions that only tell others: events, log lines,
+// counters.
+func (l *runLoop) report(a action) {
+	s := l.s
+	switch a.kind {
+	case aEmit:
+		s.emit(a.event, a.details)
+	case aLog:
+		s.log.Log(context.Background(), a.level, a.msg, a.args...)
+	case aCount:
+		s.update(func(st *status) { st.count(a) })
+	case aKickOthers:
+		s.m.recovered(s)
 	}
-	s.setState(StateStarting)
-	l.armFail()
-	l.launch()
+}
+
+// count adds one to the counter a names, and records its error.
+func (st *status) count(a action) {
+	switch a.count {
+	case countRestart:
+		st.restarts++
+		return
+	case countCrash:
+		st.crashes++
+	case countReconnect:
+		st.reconnects++
+		st.reconnectTimes = appendRecent(st.reconnectTimes, a.at)
+	case countStall:
+		st.stalls++
+		st.stallTimes = appendRecent(st.stallTimes, a.at)
+	}
+	st.lastError, st.lastErrorAt = a.msg, a.at
 }
 
 // launch starts one connection attempt.
 func (l *runLoop) launch() {
 	s := l.s
-	l.retry.Stop()
-	l.retryAt = time.Time{}
 	l.gen++
 	actx, cancel := context.WithCancel(l.ctx)
 	a := &attempt{gen: l.gen, cancel: cancel, started: time.Now()}
@@ -366,29 +401,30 @@ func (l *runLoop) launch() {
 			}
 		}
 	}
-	read := s.m.read
-	go func() {
-		res := attemptResult{gen: a.gen}
-		defer func() {
-			if r := recover(); r != nil {
-				res.err = fmt.Errorf("reader panicked: %v", r)
-				res.panicked = true
-			}
-			if s.tap != nil && !a.abandoned.Load() {
-				s.tap.Disconnected()
-			}
-			// run takes every result while it runs (stopAttempt in its
-			// defer included); an abandoned reader that returns after it
-			// has ended must not block forever.
-			select {
-			case s.attemptDone <- res:
-			case <-s.done:
-			}
-		}()
-		res.err = read(actx, opts)
-		res.panicked = errors.Is(res.err, stream.ErrReaderPanic)
+	go s.read(actx, a, opts)
+}
+
+// read runs one attempt on its own goroutine and reports how it ended.
+func (s *supervisor) read(ctx context.Context, a *attempt, opts stream.Options) {
+	res := attemptResult{gen: a.gen}
+	defer func() {
+		if r := recover(); r != nil {
+			res.err = fmt.Errorf("reader panicked: %v", r)
+			res.panicked = true
+		}
+		if s.tap != nil && !a.abandoned.Load() {
+			s.tap.Disconnected()
+		}
+		// run takes every result while it runs (stopAttempt in its
+		// defer included); an abandoned reader that returns after it
+		// has ended must not block forever.
+		select {
+		case s.attemptDone <- res:
+		case <-s.done:
+		}
 	}()
-	l.armStall()
+	res.err = s.m.read(ctx, opts)
+	res.panicked = errors.Is(res.err, stream.ErrReaderPanic)
 }
 
 // frameFrom records the first frame of attempt gen and signals run, unless
@@ -409,22 +445,15 @@ func (s *supervisor) frameFrom(gen uint64) {
 	}
 }
 
-// abandonAfter is how long a cancelled reader has to return before the
-// supervisor gives up on it: stream.Read closes the connection at once on
-// cancel, so only a bug (in the RTSP client, or a Tap that blocks) takes
-// longer. A hung reader must not hold the camera down for good.
-func (l *runLoop) abandonAfter() time.Duration {
-	return l.settings().ReadTimeout + 5*time.Second
-}
-
-// stopAttempt cancels the attempt in flight and waits for it to end.
+// stopAttempt cancels the attempt in flight and waits for it to end, for
+// at most abandonAfter.
 func (l *runLoop) stopAttempt() {
 	l.abandon.Stop()
 	if l.att == nil {
 		return
 	}
 	l.att.cancel()
-	t := time.NewTimer(l.abandonAfter())
+	t := time.NewTimer(abandonAfter(l.settings()))
 	defer t.Stop()
 	for waiting := true; waiting; {
 		select {
@@ -437,182 +466,6 @@ func (l *runLoop) stopAttempt() {
 		}
 	}
 	l.att = nil
-	l.relaunch = false
-}
-
-// abandonHung gives up on a reader that a restart cancelled and that has
-// not returned (see abandonAfter), and starts the new attempt without it.
-func (l *runLoop) abandonHung() {
-	if l.att == nil || !l.relaunch {
-		return
-	}
-	l.s.log.Error("reader did not stop after cancel; abandoning it and reconnecting", "waited", l.abandonAfter())
-	l.att.abandoned.Store(true)
-	l.att = nil
-	l.relaunch = false
-	if l.want {
-		l.launch()
-	}
-}
-
-// restartAttempt abandons the attempt in flight (if any) and starts a fresh
-// one as soon as it has ended, showing state st meanwhile.
-func (l *runLoop) restartAttempt(st State) {
-	s := l.s
-	// A crashed or refused camera keeps its state until frames arrive
-	// again.
-	if !s.state().down() {
-		s.setState(st)
-	}
-	l.retry.Stop()
-	l.stall.Stop()
-	if l.att == nil {
-		l.launch()
-		return
-	}
-	if !l.relaunch {
-		l.relaunch = true
-		l.abandon.Reset(l.abandonAfter())
-	}
-	l.att.cancel()
-}
-
-// attemptEnded handles the end of a connection attempt.
-func (l *runLoop) attemptEnded(r attemptResult) {
-	s := l.s
-	if l.att == nil || r.gen != l.att.gen {
-		return
-	}
-	// The reader has returned, but its context is still registered with
-	// the camera's: without cancel it would stay there, one per failed
-	// attempt, until the camera is removed (months of reconnects).
-	l.att.cancel()
-	l.att = nil
-	l.stall.Stop()
-	l.abandon.Stop()
-	if l.relaunch {
-		l.relaunch = false
-		if l.want {
-			l.launch()
-		}
-		return
-	}
-	if !l.want {
-		return
-	}
-	now := time.Now()
-	msg := s.redact(r.err)
-	if l.failingSince.IsZero() {
-		l.failingSince = now
-		l.forced = 0
-	}
-	if r.panicked {
-		l.crashRun++
-		s.update(func(st *status) {
-			st.crashes++
-			st.lastError, st.lastErrorAt = msg, now
-		})
-		s.log.Error("camera reader crashed; restarting", "err", msg, "crashes_in_a_row", l.crashRun)
-		if !l.crashSent {
-			l.crashSent = true
-			s.emit(events.CameraCrashed, map[string]string{"error": msg})
-		}
-		s.setState(StateCrashed)
-		s.persist(store.StatusCrashed)
-		set := l.settings()
-		l.scheduleRetry(crashBackoff(l.crashRun, set.BackoffMin, set.BackoffMax))
-		l.armFail()
-		return
-	}
-	l.fails++
-	s.update(func(st *status) {
-		st.reconnects++
-		st.reconnectTimes = appendRecent(st.reconnectTimes, now)
-		st.lastError, st.lastErrorAt = msg, now
-	})
-	set := l.settings()
-	if errors.Is(r.err, stream.ErrRefused) {
-		// Retrying at once will not cure it, and a camera that locks an
-		// account after failed logins counts every try.
-		l.refusals++
-		s.setState(StateRefused)
-		d := backoff(l.refusals, set.RefusedRetry, set.RefusedRetryMax)
-		if l.refusals == 1 {
-			s.log.Warn("camera refused the connection; retrying on the long schedule", "err", msg, "retry_in", d.Round(time.Second))
-		} else {
-			s.log.Info("camera refused the connection again", "err", msg, "retry_in", d.Round(time.Second))
-		}
-		l.scheduleRetry(d)
-		l.armFail()
-		return
-	}
-	l.refusals = 0
-	switch st := s.state(); {
-	case st == StateRefused && s.persistedStatus() == store.StatusCrashed:
-		s.setState(StateCrashed) // down for longer than the debounce
-	case st != StateCrashed:
-		s.setState(StateReconnecting)
-	}
-	d := backoff(l.fails, set.BackoffMin, set.BackoffMax)
-	s.log.Info("camera connection ended; retrying", "err", msg, "retry_in", d.Round(time.Millisecond))
-	l.scheduleRetry(d)
-	l.armFail()
-}
-
-// scheduleRetry sets the next attempt d from now.
-func (l *runLoop) scheduleRetry(d time.Duration) {
-	l.retryAt = time.Now().Add(d)
-	l.retry.Reset(d)
-}
-
-// kicked handles another camera's recovery after failed attempts: the
-// network, or the host the cameras share, may be back, so a camera waiting
-// out a long backoff retries now (after the shortest backoff, which keeps
-// the cameras from reconnecting in lock-step) rather than up to BackoffMax
-// later. It does so at most once per BackoffMax while the camera stays
-// down, so that a camera that is really down is not retried at every
-// recovery of another; once the camera is back, its next outage starts
-// afresh (running clears kickedAt).
-func (l *runLoop) kicked() {
-	// A refusal is the camera's answer, not the network's: another
-	// camera's recovery says nothing about it.
-	if !l.want || l.att != nil || l.retryAt.IsZero() || l.refusals > 0 {
-		return
-	}
-	set := l.settings()
-	now := time.Now()
-	if !l.kickedAt.IsZero() && now.Sub(l.kickedAt) < set.BackoffMax {
-		return
-	}
-	d := backoff(1, set.BackoffMin, set.BackoffMax)
-	if due := l.retryAt.Sub(now); due > d {
-		l.kickedAt = now
-		l.s.log.Info("another camera came back; retrying sooner", "was_due_in", due.Round(time.Millisecond), "retry_in", d.Round(time.Millisecond))
-		l.scheduleRetry(d)
-	}
-}
-
-// running handles the first frame of an attempt.
-func (l *runLoop) running() {
-	s := l.s
-	if !l.failingSince.IsZero() && s.state() != StateStarting {
-		s.log.Info("camera recovered", "down_for", time.Since(l.failingSince).Round(time.Millisecond))
-	}
-	if l.fails > 0 {
-		s.m.recovered(s)
-	}
-	if !l.downFrom.IsZero() {
-		s.emit(events.CameraUp, map[string]string{"down_for": time.Since(l.downFrom).Round(time.Millisecond).String()})
-		l.downFrom = time.Time{}
-	}
-	l.stallSent, l.crashSent, l.forcedSent = false, false, false
-	l.failingSince = time.Time{}
-	l.kickedAt = time.Time{}
-	l.fails, l.refusals, l.crashRun, l.forced = 0, 0, 0, 0
-	l.fail.Stop()
-	s.setState(StateRunning)
-	s.persist(store.StatusRunning)
-	l.armStall()
 }
 
 // armStall sets the stall deadline: StallTimeout after the last frame, or
@@ -626,115 +479,6 @@ func (l *runLoop) armStall() {
 		from = last
 	}
 	l.stall.Reset(time.Until(from.Add(l.settings().StallTimeout)))
-}
-
-func (l *runLoop) checkStall() {
-	s := l.s
-	if l.att == nil || l.relaunch {
-		return
-	}
-	timeout := l.settings().StallTimeout
-	from := l.att.started
-	if last := s.meter.LastFrame(); last.After(from) {
-		from = last
-	}
-	if wait := time.Until(from.Add(timeout)); wait > 0 {
-		l.stall.Reset(wait)
-		return
-	}
-	now := time.Now()
-	msg := fmt.Sprintf("no video frame for %s", timeout)
-	s.update(func(st *status) {
-		st.stalls++
-		st.stallTimes = appendRecent(st.stallTimes, now)
-		st.lastError, st.lastErrorAt = msg, now
-	})
-	s.log.Warn("camera stalled; restarting the connection", "no_frame_for", timeout)
-	if !l.stallSent {
-		l.stallSent = true
-		s.emit(events.CameraStalled, map[string]string{"error": msg})
-	}
-	if l.failingSince.IsZero() {
-		l.failingSince = now
-		l.forced = 0
-	}
-	l.armFail()
-	// RECONNECTING, not STARTING: the camera was seen working and is now
-	// being reconnected.
-	l.restartAttempt(StateReconnecting)
-}
-
-// armFail sets the deadline of the next failure escalation: counting as
-// CRASHED, then forced restarts.
-func (l *runLoop) armFail() {
-	if !l.want || l.failingSince.IsZero() {
-		l.fail.Stop()
-		return
-	}
-	next, ok := l.nextEscalation()
-	if !ok {
-		l.fail.Stop()
-		return
-	}
-	l.fail.Reset(time.Until(next))
-}
-
-func (l *runLoop) crashAt() time.Time {
-	set := l.settings()
-	return l.failingSince.Add(max(set.CrashedAfter, set.FlapDebounce))
-}
-
-func (l *runLoop) forceAt() time.Time {
-	return l.failingSince.Add(time.Duration(l.forced+1) * l.settings().ForceRestartAfter)
-}
-
-func (l *runLoop) nextEscalation() (time.Time, bool) {
-	force := l.forceAt()
-	if l.downFrom.IsZero() || l.s.persistedStatus() != store.StatusCrashed || !l.s.state().down() {
-		if c := l.crashAt(); c.Before(force) {
-			return c, true
-		}
-	}
-	return force, true
-}
-
-func (l *runLoop) checkFailing() {
-	s := l.s
-	if !l.want || l.failingSince.IsZero() {
-		return
-	}
-	now := time.Now()
-	if !now.Before(l.crashAt()) && (!s.state().down() || s.persistedStatus() != store.StatusCrashed) {
-		s.log.Warn("camera is down", "failing_for", now.Sub(l.failingSince).Round(time.Millisecond), "last_error", s.lastError())
-		// A refused camera keeps saying why it is down.
-		if s.state() != StateRefused {
-			s.setState(StateCrashed)
-		}
-		s.persist(store.StatusCrashed)
-	}
-	if !now.Before(l.crashAt()) && l.downFrom.IsZero() {
-		l.downFrom = l.failingSince
-		s.emit(events.CameraDown, map[string]string{"error": s.lastError(), "since": l.failingSince.UTC().Format(time.RFC3339Nano)})
-	}
-	if !now.Before(l.forceAt()) {
-		l.forced++
-		// A forced restart is for a session that went bad: an attempt
-		// that has lived longer than ReadTimeout has had answers (each
-		// request is bounded by it) and still no frame. Between attempts
-		// that fail to connect, or during a fresh one, the backoff decides
-		// when to try: restarting then (and resetting the backoff, as this
-		// once did) knocked on a refusing camera every ForceRestartAfter.
-		if l.att != nil && !l.relaunch && now.Sub(l.att.started) >= l.settings().ReadTimeout {
-			s.update(func(st *status) { st.restarts++ })
-			s.log.Warn("camera still failing; forcing a full restart", "failing_for", now.Sub(l.failingSince).Round(time.Millisecond))
-			if !l.forcedSent {
-				l.forcedSent = true
-				s.emit(events.CameraForcedRestart, map[string]string{"failing_for": now.Sub(l.failingSince).Round(time.Second).String()})
-			}
-			l.restartAttempt(s.state())
-		}
-	}
-	l.armFail()
 }
 
 // --- status, written only by run ---
@@ -754,18 +498,6 @@ func (s *supervisor) state() State {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.st.state
-}
-
-func (s *supervisor) persistedStatus() store.Status {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.st.persisted
-}
-
-func (s *supervisor) lastError() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.st.lastError
 }
 
 func (s *supervisor) setState(st State) {
