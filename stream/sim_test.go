@@ -89,10 +89,12 @@ func newSim(t *testing.T, cfg sim.Config) *sim.Server {
 }
 
 func TestSimFramesBothTransports(t *testing.T) {
+	t.Parallel()
 	s := newSim(t, sim.Config{Cameras: 2})
 	w, h, fps := s.Info()
 	for cam, tr := range map[int]stream.Transport{1: stream.TransportTCP, 2: stream.TransportUDP} {
 		t.Run(tr.String(), func(t *testing.T) {
+			t.Parallel()
 			r := startSimRead(t, s.URL(cam), tr)
 			r.waitFrames(t, 5)
 			start, n0 := time.Now(), r.frames.Load()
@@ -115,6 +117,7 @@ func TestSimFramesBothTransports(t *testing.T) {
 }
 
 func TestSimFaults(t *testing.T) {
+	t.Parallel()
 	s := newSim(t, sim.Config{Cameras: 1})
 
 	t.Run("drop", func(t *testing.T) {
@@ -184,6 +187,7 @@ func TestSimFaults(t *testing.T) {
 }
 
 func TestSimWrongPasswordNotInError(t *testing.T) {
+	t.Parallel()
 	s := newSim(t, sim.Config{Cameras: 1, User: "admin", Pass: "good-pass"})
 	url := strings.Replace(s.URL(1), "rtsp://", "rtsp://admin:bad-pass-42@", 1)
 	r := startSimRead(t, url, stream.TransportTCP)

@@ -200,8 +200,8 @@ type cameraConfig struct {
 	withAudio  bool
 	udp        bool
 	user, pass string
-	// idleTimeout, when set, is the server's session timeout: the client
-	// sends keepalives every timeout - 10 s, at least every second.
+	// idleTimeout, when set, is how long the server waits for a request:
+	// its Session header announces a timeout 5 s shorter (at least 1 s).
 	idleTimeout time.Duration
 }
 

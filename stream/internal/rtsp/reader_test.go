@@ -63,6 +63,7 @@ func readAllUnits(data []byte, chunk int) ([][]byte, string, error) {
 // A stream of frames and messages gives the same frames and answers
 // however it is cut into reads.
 func TestReaderCutsAnywhere(t *testing.T) {
+	t.Parallel()
 	var b []byte
 	b = append(b, frame(0, bytes.Repeat([]byte{1}, 1400))...)
 	b = append(b, "RTSP/1.0 200 OK\r\nCSeq: 3\r\n\r\n"...)
