@@ -83,6 +83,7 @@ func probe(t testing.TB, what string, args ...string) []probedStream {
 // streams starting together. The Opus and AAC cameras are read in 100 ms
 // batches (camd's default), the G.711 ones packet by packet.
 func TestAudioRelayedBesideVideo(t *testing.T) {
+	t.Parallel()
 	ffmpeg := needTool(t, "ffmpeg")
 	needTool(t, "ffprobe")
 	cases := []struct {
@@ -97,6 +98,7 @@ func TestAudioRelayedBesideVideo(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.audio, func(t *testing.T) {
+			t.Parallel()
 			cam := gstcam.Start(t, gstcam.Options{Audio: tc.audio})
 			s := newRelay(t, Config{})
 			f := s.Feed("cam")
@@ -269,6 +271,7 @@ func startAVReader(t *testing.T, url string) *avReader {
 // time before the outage and after it, however the video's timeline joins
 // the two connections.
 func TestAudioTimelineAcrossReconnect(t *testing.T) {
+	t.Parallel()
 	c := loadClip(t, "../testdata/h264_640x480_25fps.h264")
 	s := newRelay(t, Config{})
 	f := s.Feed("cam")

@@ -17,6 +17,7 @@ import (
 // ones gets 401 and nothing else; per-camera credentials override the
 // server's; no password reaches the log.
 func TestAuth(t *testing.T) {
+	t.Parallel()
 	const pass, camPass = "s3cret-pass", "cam2-secret"
 	var logBuf bytes.Buffer
 	lw := &lockedWriter{w: &logBuf}

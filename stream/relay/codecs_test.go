@@ -80,6 +80,7 @@ func loadMJPEGClip(t *testing.T, path string, w, h int) *clip {
 // TestCodecsReadByFFprobe relays H.265 and MJPEG as well as H.264, and
 // ffprobe reads each with its codec and size.
 func TestCodecsReadByFFprobe(t *testing.T) {
+	t.Parallel()
 	ffprobe := needTool(t, "ffprobe")
 	clips := map[string]*clip{
 		"h264":  loadClip(t, "../testdata/h264_640x480_25fps.h264"),

@@ -21,6 +21,8 @@ import (
 
 	"github.com/camd/camd/stream"
 	"github.com/camd/camd/stream/sim"
+
+	"github.com/camd/camd/internal/testutil"
 )
 
 // The measurement runs the camera simulator and the readers in helper
@@ -35,7 +37,8 @@ func TestMain(m *testing.M) {
 		readersHelper()
 		return
 	}
-	os.Exit(m.Run())
+	// Most tests wait on cameras, ffmpeg and sockets: several at once.
+	os.Exit(testutil.RunParallel(m, 6))
 }
 
 // simHelper serves RELAY_CAMERAS simulated cameras, prints its address and

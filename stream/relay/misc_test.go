@@ -46,6 +46,7 @@ func freeUDPPair(t *testing.T) int {
 // TestUDPReader: with a UDP port pair configured, readers can use UDP;
 // TCP keeps working alongside.
 func TestUDPReader(t *testing.T) {
+	t.Parallel()
 	c := loadClip(t, "../sim/clip.h264")
 	port := freeUDPPair(t)
 	s := newRelay(t, Config{UDPRTPAddress: "127.0.0.1:" + strconv.Itoa(port)})
@@ -70,6 +71,7 @@ func TestUDPReader(t *testing.T) {
 // TestTCPOnlyRefusesUDP: without UDP addresses a UDP reader is refused at
 // SETUP (and can fall back to TCP).
 func TestTCPOnlyRefusesUDP(t *testing.T) {
+	t.Parallel()
 	c := loadClip(t, "../sim/clip.h264")
 	s := newRelay(t, Config{})
 	f := s.Feed("cam1")
@@ -84,6 +86,7 @@ func TestTCPOnlyRefusesUDP(t *testing.T) {
 
 // TestCloseDuringDescribeWait: Close does not wait out DescribeWait.
 func TestCloseDuringDescribeWait(t *testing.T) {
+	t.Parallel()
 	s := newRelay(t, Config{DescribeWait: time.Minute})
 	s.Feed("cam1")
 	errc := make(chan error, 1)
@@ -119,6 +122,7 @@ func TestCloseDuringDescribeWait(t *testing.T) {
 // TestFeedReplaced: a second Feed of the same name replaces the first,
 // whose readers end; the camera is served from the new one.
 func TestFeedReplaced(t *testing.T) {
+	t.Parallel()
 	c := loadClip(t, "../sim/clip.h264")
 	s := newRelay(t, Config{})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -148,6 +152,7 @@ func TestFeedReplaced(t *testing.T) {
 }
 
 func TestStatsJSON(t *testing.T) {
+	t.Parallel()
 	b, err := json.Marshal(Stats{Readers: 1, ReadersTotal: 2, BytesSent: 3, PacketsSent: 4, ReadersDropped: 5})
 	if err != nil {
 		t.Fatal(err)

@@ -26,6 +26,7 @@ func fpsWithin(fps float64) bool { return fps >= 15 && fps <= 35 }
 // clients, three ffmpeg) on one camera cost the camera one session, and each
 // gets about 25 fps.
 func TestTenReadersOneCameraSession(t *testing.T) {
+	t.Parallel()
 	c := loadClip(t, "../sim/clip.h264")
 	sm := newSim(t, 1)
 	s := newRelay(t, Config{})
@@ -110,6 +111,7 @@ func TestTenReadersOneCameraSession(t *testing.T) {
 // by the drop's length) and resumes at a keyframe, and ffmpeg's frame count
 // keeps rising once the camera is back.
 func TestReadersSurviveCameraDrop(t *testing.T) {
+	t.Parallel()
 	c := loadClip(t, "../sim/clip.h264")
 	sm := newSim(t, 1)
 	s := newRelay(t, Config{})
@@ -168,6 +170,7 @@ func TestReadersSurviveCameraDrop(t *testing.T) {
 // across a short camera drop; the file decodes end to end without an error
 // and keeps real time (see recordAcrossDrop).
 func TestMP4AcrossCameraDrop(t *testing.T) {
+	t.Parallel()
 	recordAcrossDrop(t, 2*time.Second)
 }
 
@@ -175,6 +178,7 @@ func TestMP4AcrossCameraDrop(t *testing.T) {
 // an 11 s gap in the file, whose duration is the wall-clock recording
 // time.
 func TestMP4KeepsOutage(t *testing.T) {
+	t.Parallel()
 	recordAcrossDrop(t, 11*time.Second)
 }
 
@@ -315,6 +319,7 @@ func recordAcrossDrop(t *testing.T, down time.Duration) {
 // the middle of a GOP continues the readers' stream seamlessly, in real
 // time.
 func TestSameParametersKeepReaders(t *testing.T) {
+	t.Parallel()
 	c := loadClip(t, "../sim/clip.h264")
 	s := newRelay(t, Config{})
 	f := s.Feed("cam1")
@@ -401,6 +406,7 @@ func TestSameParametersKeepReaders(t *testing.T) {
 // a file that decodes without an error), and a new reader gets the new
 // description.
 func TestParameterChangeEndsStream(t *testing.T) {
+	t.Parallel()
 	ffmpeg := needTool(t, "ffmpeg")
 	ffprobe := needTool(t, "ffprobe")
 	a := loadClip(t, "../sim/clip.h264")
@@ -492,6 +498,7 @@ func descSize(t *testing.T, r *rtpReader) (int, int) {
 // TestFeedCloseEndsReaders: removing the camera ends its readers and its
 // name is unknown afterwards.
 func TestFeedCloseEndsReaders(t *testing.T) {
+	t.Parallel()
 	c := loadClip(t, "../sim/clip.h264")
 	s := newRelay(t, Config{})
 	f := s.Feed("cam1")

@@ -13,6 +13,7 @@ import (
 )
 
 func TestNewBusyPort(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -28,6 +29,7 @@ func TestNewBusyPort(t *testing.T) {
 }
 
 func TestNewBadConfig(t *testing.T) {
+	t.Parallel()
 	for _, cfg := range []Config{
 		{QueueSize: 100},
 		{Pass: "x"},
@@ -43,6 +45,7 @@ func TestNewBadConfig(t *testing.T) {
 }
 
 func TestDefaults(t *testing.T) {
+	t.Parallel()
 	s := newRelay(t, Config{})
 	if s.cfg.DescribeWait != 5*time.Second || s.cfg.QueueSize != 512 {
 		t.Errorf("defaults: %+v", s.cfg)
@@ -55,6 +58,7 @@ func TestDefaults(t *testing.T) {
 }
 
 func TestUnknownCamera404(t *testing.T) {
+	t.Parallel()
 	s := newRelay(t, Config{})
 	s.Feed("cam1")
 	_, err := startReader(t, "rtsp://"+s.Addr()+"/nosuch")
@@ -64,6 +68,7 @@ func TestUnknownCamera404(t *testing.T) {
 }
 
 func TestDescribeWaitsThen503(t *testing.T) {
+	t.Parallel()
 	s := newRelay(t, Config{DescribeWait: 500 * time.Millisecond})
 	s.Feed("cam1")
 	start := time.Now()
@@ -81,6 +86,7 @@ func TestDescribeWaitsThen503(t *testing.T) {
 // camera is answered as soon as the camera's parameters are in, and gets
 // its frames from the first keyframe on.
 func TestDescribeWaitsForFirstKeyframe(t *testing.T) {
+	t.Parallel()
 	c := loadClip(t, "../sim/clip.h264")
 	s := newRelay(t, Config{DescribeWait: 20 * time.Second})
 	f := s.Feed("cam1")
@@ -108,6 +114,7 @@ func TestDescribeWaitsForFirstKeyframe(t *testing.T) {
 }
 
 func TestFFprobeReadsSimResolution(t *testing.T) {
+	t.Parallel()
 	ffprobe := needTool(t, "ffprobe")
 	sm := newSim(t, 1)
 	s := newRelay(t, Config{})

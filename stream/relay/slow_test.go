@@ -138,6 +138,7 @@ func rawSetup(t *testing.T, addr, path string) int {
 // within seconds (counted and logged), while another reader of the same
 // camera loses nothing and keeps 25 fps.
 func TestStuckReaderDropped(t *testing.T) {
+	t.Parallel()
 	c := loadClip(t, "../sim/clip.h264")
 	sm := newSim(t, 1)
 	s := newRelay(t, Config{})

@@ -21,6 +21,7 @@ import (
 )
 
 func TestRecoveryPoint(t *testing.T) {
+	t.Parallel()
 	userData := append([]byte{5, 20}, make([]byte, 20)...) // user data unregistered
 	long := append([]byte{5, 0xFF, 3}, make([]byte, 258)...)
 	cases := []struct {
@@ -101,6 +102,7 @@ func runningMidGOP(t *testing.T, o gstcam.Options) (*Server, *lateTap) {
 // recovery points only) whose IDR the relay missed is relayed: ffprobe
 // reports the stream and ffmpeg -c copy reads 250 frames.
 func TestIntraRefreshRelayed(t *testing.T) {
+	t.Parallel()
 	ffprobe := needTool(t, "ffprobe")
 	// x264's intra refresh sends one IDR, then a recovery point every GOP
 	// frames: every 2 s here, as intra-refresh cameras do.
@@ -157,6 +159,7 @@ func TestIntraRefreshRelayed(t *testing.T) {
 // answered at once and gets its first frame, a keyframe, within the GOP;
 // DESCRIBE never answers 503 while the camera is RUNNING.
 func TestLongGOPReaderJoins(t *testing.T) {
+	t.Parallel()
 	s, tap := runningMidGOP(t, gstcam.Options{GOP: 250})
 	url := "rtsp://" + s.Addr() + "/cam"
 	u, err := base.ParseURL(url)
@@ -214,6 +217,7 @@ func TestLongGOPReaderJoins(t *testing.T) {
 // once, and its readers then start at any frame, carrying the parameter
 // sets.
 func TestNoStartPointStartsAnyway(t *testing.T) {
+	t.Parallel()
 	c := loadClip(t, "../sim/clip.h264")
 	var logs testutil.LogBuffer
 	s := newRelay(t, Config{StartPointTimeout: 2 * time.Second, Logger: testutil.Logger(&logs)})
@@ -284,6 +288,7 @@ func TestNoStartPointStartsAnyway(t *testing.T) {
 // the first frame; the in-band ones then become the description's without
 // ending those readers, who get them in band before the first picture.
 func TestInBandParamsReplaceSDP(t *testing.T) {
+	t.Parallel()
 	c := loadClip(t, "../sim/clip.h264")
 	sdp := *c
 	sdp.sps = append(bytes.Clone(c.sps), 0) // same picture, other bytes
@@ -344,6 +349,7 @@ func descSPS(t *testing.T, r *rtpReader) []byte {
 // TestNoStartPointLoggedOnce: a camera whose keyframes are further apart
 // than StartPointTimeout is logged once per connection, not once a GOP.
 func TestNoStartPointLoggedOnce(t *testing.T) {
+	t.Parallel()
 	c := loadClip(t, "../sim/clip.h264")
 	var logs testutil.LogBuffer
 	s := newRelay(t, Config{StartPointTimeout: 400 * time.Millisecond, Logger: testutil.Logger(&logs)})
