@@ -40,6 +40,7 @@ func evKinds(evs []events.Event) []events.Kind {
 // camd events --follow prints a camera's outage as it happens (down, then
 // up), and camd events prints it from the history afterwards.
 func TestEventsCLIFollowsAnOutage(t *testing.T) {
+	t.Parallel()
 	needLinux(t)
 	s := newSim(t, 1)
 	dir := t.TempDir()

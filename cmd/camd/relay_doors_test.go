@@ -69,6 +69,7 @@ func ffprobeOK(ffprobe, url string, d time.Duration) (bool, string) {
 // relay connections, then all closed: the relay plays again within 15 s,
 // camd is up, and one line says the relay ran out.
 func TestRelaySurvivesFDExhaustion(t *testing.T) {
+	t.Parallel()
 	ffprobe := testutil.NeedTool(t, "ffprobe")
 	s := newSim(t, 1)
 	dir := t.TempDir()
@@ -119,6 +120,7 @@ func TestRelaySurvivesFDExhaustion(t *testing.T) {
 // TestRelayClosesSilentConn: a relay connection that sends nothing is
 // closed by camd within 15 s.
 func TestRelayClosesSilentConn(t *testing.T) {
+	t.Parallel()
 	p := startCamd(t, t.TempDir(), nil)
 	c, err := net.DialTimeout("tcp", p.relay, 10*time.Second)
 	if err != nil {
@@ -138,6 +140,7 @@ func TestRelayClosesSilentConn(t *testing.T) {
 // TestClientConnsDoNotCrossFDCeiling: with fd.ceiling 100, 200 idle client
 // connections (relay and API) do not make camd exit.
 func TestClientConnsDoNotCrossFDCeiling(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	cfg := writeConfig(t, dir, "fd:\n  ceiling: 100\n  interval: 200ms\n")
 	p := startCamd(t, filepath.Join(dir, "data"), nil, "--config", cfg)
@@ -164,6 +167,7 @@ func TestClientConnsDoNotCrossFDCeiling(t *testing.T) {
 // setting; relay.public: true starts it with a WARN (shown on loopback, so
 // that the test never listens beyond it).
 func TestRelayOffLoopbackNeedsCredentials(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	p := startProc(t, nil, "run", "--data-dir", filepath.Join(dir, "data"), "--api-listen", "127.0.0.1:0",
 		"--rtsp-listen", "0.0.0.0:0")
@@ -187,6 +191,7 @@ func TestRelayOffLoopbackNeedsCredentials(t *testing.T) {
 // TestRelayTLSProcess: with relay.tls_cert and relay.tls_key camd serves
 // the relay as rtsps://, and ffprobe reads a camera through it.
 func TestRelayTLSProcess(t *testing.T) {
+	t.Parallel()
 	ffprobe := testutil.NeedTool(t, "ffprobe")
 	dir := t.TempDir()
 	tc := testutil.NewCert(t, t.TempDir())

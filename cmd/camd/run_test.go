@@ -78,6 +78,7 @@ func waitRunning(t *testing.T, p *camdProc, n int, d time.Duration) {
 // SIGTERM with 64 cameras running exits 0 within 2 s; the next start brings
 // the same cameras back, and one stopped through the CLI stays stopped.
 func TestRunSIGTERMAndRestart(t *testing.T) {
+	t.Parallel()
 	needLinux(t)
 	const n = 64
 	s := newSim(t, n)
@@ -150,6 +151,7 @@ func TestRunSIGTERMAndRestart(t *testing.T) {
 // A shutdown that hangs ends at the deadline with a non-zero status and a
 // log line naming the step; a second SIGTERM ends it at once.
 func TestRunShutdownBackstop(t *testing.T) {
+	t.Parallel()
 	needLinux(t)
 	s := newSim(t, 2)
 	t.Run("deadline", func(t *testing.T) {
@@ -193,6 +195,7 @@ func TestRunShutdownBackstop(t *testing.T) {
 // SIGHUP re-reads the config: the stall threshold changes (seen through the
 // API) and no camera reconnects; a bad config changes nothing.
 func TestRunSIGHUPReload(t *testing.T) {
+	t.Parallel()
 	needLinux(t)
 	s := newSim(t, 2)
 	cdir := t.TempDir()
@@ -247,6 +250,7 @@ func TestRunSIGHUPReload(t *testing.T) {
 // A second camd on the same data dir, or with the API or relay port taken,
 // exits non-zero within 2 s with one line, and the first is unaffected.
 func TestRunSingleInstanceAndBusyPorts(t *testing.T) {
+	t.Parallel()
 	needLinux(t)
 	s := newSim(t, 1)
 	dir := t.TempDir()
@@ -317,6 +321,7 @@ func TestRunSingleInstanceAndBusyPorts(t *testing.T) {
 
 // An unreadable or wrong config is one line and a non-zero exit.
 func TestRunBadConfig(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	for name, tc := range map[string]struct {
 		args []string
@@ -349,6 +354,7 @@ func TestRunBadConfig(t *testing.T) {
 // breakdown, degraded health); with a ceiling set, crossing it ends camd
 // non-zero within the shutdown deadline.
 func TestRunFDWatchdog(t *testing.T) {
+	t.Parallel()
 	needLinux(t)
 	t.Run("leak warns", func(t *testing.T) {
 		leak := filepath.Join(t.TempDir(), "leak")
@@ -402,6 +408,7 @@ func TestRunFDWatchdog(t *testing.T) {
 
 // /healthz goes 503 while the supervision loop hangs, and back to 200.
 func TestRunHealthzHungLoop(t *testing.T) {
+	t.Parallel()
 	needLinux(t)
 	hang := filepath.Join(t.TempDir(), "hang")
 	p := startCamd(t, t.TempDir(), []string{"CAMD_TESTHOOK_HANG_LOOP_FILE=" + hang})
@@ -464,6 +471,7 @@ func intField(line, key string) int {
 // A camera's password appears in no log line, CLI output, API response or
 // error, even when the camera rejects it.
 func TestRunSecretNeverShown(t *testing.T) {
+	t.Parallel()
 	needLinux(t)
 	s, err := sim.New(sim.Config{Cameras: 2, NoUDP: true, User: "user", Pass: "secret"})
 	if err != nil {
@@ -522,6 +530,7 @@ func TestRunSecretNeverShown(t *testing.T) {
 // promtool finds nothing wrong with a live camd's /metrics, with cameras
 // and relay readers counted.
 func TestRunMetricsPromtool(t *testing.T) {
+	t.Parallel()
 	needLinux(t)
 	promtool, err := exec.LookPath("promtool")
 	if err != nil {
