@@ -235,6 +235,7 @@ func stateOf(name string) string {
 }
 
 func TestBrowserStatusPage(t *testing.T) {
+	t.Parallel()
 	const cams = 4
 	s, err := sim.New(sim.Config{Cameras: cams})
 	if err != nil {
@@ -355,6 +356,7 @@ func TestBrowserStatusPage(t *testing.T) {
 }
 
 func TestBrowserAsksForTheToken(t *testing.T) {
+	t.Parallel()
 	s, err := sim.New(sim.Config{Cameras: 1})
 	if err != nil {
 		t.Fatal(err)

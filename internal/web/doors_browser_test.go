@@ -22,6 +22,7 @@ import (
 // 127.0.0.1 (DNS rebinding, simulated with Chromium's resolver rules) gets
 // 421 on the API's port.
 func TestBrowserOtherSiteCannotDriveTheAPI(t *testing.T) {
+	t.Parallel()
 	s, err := sim.New(sim.Config{Cameras: 1})
 	if err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 // The status page draws a camera's outage on its timeline, from the event
 // history, and lists it among the recent events.
 func TestBrowserTimelineShowsAnOutage(t *testing.T) {
+	t.Parallel()
 	s, err := sim.New(sim.Config{Cameras: 1})
 	if err != nil {
 		t.Fatal(err)

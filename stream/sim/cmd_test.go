@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/camd/camd/internal/testutil"
 )
 
 var (
@@ -56,7 +58,8 @@ func camdBinary(t testing.TB) string {
 }
 
 func TestMain(m *testing.M) {
-	code := m.Run()
+	// Most tests wait on readers at the simulator's frame rate.
+	code := testutil.RunParallel(m, 8)
 	if buildDir != "" {
 		os.RemoveAll(buildDir)
 	}
