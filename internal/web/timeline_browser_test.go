@@ -12,6 +12,7 @@ import (
 	"github.com/camd/camd/internal/api"
 	"github.com/camd/camd/internal/events"
 	"github.com/camd/camd/internal/testutil"
+	"github.com/camd/camd/internal/testutil/simcam"
 	"github.com/camd/camd/stream/sim"
 )
 
@@ -19,11 +20,7 @@ import (
 // history, and lists it among the recent events.
 func TestBrowserTimelineShowsAnOutage(t *testing.T) {
 	t.Parallel()
-	s, err := sim.New(sim.Config{Cameras: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
+	s := simcam.Start(t, sim.Config{Cameras: 1})
 	d := startDaemon(t, s, 1, false, "")
 	b := newBrowser(t)
 	cl := api.NewClient(d.base, "")

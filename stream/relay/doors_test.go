@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/camd/camd/internal/testutil"
+	"github.com/camd/camd/internal/testutil/simcam"
+	"github.com/camd/camd/stream/sim"
 )
 
 // dial opens a raw TCP connection to the relay.
@@ -335,10 +337,10 @@ func TestWrongPasswordsSlowedAndLoggedRarely(t *testing.T) {
 // ffprobe reads; plain RTSP to it fails cleanly.
 func TestTLSFFprobe(t *testing.T) {
 	t.Parallel()
-	ffprobe := needTool(t, "ffprobe")
+	ffprobe := testutil.NeedTool(t, "ffprobe")
 	tc := testutil.NewCert(t, t.TempDir())
 	cert, key := tc.CertFile, tc.KeyFile
-	sm := newSim(t, 1)
+	sm := simcam.Start(t, sim.Config{Cameras: 1})
 	s := newRelay(t, Config{TLSCert: cert, TLSKey: key, User: "viewer", Pass: "tls-pass"})
 	supervise(t, sm.URL(1), s.Feed("cam1"))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bluenviron/gortsplib/v5"
+	"github.com/camd/camd/internal/testutil"
 )
 
 // freeUDPPair finds a free even port and the odd one after it.
@@ -63,7 +64,7 @@ func TestUDPReader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "frames over UDP and TCP", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "frames over UDP and TCP", func() bool {
 		return u.frames.Load() >= 25 && tcp.frames.Load() >= 25
 	})
 }
@@ -95,7 +96,7 @@ func TestCloseDuringDescribeWait(t *testing.T) {
 		errc <- err
 	}()
 	// Wait until the DESCRIBE is waiting for the camera.
-	waitFor(t, 20*time.Second, "the DESCRIBE to wait", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "the DESCRIBE to wait", func() bool {
 		buf := make([]byte, 1<<20)
 		return strings.Contains(string(buf[:runtime.Stack(buf, true)]), ").waitStream(")
 	})
@@ -138,14 +139,14 @@ func TestFeedReplaced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "frames", func() bool { return r.frames.Load() >= 5 })
+	testutil.WaitFor(t, 10*time.Second, "frames", func() bool { return r.frames.Load() >= 5 })
 	play(s.Feed("cam1"))
-	waitFor(t, 10*time.Second, "the old reader's end", r.ended)
+	testutil.WaitFor(t, 10*time.Second, "the old reader's end", r.ended)
 	r2, err := startReader(t, "rtsp://"+s.Addr()+"/cam1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "frames from the new Feed", func() bool { return r2.frames.Load() >= 5 })
+	testutil.WaitFor(t, 10*time.Second, "frames from the new Feed", func() bool { return r2.frames.Load() >= 5 })
 	if st := s.Stats("cam1"); st.Readers != 1 || st.ReadersTotal != 1 {
 		t.Errorf("stats of the new Feed: %+v", st)
 	}

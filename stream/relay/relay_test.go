@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/bluenviron/gortsplib/v5/pkg/base"
+	"github.com/camd/camd/internal/testutil"
+	"github.com/camd/camd/internal/testutil/simcam"
+	"github.com/camd/camd/stream/sim"
 )
 
 func TestNewBusyPort(t *testing.T) {
@@ -107,7 +110,7 @@ func TestDescribeWaitsForFirstKeyframe(t *testing.T) {
 	if took := time.Since(start); took < 900*time.Millisecond {
 		t.Errorf("DESCRIBE answered after %s, before the camera started", took)
 	}
-	waitFor(t, 20*time.Second, "frames", func() bool { return r.frames.Load() >= 30 })
+	testutil.WaitFor(t, 20*time.Second, "frames", func() bool { return r.frames.Load() >= 30 })
 	if g := r.seqGaps.Load(); g != 0 {
 		t.Errorf("%d sequence gaps", g)
 	}
@@ -115,8 +118,8 @@ func TestDescribeWaitsForFirstKeyframe(t *testing.T) {
 
 func TestFFprobeReadsSimResolution(t *testing.T) {
 	t.Parallel()
-	ffprobe := needTool(t, "ffprobe")
-	sm := newSim(t, 1)
+	ffprobe := testutil.NeedTool(t, "ffprobe")
+	sm := simcam.Start(t, sim.Config{Cameras: 1})
 	s := newRelay(t, Config{})
 	supervise(t, sm.URL(1), s.Feed("cam1"))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

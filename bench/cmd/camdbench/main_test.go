@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/camd/camd/internal/api"
+	"github.com/camd/camd/test/camdproc"
 )
 
 func TestPercentile(t *testing.T) {
@@ -169,11 +170,11 @@ func TestQuick(t *testing.T) {
 		t.Skip("runs the harness for about 40 s")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "camd")
-	build := exec.Command("go", "build", "-o", bin, "github.com/camd/camd/cmd/camd")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	built := camdproc.Build(dir)
+	if built.Err != nil {
+		t.Fatal(built.Err)
 	}
+	bin := built.Path
 	out := filepath.Join(dir, "RESULTS.md")
 	var log bytes.Buffer
 	start := time.Now()
