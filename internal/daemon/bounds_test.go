@@ -134,7 +134,7 @@ func TestEveryDurationIsBoundedAndDocumented(t *testing.T) {
 		"supervision.read_timeout": set.ReadTimeout, "supervision.refused_retry": set.RefusedRetry,
 		"supervision.refused_retry_max": set.RefusedRetryMax,
 	}
-	yaml, err := os.ReadFile(filepath.Join("..", "packaging", "camd.yaml"))
+	yaml, err := os.ReadFile(filepath.Join("..", "..", "packaging", "camd.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}

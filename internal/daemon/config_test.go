@@ -15,7 +15,7 @@ import (
 // The shipped config documents every setting at its default: loading it
 // must give exactly what no config gives.
 func TestShippedConfigIsTheDefaults(t *testing.T) {
-	c, err := LoadConfig(filepath.Join("..", "packaging", "camd.yaml"))
+	c, err := LoadConfig(filepath.Join("..", "..", "packaging", "camd.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +35,7 @@ func TestShippedConfigIsTheDefaults(t *testing.T) {
 		t.Fatalf("settings %+v, want %+v", got.Settings(), device.DefaultSettings())
 	}
 	// Every key of the struct appears in the file (commented or not).
-	b, _ := os.ReadFile(filepath.Join("..", "packaging", "camd.yaml"))
+	b, _ := os.ReadFile(filepath.Join("..", "..", "packaging", "camd.yaml"))
 	for _, key := range yamlKeys(reflect.TypeOf(Config{})) {
 		if !strings.Contains(string(b), key+":") {
 			t.Errorf("packaging/camd.yaml does not document %q", key)
@@ -161,7 +161,7 @@ func TestDefaultDataDir(t *testing.T) {
 }
 
 func FuzzParseConfig(f *testing.F) {
-	b, _ := os.ReadFile(filepath.Join("..", "packaging", "camd.yaml"))
+	b, _ := os.ReadFile(filepath.Join("..", "..", "packaging", "camd.yaml"))
 	f.Add(b)
 	f.Add([]byte("supervision:\n  stall_timeout: 90s\n"))
 	f.Add([]byte("relay:\n  cameras:\n    a: {user: u, pass: p}\n"))
