@@ -12,6 +12,7 @@ import (
 // track is set up and its packets reach OnAudio, never OnFrame, whether
 // the connection is read in batches, packet by packet, or over UDP.
 func TestReadAudioBesideVideo(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name  string
 		udp   bool
@@ -23,6 +24,7 @@ func TestReadAudioBesideVideo(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			cam := newTestCamera(t, cameraConfig{codec: CodecH264, withAudio: true, udp: tc.udp})
 			rec := newRecorder()
 			o := rec.options(cam.URL())

@@ -13,6 +13,7 @@ import (
 // Packets written one at a time arrive intact and in order, and a cancel
 // is not held back by a batch.
 func TestReadBatched(t *testing.T) {
+	t.Parallel()
 	cam := newTestCamera(t, cameraConfig{codec: CodecH264})
 	rec := newRecorder()
 	o := rec.options(cam.URL())
@@ -34,6 +35,7 @@ func TestReadBatched(t *testing.T) {
 
 // A dropped camera ends a batched Read at once, not at the next batch.
 func TestReadBatchedDropIsPrompt(t *testing.T) {
+	t.Parallel()
 	cam := newTestCamera(t, cameraConfig{codec: CodecH264})
 	rec := newRecorder()
 	o := rec.options(cam.URL())
@@ -53,6 +55,7 @@ func TestReadBatchedDropIsPrompt(t *testing.T) {
 
 // A playing connection is read in batches: frames come in bunches.
 func TestReadBatchesOncePlaying(t *testing.T) {
+	t.Parallel()
 	cam := newTestCamera(t, cameraConfig{codec: CodecH264})
 	rec := newRecorder()
 	o := rec.options(cam.URL())
@@ -69,6 +72,7 @@ func TestReadBatchesOncePlaying(t *testing.T) {
 // Under TransportAuto a camera whose UDP never arrives is read over TCP
 // by camd's own session, in batches.
 func TestReadAutoSwitchThenBatched(t *testing.T) {
+	t.Parallel()
 	cam := newTestCamera(t, cameraConfig{codec: CodecH264, udp: true})
 	cam.muted.Store(true)
 	rec := newRecorder()
@@ -103,16 +107,19 @@ func TestReadAutoSwitchThenBatched(t *testing.T) {
 // H.264 and for H.265, whose depacketizers join fragmented NAL units into
 // the arena on this path.
 func TestReadTakesFrames(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct{ codec, clip string }{{CodecH264, clipH264}, {CodecH265, clipH265}} {
 		for _, batch := range []time.Duration{0, 100 * time.Millisecond} {
 			t.Run(c.codec+"/batch="+batch.String(), func(t *testing.T) {
+				t.Parallel()
 				aus := loadAnnexB(t, c.clip, c.codec == CodecH265)
 				index := map[[32]byte]int{}
 				for i, au := range aus {
 					index[auDigest(au)] = i
 				}
-				// Keepalives every 3 s, answered in the middle of the stream.
-				cam := newTestCamera(t, cameraConfig{codec: c.codec, idleTimeout: 6 * time.Second})
+				// The server announces a 1 s session timeout: keepalives
+				// every half second, answered in the middle of the stream.
+				cam := newTestCamera(t, cameraConfig{codec: c.codec, idleTimeout: 2 * time.Second})
 				var mu sync.Mutex
 				var seq []int
 				rec := newRecorder()
@@ -131,7 +138,7 @@ func TestReadTakesFrames(t *testing.T) {
 				o.ReadBatch = batch
 				o.ReadTimeout = 2 * time.Second
 				startRead(t, o)
-				rec.waitFrames(t, 200, 60*time.Second) // 8 s: past the session's timeout
+				rec.waitFrames(t, 100, 60*time.Second) // 4 s: past the server's 2 s idle timeout
 				mu.Lock()
 				defer mu.Unlock()
 				for k := 1; k < len(seq); k++ {
@@ -143,7 +150,7 @@ func TestReadTakesFrames(t *testing.T) {
 					t.Errorf("%d decode errors", decodeErr)
 				}
 				if n := cam.keepalives.Load(); n < 2 {
-					t.Errorf("%d keepalives answered while playing, want one every 3 s", n)
+					t.Errorf("%d keepalives answered while playing, want one every half second", n)
 				}
 			})
 		}
@@ -153,12 +160,14 @@ func TestReadTakesFrames(t *testing.T) {
 // A camera that goes silent over a batched connection is ended by the
 // session's own check: after frames came, and from PLAY on.
 func TestReadBatchedStallTimesOut(t *testing.T) {
+	t.Parallel()
 	for _, fromPlay := range []bool{false, true} {
 		name := "after frames"
 		if fromPlay {
 			name = "from PLAY"
 		}
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			cam := newTestCamera(t, cameraConfig{codec: CodecH264}) // keepalives every 50 s
 			cam.muted.Store(fromPlay)
 			rec := newRecorder()
@@ -182,6 +191,7 @@ func TestReadBatchedStallTimesOut(t *testing.T) {
 // cancellation, not a panic or a hang: OnFrame holds the reader in a batch
 // while the context is cancelled.
 func TestReadCancelWhileTaking(t *testing.T) {
+	t.Parallel()
 	cam := newTestCamera(t, cameraConfig{codec: CodecH264})
 	rec := newRecorder()
 	o := rec.options(cam.URL())

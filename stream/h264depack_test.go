@@ -317,6 +317,7 @@ func (w *streamWriter) emit(payload []byte, marker bool) {
 // the same packets, through the arena (take's path) and without it, for
 // generated streams that reach every branch of both.
 func TestH264DepacketizerMatchesGortsplib(t *testing.T) {
+	t.Parallel()
 	compareGenerated(t, h264Depackers, genDepackStream, 1)
 }
 

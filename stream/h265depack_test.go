@@ -101,6 +101,7 @@ func genH265Stream(r *rand.Rand, aus int) []depackPacket {
 // h265Depacketizer gives the oracle's access units, and accepts and refuses
 // the same packets, through the arena and without it.
 func TestH265DepacketizerMatchesGortsplib(t *testing.T) {
+	t.Parallel()
 	compareGenerated(t, h265Depackers, genH265Stream, 2)
 }
 

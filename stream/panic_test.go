@@ -12,6 +12,7 @@ import (
 )
 
 func TestPanicInFrameCallbackIsReturned(t *testing.T) {
+	t.Parallel()
 	sm, err := sim.New(sim.Config{Cameras: 1})
 	if err != nil {
 		t.Fatal(err)

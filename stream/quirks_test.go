@@ -194,21 +194,32 @@ func TestQuirks(t *testing.T) {
 	g0 := runtime.NumGoroutine()
 	fd0, _ := procfd.Count()
 
-	t.Run("auth", testQuirkAuth)
-	t.Run("control", testQuirkControlURLs)
-	t.Run("keepalive", testQuirkKeepalive)
-	t.Run("channels", testQuirkChannels)
-	t.Run("redirect", testQuirkRedirect)
-	t.Run("server-request", testQuirkServerRequest)
-	t.Run("audio", testQuirkAudio)
-	t.Run("teardown", testQuirkTeardown)
-	t.Run("tls", testQuirkTLS)
-
 	if fdErr != nil {
 		t.Logf("no descriptor counts on %s: %v; goroutines only", runtime.GOOS, fdErr)
 		fd0 = procfd.Counts{Sockets: 1 << 30, Pipes: 1 << 30, Events: 1 << 30, Files: 1 << 30}
 	}
-	stream.WaitForBaseline(t, g0, fd0)
+	// The quirks run side by side, each with its own cameras; a cleanup
+	// runs once every one of them has finished.
+	t.Cleanup(func() { stream.WaitForBaseline(t, g0, fd0) })
+	for _, q := range []struct {
+		name string
+		run  func(*testing.T)
+	}{
+		{"auth", testQuirkAuth},
+		{"control", testQuirkControlURLs},
+		{"keepalive", testQuirkKeepalive},
+		{"channels", testQuirkChannels},
+		{"redirect", testQuirkRedirect},
+		{"server-request", testQuirkServerRequest},
+		{"audio", testQuirkAudio},
+		{"teardown", testQuirkTeardown},
+		{"tls", testQuirkTLS},
+	} {
+		t.Run(q.name, func(t *testing.T) {
+			t.Parallel()
+			q.run(t)
+		})
+	}
 }
 
 // 1. Basic, Digest MD5 (with and without qop) and Digest SHA-256 (RFC
@@ -218,6 +229,7 @@ func testQuirkAuth(t *testing.T) {
 	const user, pass, wrong = "admin", "right-pw", "Wr0ngPassw0rd"
 	for _, mode := range []string{"basic", "digest", "digest-qop", "sha256"} {
 		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
 			cam := newRawCam(t, rawCamConfig{Auth: mode, User: user, Pass: pass})
 			for _, b := range batches {
 				t.Run(batchName(b), func(t *testing.T) {
@@ -289,6 +301,7 @@ func testQuirkControlURLs(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			cam := newRawCam(t, tc.cfg)
 			r := startQuirkRead(t, stream.Options{URL: cam.URL("/cam", "", ""), ReadBatch: 100 * time.Millisecond}, tc.cfg.Audio)
 			r.waitFrames(t, cam, 10, 15*time.Second)
@@ -321,12 +334,12 @@ func testQuirkControlURLs(t *testing.T) {
 	}
 }
 
-// 3. A Session header with ";timeout=4": the reader keeps the session
+// 3. A Session header with ";timeout=3": the reader keeps the session
 // alive with GET_PARAMETER when the OPTIONS answer's Public lists it,
 // with OPTIONS otherwise, at intervals shorter than the timeout; the
 // camera drops a connection that lets it expire.
 func testQuirkKeepalive(t *testing.T) {
-	const timeout = 4
+	const timeout = 3
 	for _, tc := range []struct {
 		name, public string
 		want         base.Method
@@ -348,7 +361,7 @@ func testQuirkKeepalive(t *testing.T) {
 						playAt = q.At
 					}
 				}
-				for time.Since(playAt) < 9*time.Second {
+				for time.Since(playAt) < (2*timeout+1)*time.Second {
 					time.Sleep(100 * time.Millisecond)
 					r.running(t)
 				}
@@ -408,6 +421,7 @@ func testQuirkChannels(t *testing.T) {
 	} {
 		for _, b := range batches {
 			t.Run(tc.name+"/"+batchName(b), func(t *testing.T) {
+				t.Parallel()
 				cam := newRawCam(t, tc.cfg)
 				r := startQuirkRead(t, stream.Options{URL: cam.URL("/cam", "", ""), ReadBatch: b}, false)
 				exactFrames(t, r, cam, frames)
@@ -427,6 +441,7 @@ func testQuirkChannels(t *testing.T) {
 // camera (with Digest auth, credentials kept) and to another camera.
 func testQuirkRedirect(t *testing.T) {
 	t.Run("same camera", func(t *testing.T) {
+		t.Parallel()
 		cam := newRawCam(t, rawCamConfig{Auth: "digest", User: "admin", Pass: "pw",
 			Redirects: map[string]string{"/old": "{root}/cam"}})
 		for _, b := range batches {
@@ -437,6 +452,7 @@ func testQuirkRedirect(t *testing.T) {
 		}
 	})
 	t.Run("other camera 301", func(t *testing.T) {
+		t.Parallel()
 		target := newRawCam(t, rawCamConfig{})
 		first := newRawCam(t, rawCamConfig{RedirectStatus: 301,
 			Redirects: map[string]string{"/cam": target.URL("/cam", "", "")}})
@@ -464,6 +480,7 @@ func testQuirkServerRequest(t *testing.T) {
 	for _, m := range []base.Method{base.Options, base.GetParameter, base.SetParameter, base.Announce} {
 		for _, b := range batches {
 			t.Run(string(m)+"/"+batchName(b), func(t *testing.T) {
+				t.Parallel()
 				cam := newRawCam(t, rawCamConfig{ServerRequests: []base.Method{m, m}})
 				r := startQuirkRead(t, stream.Options{URL: cam.URL("/cam", "", ""), ReadBatch: b}, false)
 				// The requests go out after frames 10 and 15.
@@ -487,6 +504,7 @@ func testQuirkAudio(t *testing.T) {
 	const frames = 50
 	for _, b := range batches {
 		t.Run(batchName(b), func(t *testing.T) {
+			t.Parallel()
 			cam := newRawCam(t, rawCamConfig{Audio: true, AudioFirst: true, Frames: frames})
 			r := startQuirkRead(t, stream.Options{URL: cam.URL("/cam", "", ""), ReadBatch: b}, true)
 			exactFrames(t, r, cam, frames)
@@ -522,6 +540,7 @@ func testQuirkTeardown(t *testing.T) {
 	}
 	for _, b := range batches {
 		t.Run("camera reading/"+batchName(b), func(t *testing.T) {
+			t.Parallel()
 			cam := newRawCam(t, rawCamConfig{})
 			r := startQuirkRead(t, stream.Options{URL: cam.URL("/cam", "", ""), ReadBatch: b}, false)
 			r.waitFrames(t, cam, 10, 15*time.Second)
@@ -535,6 +554,7 @@ func testQuirkTeardown(t *testing.T) {
 			testutil.WaitFor(t, 5*time.Second, "TEARDOWN at the camera", func() bool { return sawTeardown(cam) })
 		})
 		t.Run("camera not reading/"+batchName(b), func(t *testing.T) {
+			t.Parallel()
 			cam := newRawCam(t, rawCamConfig{RcvBuf: 4096})
 			r := startQuirkRead(t, stream.Options{URL: cam.URL("/cam", "", ""), ReadBatch: b}, false)
 			r.waitFrames(t, cam, 10, 15*time.Second)
@@ -551,6 +571,7 @@ func testQuirkTeardown(t *testing.T) {
 			testutil.WaitFor(t, 5*time.Second, "TEARDOWN in the camera's socket", func() bool { return sawTeardown(cam) })
 		})
 		t.Run("socket full/"+batchName(b), func(t *testing.T) {
+			t.Parallel()
 			cam := newRawCam(t, rawCamConfig{RcvBuf: 4096})
 			r := startQuirkRead(t, stream.Options{URL: cam.URL("/cam", "", ""), ReadBatch: b}, false)
 			r.waitFrames(t, cam, 10, 15*time.Second)
@@ -585,6 +606,7 @@ func testQuirkTLS(t *testing.T) {
 		TLS: &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}})
 	for _, b := range batches {
 		t.Run(batchName(b), func(t *testing.T) {
+			t.Parallel()
 			r := startQuirkRead(t, stream.Options{URL: cam.URL("/cam", "admin", "pw"), ReadBatch: b,
 				TLS: stream.CameraTLS{Fingerprint: stream.Fingerprint(cert.DER)}}, false)
 			r.waitFrames(t, cam, 25, 15*time.Second)

@@ -261,8 +261,10 @@ func (c *rawCam) Pause() {
 	}
 	c.resume = make(chan struct{})
 	c.paused.Store(true)
-	for nc := range c.conns {
-		_ = nc.SetReadDeadline(time.Now()) // wakes the reader, which then waits
+	for nc, cc := range c.conns {
+		if !cc.parsing {
+			_ = nc.SetReadDeadline(time.Now()) // wakes the reader, which then waits
+		}
 	}
 }
 
@@ -314,6 +316,10 @@ type rawConn struct {
 	session          bool
 	lastReq          time.Time
 	playing          bool
+
+	// parsing is set, under cam.mu, while serve reads one message: Pause
+	// must not cut a message in half with its read deadline.
+	parsing bool
 }
 
 func (cc *rawConn) write(b []byte) error {
@@ -376,43 +382,55 @@ func (cc *rawConn) serve() {
 			}
 			continue
 		}
-		switch b[0] {
-		case '$':
-			var f base.InterleavedFrame
-			if err := f.Unmarshal(br); err != nil {
-				return
-			}
-		case 'R':
-			if p, _ := br.Peek(5); string(p) != "RTSP/" {
-				var req base.Request
-				if err := req.Unmarshal(br); err != nil || !cc.handle(&req) {
-					return
-				}
-				continue
-			}
-			var res base.Response
-			if err := res.Unmarshal(br); err != nil {
-				c.t.Logf("raw camera: bad response from the client: %v", err)
-				return
-			}
-			c.mu.Lock()
-			if cs := res.Header["CSeq"]; len(cs) == 1 {
-				c.answers[strings.TrimSpace(cs[0])] = int(res.StatusCode)
-			} else {
-				c.answers[""] = int(res.StatusCode)
-			}
-			c.mu.Unlock()
-		default:
-			var req base.Request
-			if err := req.Unmarshal(br); err != nil {
-				c.t.Logf("raw camera: bad request from the client: %v", err)
-				return
-			}
-			if !cc.handle(&req) {
-				return
-			}
+		c.mu.Lock()
+		cc.parsing = true
+		c.mu.Unlock()
+		// A Pause from now on takes effect at the next message.
+		_ = cc.nc.SetReadDeadline(time.Time{})
+		ok := cc.message(br, b[0])
+		c.mu.Lock()
+		cc.parsing = false
+		c.mu.Unlock()
+		if !ok {
+			return
 		}
 	}
+}
+
+// message reads and handles the client's next message, which starts with
+// first; false ends the connection.
+func (cc *rawConn) message(br *bufio.Reader, first byte) bool {
+	c := cc.cam
+	switch first {
+	case '$':
+		var f base.InterleavedFrame
+		return f.Unmarshal(br) == nil
+	case 'R':
+		if p, _ := br.Peek(5); string(p) != "RTSP/" {
+			var req base.Request
+			return req.Unmarshal(br) == nil && cc.handle(&req)
+		}
+		var res base.Response
+		if err := res.Unmarshal(br); err != nil {
+			c.t.Logf("raw camera: bad response from the client: %v", err)
+			return false
+		}
+		c.mu.Lock()
+		if cs := res.Header["CSeq"]; len(cs) == 1 {
+			c.answers[strings.TrimSpace(cs[0])] = int(res.StatusCode)
+		} else {
+			c.answers[""] = int(res.StatusCode)
+		}
+		c.mu.Unlock()
+	default:
+		var req base.Request
+		if err := req.Unmarshal(br); err != nil {
+			c.t.Logf("raw camera: bad request from the client: %v", err)
+			return false
+		}
+		return cc.handle(&req)
+	}
+	return true
 }
 
 // handle answers one request; false ends the connection.

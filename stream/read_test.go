@@ -148,17 +148,29 @@ func checkStream(t *testing.T, rec *recorder, codec string, w, h int, transport 
 	if fps < 10 || fps > 60 {
 		t.Errorf("fps = %.1f, want about 25", fps)
 	}
-	keys := 0
+	// PTS is 0 up to the first keyframe (a reader that joins the camera
+	// late, as on a loaded machine, gets the rest of a GOP first), and
+	// rises from there.
+	keys, firstKey := 0, -1
 	for i, f := range frames {
 		if f.Key {
 			keys++
+			if firstKey < 0 {
+				firstKey = i
+			}
 		}
 		if f.Size <= 0 || f.ClockRate != 90000 {
 			t.Fatalf("frame %d: size %d clock rate %d", i, f.Size, f.ClockRate)
 		}
-		if i > 0 && f.PTS <= frames[i-1].PTS {
+		if firstKey < 0 && f.PTS != 0 {
+			t.Fatalf("frame %d: PTS %d before the first keyframe", i, f.PTS)
+		}
+		if firstKey >= 0 && i > firstKey && f.PTS <= frames[i-1].PTS {
 			t.Fatalf("frame %d: PTS %d after %d", i, f.PTS, frames[i-1].PTS)
 		}
+	}
+	if firstKey < 0 || firstKey > 25 {
+		t.Fatalf("first keyframe at frame %d, want within the first second", firstKey)
 	}
 	wantKeys := len(frames) / 25
 	if codec == CodecMJPEG {
@@ -174,6 +186,7 @@ func checkStream(t *testing.T, rec *recorder, codec string, w, h int, transport 
 }
 
 func TestReadH264TCP(t *testing.T) {
+	t.Parallel()
 	cam := newTestCamera(t, cameraConfig{codec: CodecH264})
 	rec := newRecorder()
 	startRead(t, rec.options(cam.URL()))
@@ -194,6 +207,7 @@ func TestReadH264TCP(t *testing.T) {
 }
 
 func TestReadH264UDP(t *testing.T) {
+	t.Parallel()
 	cam := newTestCamera(t, cameraConfig{codec: CodecH264, udp: true})
 	rec := newRecorder()
 	o := rec.options(cam.URL())
@@ -203,6 +217,7 @@ func TestReadH264UDP(t *testing.T) {
 }
 
 func TestReadAutoPrefersUDP(t *testing.T) {
+	t.Parallel()
 	cam := newTestCamera(t, cameraConfig{codec: CodecH264, udp: true})
 	rec := newRecorder()
 	o := rec.options(cam.URL())
@@ -215,6 +230,7 @@ func TestReadAutoPrefersUDP(t *testing.T) {
 }
 
 func TestReadAutoFallsBackToTCP(t *testing.T) {
+	t.Parallel()
 	cam := newTestCamera(t, cameraConfig{codec: CodecH264}) // no UDP
 	rec := newRecorder()
 	o := rec.options(cam.URL())
@@ -227,6 +243,7 @@ func TestReadAutoFallsBackToTCP(t *testing.T) {
 }
 
 func TestReadH265(t *testing.T) {
+	t.Parallel()
 	cam := newTestCamera(t, cameraConfig{codec: CodecH265})
 	rec := newRecorder()
 	startRead(t, rec.options(cam.URL()))
@@ -234,6 +251,7 @@ func TestReadH265(t *testing.T) {
 }
 
 func TestReadMJPEG(t *testing.T) {
+	t.Parallel()
 	cam := newTestCamera(t, cameraConfig{codec: CodecMJPEG})
 	rec := newRecorder()
 	startRead(t, rec.options(cam.URL()))
@@ -241,6 +259,7 @@ func TestReadMJPEG(t *testing.T) {
 }
 
 func TestReadVideoWithAudioCountsOnlyVideo(t *testing.T) {
+	t.Parallel()
 	cam := newTestCamera(t, cameraConfig{codec: CodecH264, withAudio: true})
 	rec := newRecorder()
 	startRead(t, rec.options(cam.URL()))
@@ -248,6 +267,7 @@ func TestReadVideoWithAudioCountsOnlyVideo(t *testing.T) {
 }
 
 func TestReadAudioOnly(t *testing.T) {
+	t.Parallel()
 	cam := newTestCamera(t, cameraConfig{audioOnly: true})
 	rec := newRecorder()
 	r := startRead(t, rec.options(cam.URL()))
@@ -261,6 +281,7 @@ func TestReadAudioOnly(t *testing.T) {
 }
 
 func TestReadDropReturnsError(t *testing.T) {
+	t.Parallel()
 	cam := newTestCamera(t, cameraConfig{codec: CodecH264})
 	rec := newRecorder()
 	r := startRead(t, rec.options(cam.URL()))
@@ -273,6 +294,7 @@ func TestReadDropReturnsError(t *testing.T) {
 }
 
 func TestReadStallTimesOut(t *testing.T) {
+	t.Parallel()
 	cam := newTestCamera(t, cameraConfig{codec: CodecH264})
 	rec := newRecorder()
 	o := rec.options(cam.URL())
@@ -288,6 +310,7 @@ func TestReadStallTimesOut(t *testing.T) {
 }
 
 func TestReadCancelIsPrompt(t *testing.T) {
+	t.Parallel()
 	cam := newTestCamera(t, cameraConfig{codec: CodecH264})
 	rec := newRecorder()
 	r := startRead(t, rec.options(cam.URL()))
@@ -305,10 +328,12 @@ func TestReadCancelIsPrompt(t *testing.T) {
 
 // A server that accepts and never answers holds Read in DESCRIBE.
 func TestReadCancelDuringDescribe(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	accepted := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -324,6 +349,9 @@ func TestReadCancelDuringDescribe(t *testing.T) {
 			if err != nil {
 				return
 			}
+			if len(conns) == 0 {
+				close(accepted)
+			}
 			conns = append(conns, c)
 		}
 	}()
@@ -332,7 +360,11 @@ func TestReadCancelDuringDescribe(t *testing.T) {
 
 	rec := newRecorder()
 	r := startRead(t, rec.options("rtsp://admin:hunter2@"+ln.Addr().String()+"/x"))
-	time.Sleep(300 * time.Millisecond)
+	select {
+	case <-accepted:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Read did not connect")
+	}
 	start := time.Now()
 	r.cancel()
 	err = r.wait(t, 10*time.Second)
@@ -345,6 +377,7 @@ func TestReadCancelDuringDescribe(t *testing.T) {
 }
 
 func TestReadGarbageIsCountedNotFatal(t *testing.T) {
+	t.Parallel()
 	cam := newTestCamera(t, cameraConfig{codec: CodecH264})
 	rec := newRecorder()
 	r := startRead(t, rec.options(cam.URL()))
@@ -377,6 +410,7 @@ func TestReadGarbageIsCountedNotFatal(t *testing.T) {
 }
 
 func TestReadErrorsHoldNoPassword(t *testing.T) {
+	t.Parallel()
 	const pw = "s3cr3tPW"
 	cam := newTestCamera(t, cameraConfig{codec: CodecH264, user: "admin", pass: "right-one"})
 	camAddr := strings.TrimPrefix(strings.TrimSuffix(cam.URL(), "/cam"), "rtsp://admin:right-one@")
@@ -388,6 +422,7 @@ func TestReadErrorsHoldNoPassword(t *testing.T) {
 		"bad scheme":  "http://admin:" + pw + "@" + camAddr + "/cam",
 	} {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			rec := newRecorder()
 			o := rec.options(url)
 			o.ReadTimeout = 3 * time.Second

@@ -14,6 +14,7 @@ import (
 // TestRefusals reads GStreamer RTSP servers that refuse camd in each way
 // that retrying at once does not cure, and one that is merely down.
 func TestRefusals(t *testing.T) {
+	t.Parallel()
 	digest := gstcam.Start(t, gstcam.Options{User: "admin", Pass: "right", Digest: true})
 	basic := gstcam.Start(t, gstcam.Options{User: "admin", Pass: "right"})
 	cases := []struct {
@@ -78,6 +79,7 @@ func TestRefusalKinds(t *testing.T) {
 // self-signed certificate names only "camera.local" (no address), as
 // cameras ship them.
 func TestCameraCertificates(t *testing.T) {
+	t.Parallel()
 	pemFile, der := gstcam.SelfSigned(t, "camera.local")
 	cam := gstcam.Start(t, gstcam.Options{TLSPEM: pemFile})
 	url := cam.URL("rtsps", "", "", "")

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/camd/camd/internal/testutil/simcam"
 	"github.com/camd/camd/stream"
 	"github.com/camd/camd/stream/sim"
 )
@@ -78,21 +79,13 @@ func (r *simRead) wait(t *testing.T) error {
 	}
 }
 
-func newSim(t *testing.T, cfg sim.Config) *sim.Server {
-	t.Helper()
-	s, err := sim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
-}
-
 func TestSimFramesBothTransports(t *testing.T) {
-	s := newSim(t, sim.Config{Cameras: 2})
+	t.Parallel()
+	s := simcam.Start(t, sim.Config{Cameras: 2})
 	w, h, fps := s.Info()
 	for cam, tr := range map[int]stream.Transport{1: stream.TransportTCP, 2: stream.TransportUDP} {
 		t.Run(tr.String(), func(t *testing.T) {
+			t.Parallel()
 			r := startSimRead(t, s.URL(cam), tr)
 			r.waitFrames(t, 5)
 			start, n0 := time.Now(), r.frames.Load()
@@ -115,7 +108,8 @@ func TestSimFramesBothTransports(t *testing.T) {
 }
 
 func TestSimFaults(t *testing.T) {
-	s := newSim(t, sim.Config{Cameras: 1})
+	t.Parallel()
+	s := simcam.Start(t, sim.Config{Cameras: 1})
 
 	t.Run("drop", func(t *testing.T) {
 		r := startSimRead(t, s.URL(1), stream.TransportTCP)
@@ -184,7 +178,8 @@ func TestSimFaults(t *testing.T) {
 }
 
 func TestSimWrongPasswordNotInError(t *testing.T) {
-	s := newSim(t, sim.Config{Cameras: 1, User: "admin", Pass: "good-pass"})
+	t.Parallel()
+	s := simcam.Start(t, sim.Config{Cameras: 1, User: "admin", Pass: "good-pass"})
 	url := strings.Replace(s.URL(1), "rtsp://", "rtsp://admin:bad-pass-42@", 1)
 	r := startSimRead(t, url, stream.TransportTCP)
 	err := r.wait(t)

@@ -17,6 +17,7 @@ import (
 	"github.com/bluenviron/gortsplib/v5/pkg/description"
 	"github.com/bluenviron/gortsplib/v5/pkg/format"
 	"github.com/bluenviron/gortsplib/v5/pkg/liberrors"
+	"github.com/camd/camd/stream/sim"
 	"github.com/pion/rtp"
 )
 
@@ -36,7 +37,8 @@ func loadAnnexB(tb testing.TB, path string, hevc bool) [][][]byte {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	nalus := splitAnnexB(raw)
+	// (h264.AnnexB caps the count at one access unit's worth.)
+	nalus := sim.SplitAnnexB(raw)
 	if len(nalus) == 0 {
 		tb.Fatalf("%s: no NAL units", path)
 	}
@@ -65,30 +67,6 @@ func loadAnnexB(tb testing.TB, path string, hevc bool) [][][]byte {
 		aus = append(aus, cur)
 	}
 	return aus
-}
-
-// splitAnnexB splits a byte stream at 00 00 01 / 00 00 00 01 start codes
-// (h264.AnnexB caps the count at one access unit's worth).
-func splitAnnexB(raw []byte) [][]byte {
-	var out [][]byte
-	start := -1
-	for i := 0; i+2 < len(raw); i++ {
-		if raw[i] == 0 && raw[i+1] == 0 && raw[i+2] == 1 {
-			if start >= 0 {
-				end := i
-				for end > start && raw[end-1] == 0 {
-					end--
-				}
-				out = append(out, raw[start:end])
-			}
-			start = i + 3
-			i += 2
-		}
-	}
-	if start >= 0 && start < len(raw) {
-		out = append(out, raw[start:])
-	}
-	return out
 }
 
 // loadMJPEG splits a concatenation of JPEG images at their SOI markers.
@@ -200,8 +178,8 @@ type cameraConfig struct {
 	withAudio  bool
 	udp        bool
 	user, pass string
-	// idleTimeout, when set, is the server's session timeout: the client
-	// sends keepalives every timeout - 10 s, at least every second.
+	// idleTimeout, when set, is how long the server waits for a request:
+	// its Session header announces a timeout 5 s shorter (at least 1 s).
 	idleTimeout time.Duration
 }
 

@@ -16,6 +16,7 @@ import (
 // every file as it was (compared by hash), where an empty camd.db used to
 // be taken for a new store and camd ran with no cameras.
 func TestRunRefusesEmptyOrLinkedDataFile(t *testing.T) {
+	t.Parallel()
 	needLinux(t)
 	elsewhere := t.TempDir()
 	real := filepath.Join(elsewhere, "real.db")

@@ -11,13 +11,16 @@ import (
 )
 
 // The demo, run as "make demo" would, shows both injected faults detected
-// and recovered, and exits cleanly when its time is up.
+// and recovered, and exits cleanly when its time is up. The faults come
+// after 5 s instead of 15 (the cameras run within a second); the stall
+// keeps its 15 s, which it needs to outlast detection by crashed_after.
 func TestDemoShowsFaultsDetectedAndRecovered(t *testing.T) {
+	t.Parallel()
 	needLinux(t)
-	p := startProc(t, nil, "demo", "--duration", "60s")
-	code, took, ok := p.wait(90 * time.Second)
+	p := startProc(t, nil, "demo", "--duration", "30s", "--fault-after", "5s")
+	code, took, ok := p.wait(60 * time.Second)
 	if !ok {
-		t.Fatal("demo did not end within 90 s")
+		t.Fatal("demo did not end within 60 s")
 	}
 	out := p.stdout.String()
 	t.Logf("demo exit %d after %v; last lines:\n%s", code, took, tail(out, 6))
@@ -51,6 +54,7 @@ func TestDemoShowsFaultsDetectedAndRecovered(t *testing.T) {
 
 // Ctrl-C ends the demo cleanly.
 func TestDemoInterrupt(t *testing.T) {
+	t.Parallel()
 	needLinux(t)
 	p := startProc(t, nil, "demo")
 	testutil.WaitFor(t, 30*time.Second, "cameras running", func() bool {

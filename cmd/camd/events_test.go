@@ -9,6 +9,7 @@ import (
 
 	"github.com/camd/camd/internal/events"
 	"github.com/camd/camd/internal/testutil"
+	"github.com/camd/camd/internal/testutil/simcam"
 	"github.com/camd/camd/stream/sim"
 )
 
@@ -40,8 +41,9 @@ func evKinds(evs []events.Event) []events.Kind {
 // camd events --follow prints a camera's outage as it happens (down, then
 // up), and camd events prints it from the history afterwards.
 func TestEventsCLIFollowsAnOutage(t *testing.T) {
+	t.Parallel()
 	needLinux(t)
-	s := newSim(t, 1)
+	s := simcam.Start(t, sim.Config{Cameras: 1, NoUDP: true})
 	dir := t.TempDir()
 	cfg := writeConfig(t, t.TempDir(), fastConfig)
 	p := startCamd(t, dir, nil, "--config", cfg)

@@ -35,6 +35,7 @@ func healthExit(t *testing.T, env []string, args ...string) (int, string, string
 // "camd health" exits 0 while /healthz is ok, 1 while the supervision loop
 // hangs or no daemon answers, and 2 on a usage error; it needs no token.
 func TestHealthCommand(t *testing.T) {
+	t.Parallel()
 	needLinux(t)
 	hang := filepath.Join(t.TempDir(), "hang")
 	cfg := filepath.Join(t.TempDir(), "camd.yaml")

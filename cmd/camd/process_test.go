@@ -34,7 +34,9 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	code := m.Run()
+	// The process tests mostly wait on camd and the simulator: a few at
+	// once.
+	code := testutil.RunParallel(m, 4)
 	if binDir != "" {
 		_ = os.RemoveAll(binDir)
 	}

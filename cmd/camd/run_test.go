@@ -23,6 +23,7 @@ import (
 
 	"github.com/camd/camd/device"
 	"github.com/camd/camd/internal/testutil"
+	"github.com/camd/camd/internal/testutil/simcam"
 	"github.com/camd/camd/stream/sim"
 )
 
@@ -43,16 +44,6 @@ const fastConfig = `supervision:
   backoff_max: 2s
   read_timeout: 3s
 `
-
-func newSim(t *testing.T, n int) *sim.Server {
-	t.Helper()
-	s, err := sim.New(sim.Config{Cameras: n, NoUDP: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
-}
 
 // addCameras adds sim cameras 1..n as cam1..camN and starts them.
 func addCameras(t *testing.T, p *camdProc, s *sim.Server, n int) {
@@ -78,9 +69,10 @@ func waitRunning(t *testing.T, p *camdProc, n int, d time.Duration) {
 // SIGTERM with 64 cameras running exits 0 within 2 s; the next start brings
 // the same cameras back, and one stopped through the CLI stays stopped.
 func TestRunSIGTERMAndRestart(t *testing.T) {
+	t.Parallel()
 	needLinux(t)
 	const n = 64
-	s := newSim(t, n)
+	s := simcam.Start(t, sim.Config{Cameras: n, NoUDP: true})
 	dir := t.TempDir()
 	cfg := writeConfig(t, t.TempDir(), fastConfig)
 	p := startCamd(t, dir, nil, "--config", cfg)
@@ -150,8 +142,9 @@ func TestRunSIGTERMAndRestart(t *testing.T) {
 // A shutdown that hangs ends at the deadline with a non-zero status and a
 // log line naming the step; a second SIGTERM ends it at once.
 func TestRunShutdownBackstop(t *testing.T) {
+	t.Parallel()
 	needLinux(t)
-	s := newSim(t, 2)
+	s := simcam.Start(t, sim.Config{Cameras: 2, NoUDP: true})
 	t.Run("deadline", func(t *testing.T) {
 		cfg := writeConfig(t, t.TempDir(), fastConfig+"shutdown_deadline: 2s\n")
 		p := startCamd(t, t.TempDir(), []string{"CAMD_TESTHOOK_HANG_SHUTDOWN=cameras"}, "--config", cfg)
@@ -193,8 +186,9 @@ func TestRunShutdownBackstop(t *testing.T) {
 // SIGHUP re-reads the config: the stall threshold changes (seen through the
 // API) and no camera reconnects; a bad config changes nothing.
 func TestRunSIGHUPReload(t *testing.T) {
+	t.Parallel()
 	needLinux(t)
-	s := newSim(t, 2)
+	s := simcam.Start(t, sim.Config{Cameras: 2, NoUDP: true})
 	cdir := t.TempDir()
 	cfg := writeConfig(t, cdir, fastConfig)
 	p := startCamd(t, t.TempDir(), nil, "--config", cfg)
@@ -247,8 +241,9 @@ func TestRunSIGHUPReload(t *testing.T) {
 // A second camd on the same data dir, or with the API or relay port taken,
 // exits non-zero within 2 s with one line, and the first is unaffected.
 func TestRunSingleInstanceAndBusyPorts(t *testing.T) {
+	t.Parallel()
 	needLinux(t)
-	s := newSim(t, 1)
+	s := simcam.Start(t, sim.Config{Cameras: 1, NoUDP: true})
 	dir := t.TempDir()
 	first := startCamd(t, dir, nil)
 	addCameras(t, first, s, 1)
@@ -317,6 +312,7 @@ func TestRunSingleInstanceAndBusyPorts(t *testing.T) {
 
 // An unreadable or wrong config is one line and a non-zero exit.
 func TestRunBadConfig(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	for name, tc := range map[string]struct {
 		args []string
@@ -349,6 +345,7 @@ func TestRunBadConfig(t *testing.T) {
 // breakdown, degraded health); with a ceiling set, crossing it ends camd
 // non-zero within the shutdown deadline.
 func TestRunFDWatchdog(t *testing.T) {
+	t.Parallel()
 	needLinux(t)
 	t.Run("leak warns", func(t *testing.T) {
 		leak := filepath.Join(t.TempDir(), "leak")
@@ -402,6 +399,7 @@ func TestRunFDWatchdog(t *testing.T) {
 
 // /healthz goes 503 while the supervision loop hangs, and back to 200.
 func TestRunHealthzHungLoop(t *testing.T) {
+	t.Parallel()
 	needLinux(t)
 	hang := filepath.Join(t.TempDir(), "hang")
 	p := startCamd(t, t.TempDir(), []string{"CAMD_TESTHOOK_HANG_LOOP_FILE=" + hang})
@@ -464,12 +462,9 @@ func intField(line, key string) int {
 // A camera's password appears in no log line, CLI output, API response or
 // error, even when the camera rejects it.
 func TestRunSecretNeverShown(t *testing.T) {
+	t.Parallel()
 	needLinux(t)
-	s, err := sim.New(sim.Config{Cameras: 2, NoUDP: true, User: "user", Pass: "secret"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
+	s := simcam.Start(t, sim.Config{Cameras: 2, NoUDP: true, User: "user", Pass: "secret"})
 	p := startCamd(t, t.TempDir(), nil, "--log-level", "debug")
 	good := strings.Replace(s.URL(1), "rtsp://", "rtsp://user:secret@", 1)
 	bad := strings.Replace(s.URL(2), "rtsp://", "rtsp://user:wrongsecret@", 1)
@@ -522,12 +517,13 @@ func TestRunSecretNeverShown(t *testing.T) {
 // promtool finds nothing wrong with a live camd's /metrics, with cameras
 // and relay readers counted.
 func TestRunMetricsPromtool(t *testing.T) {
+	t.Parallel()
 	needLinux(t)
 	promtool, err := exec.LookPath("promtool")
 	if err != nil {
 		testutil.SkipMissing(t, "promtool", "apt-get install prometheus")
 	}
-	s := newSim(t, 2)
+	s := simcam.Start(t, sim.Config{Cameras: 2, NoUDP: true})
 	p := startCamd(t, t.TempDir(), nil)
 	addCameras(t, p, s, 2)
 	waitRunning(t, p, 2, 30*time.Second)

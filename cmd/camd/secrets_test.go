@@ -45,6 +45,7 @@ func cmdlinesHolding(s string) []string {
 // URL byte for byte; and after "camd camera rm" the removed camera's
 // secrets are not in camd.db.
 func TestRunSecretsAndControlsNeverShown(t *testing.T) {
+	t.Parallel()
 	needLinux(t)
 	addr := testutil.EscapingCamera(t)
 	dir := t.TempDir()

@@ -21,6 +21,7 @@ import (
 	"github.com/camd/camd/internal/api"
 	"github.com/camd/camd/internal/daemon"
 	"github.com/camd/camd/internal/testutil"
+	"github.com/camd/camd/internal/testutil/simcam"
 	"github.com/camd/camd/stream/sim"
 )
 
@@ -235,12 +236,9 @@ func stateOf(name string) string {
 }
 
 func TestBrowserStatusPage(t *testing.T) {
+	t.Parallel()
 	const cams = 4
-	s, err := sim.New(sim.Config{Cameras: cams})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
+	s := simcam.Start(t, sim.Config{Cameras: cams})
 	d := startDaemon(t, s, cams, false, "")
 	b := newBrowser(t)
 
@@ -355,11 +353,8 @@ func TestBrowserStatusPage(t *testing.T) {
 }
 
 func TestBrowserAsksForTheToken(t *testing.T) {
-	s, err := sim.New(sim.Config{Cameras: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
+	t.Parallel()
+	s := simcam.Start(t, sim.Config{Cameras: 1})
 	const token = "s3cret-token-for-the-page"
 	d := startDaemon(t, s, 1, true, token)
 	b := newBrowser(t)

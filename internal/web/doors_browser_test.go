@@ -13,6 +13,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
+	"github.com/camd/camd/internal/testutil/simcam"
 	"github.com/camd/camd/stream/sim"
 )
 
@@ -22,11 +23,8 @@ import (
 // 127.0.0.1 (DNS rebinding, simulated with Chromium's resolver rules) gets
 // 421 on the API's port.
 func TestBrowserOtherSiteCannotDriveTheAPI(t *testing.T) {
-	s, err := sim.New(sim.Config{Cameras: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
+	t.Parallel()
+	s := simcam.Start(t, sim.Config{Cameras: 1})
 	d := startDaemon(t, s, 1, false, "")
 	apiAddr := strings.TrimPrefix(d.base, "http://")
 	_, apiPort, _ := net.SplitHostPort(apiAddr)

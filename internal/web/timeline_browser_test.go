@@ -12,17 +12,15 @@ import (
 	"github.com/camd/camd/internal/api"
 	"github.com/camd/camd/internal/events"
 	"github.com/camd/camd/internal/testutil"
+	"github.com/camd/camd/internal/testutil/simcam"
 	"github.com/camd/camd/stream/sim"
 )
 
 // The status page draws a camera's outage on its timeline, from the event
 // history, and lists it among the recent events.
 func TestBrowserTimelineShowsAnOutage(t *testing.T) {
-	s, err := sim.New(sim.Config{Cameras: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
+	t.Parallel()
+	s := simcam.Start(t, sim.Config{Cameras: 1})
 	d := startDaemon(t, s, 1, false, "")
 	b := newBrowser(t)
 	cl := api.NewClient(d.base, "")

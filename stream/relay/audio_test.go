@@ -19,6 +19,8 @@ import (
 
 	"github.com/camd/camd/internal/testutil/gstcam"
 	"github.com/camd/camd/stream"
+
+	"github.com/camd/camd/internal/testutil"
 )
 
 // superviseBatched is supervise with the connection read in batches of
@@ -55,7 +57,7 @@ type probedStream struct {
 // streams it lists.
 func probe(t testing.TB, what string, args ...string) []probedStream {
 	t.Helper()
-	ffprobe := needTool(t, "ffprobe")
+	ffprobe := testutil.NeedTool(t, "ffprobe")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	args = append(append([]string{"-v", "error"}, args...),
@@ -83,8 +85,9 @@ func probe(t testing.TB, what string, args ...string) []probedStream {
 // streams starting together. The Opus and AAC cameras are read in 100 ms
 // batches (camd's default), the G.711 ones packet by packet.
 func TestAudioRelayedBesideVideo(t *testing.T) {
-	ffmpeg := needTool(t, "ffmpeg")
-	needTool(t, "ffprobe")
+	t.Parallel()
+	ffmpeg := testutil.NeedTool(t, "ffmpeg")
+	testutil.NeedTool(t, "ffprobe")
 	cases := []struct {
 		audio, codec string
 		batch        time.Duration
@@ -97,6 +100,7 @@ func TestAudioRelayedBesideVideo(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.audio, func(t *testing.T) {
+			t.Parallel()
 			cam := gstcam.Start(t, gstcam.Options{Audio: tc.audio})
 			s := newRelay(t, Config{})
 			f := s.Feed("cam")
@@ -152,7 +156,7 @@ func TestAudioRelayedBesideVideo(t *testing.T) {
 // in seconds.
 func spans(t testing.TB, file string) [2][2]float64 {
 	t.Helper()
-	out, err := exec.Command(needTool(t, "ffprobe"), "-v", "error", "-show_entries", "packet=stream_index,pts_time",
+	out, err := exec.Command(testutil.NeedTool(t, "ffprobe"), "-v", "error", "-show_entries", "packet=stream_index,pts_time",
 		"-of", "csv=p=0", file).Output()
 	if err != nil {
 		t.Fatalf("ffprobe packets: %v", err)
@@ -269,6 +273,7 @@ func startAVReader(t *testing.T, url string) *avReader {
 // time before the outage and after it, however the video's timeline joins
 // the two connections.
 func TestAudioTimelineAcrossReconnect(t *testing.T) {
+	t.Parallel()
 	c := loadClip(t, "../testdata/h264_640x480_25fps.h264")
 	s := newRelay(t, Config{})
 	f := s.Feed("cam")
@@ -302,7 +307,7 @@ func TestAudioTimelineAcrossReconnect(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	resumed := time.Now()
 	play(100, 50, 65500, 4294960000)
-	waitFor(t, 10*time.Second, "the last audio packets", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the last audio packets", func() bool {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		return len(r.audio) > 0 && time.Since(r.audio[len(r.audio)-1].at) > 300*time.Millisecond

@@ -1,9 +1,7 @@
 package relay
 
 import (
-	"bytes"
 	"context"
-	"log/slog"
 	"os/exec"
 	"strings"
 	"sync"
@@ -11,16 +9,18 @@ import (
 	"time"
 
 	"github.com/bluenviron/gortsplib/v5/pkg/base"
+
+	"github.com/camd/camd/internal/testutil"
 )
 
 // TestAuth: with credentials required, a reader without them or with wrong
 // ones gets 401 and nothing else; per-camera credentials override the
 // server's; no password reaches the log.
 func TestAuth(t *testing.T) {
+	t.Parallel()
 	const pass, camPass = "s3cret-pass", "cam2-secret"
-	var logBuf bytes.Buffer
-	lw := &lockedWriter{w: &logBuf}
-	logger := slog.New(slog.NewTextHandler(lw, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var logBuf testutil.LogBuffer
+	logger := testutil.Logger(&logBuf)
 	s := newRelay(t, Config{
 		User: "viewer", Pass: pass, Logger: logger,
 		Credentials: func(name string) (string, string, bool) {
@@ -87,7 +87,7 @@ func TestAuth(t *testing.T) {
 			t.Errorf("ffmpeg with a wrong password: %v\n%s", err, out)
 		}
 	} else {
-		needTool(t, "ffmpeg")
+		testutil.NeedTool(t, "ffmpeg")
 	}
 
 	for _, url := range []string{
@@ -99,11 +99,9 @@ func TestAuth(t *testing.T) {
 		if err != nil {
 			t.Fatalf("with the right credentials: %v", err)
 		}
-		waitFor(t, 10*time.Second, "frames", func() bool { return r.frames.Load() >= 5 })
+		testutil.WaitFor(t, 10*time.Second, "frames", func() bool { return r.frames.Load() >= 5 })
 	}
 
-	lw.mu.Lock()
-	defer lw.mu.Unlock()
 	if l := logBuf.String(); strings.Contains(l, pass) || strings.Contains(l, camPass) || strings.Contains(l, "wrong") {
 		t.Errorf("a password reached the log:\n%s", l)
 	}

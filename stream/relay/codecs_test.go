@@ -12,7 +12,9 @@ import (
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 
+	"github.com/camd/camd/internal/testutil"
 	"github.com/camd/camd/stream"
+	"github.com/camd/camd/stream/sim"
 )
 
 // loadH265Clip reads an Annex B H.265 file with one slice per picture.
@@ -25,7 +27,7 @@ func loadH265Clip(t *testing.T, path string) *clip {
 	c := &clip{codec: stream.CodecH265}
 	var cur [][]byte
 	key := false
-	for _, nalu := range splitAnnexB(b) {
+	for _, nalu := range sim.SplitAnnexB(b) {
 		typ := h265.NALUType((nalu[0] >> 1) & 0x3f)
 		switch {
 		case typ == h265.NALUType_VPS_NUT:
@@ -80,7 +82,8 @@ func loadMJPEGClip(t *testing.T, path string, w, h int) *clip {
 // TestCodecsReadByFFprobe relays H.265 and MJPEG as well as H.264, and
 // ffprobe reads each with its codec and size.
 func TestCodecsReadByFFprobe(t *testing.T) {
-	ffprobe := needTool(t, "ffprobe")
+	t.Parallel()
+	ffprobe := testutil.NeedTool(t, "ffprobe")
 	clips := map[string]*clip{
 		"h264":  loadClip(t, "../testdata/h264_640x480_25fps.h264"),
 		"hevc":  loadH265Clip(t, "../testdata/h265_320x240_25fps.h265"),

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/camd/camd/internal/testutil"
+	"github.com/camd/camd/internal/testutil/simcam"
+	"github.com/camd/camd/stream/sim"
 )
 
 // dial opens a raw TCP connection to the relay.
@@ -48,6 +50,7 @@ func closedWithin(c net.Conn, d time.Duration) (bool, string) {
 // is closed once the first-request timeout passes; one that has sent a
 // request is not.
 func TestSilentConnClosed(t *testing.T) {
+	t.Parallel()
 	const first = time.Second
 	s := newRelay(t, Config{firstTimeout: first})
 	silent := dial(t, s.Addr())
@@ -91,6 +94,7 @@ func TestSilentConnClosed(t *testing.T) {
 // 403 unless allowed; when allowed, a cross-origin WebSocket upgrade still
 // is, and an HTTP tunnel works.
 func TestTunnellingRefusedByDefault(t *testing.T) {
+	t.Parallel()
 	httpTunnel := "GET /cam1 HTTP/1.1\r\nHost: %s\r\nAccept: application/x-rtsp-tunnelled\r\nX-Sessioncookie: abc\r\n\r\n"
 	wsUpgrade := "GET /cam1 HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n" +
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: rtsp.onvif.org\r\nOrigin: %s\r\n\r\n"
@@ -134,6 +138,7 @@ func TestTunnellingRefusedByDefault(t *testing.T) {
 // TestMaxConns: connections over the cap are closed at once; closed ones
 // stop counting.
 func TestMaxConns(t *testing.T) {
+	t.Parallel()
 	logs := &testutil.LogBuffer{}
 	s := newRelay(t, Config{MaxConns: 5, Logger: testutil.Logger(logs)})
 	var conns []net.Conn
@@ -182,6 +187,7 @@ func (l *failingListener) Accept() (net.Conn, error) {
 // TestAcceptSurvivesEMFILE: the relay waits out running out of descriptors
 // with backoff and one log line, then serves again.
 func TestAcceptSurvivesEMFILE(t *testing.T) {
+	t.Parallel()
 	logs := &testutil.LogBuffer{}
 	const fails = 10 // about 3.3 s of backoff: 5 ms doubling to 1 s
 	s := newRelay(t, Config{Logger: testutil.Logger(logs), listen: func(n, a string) (net.Listener, error) {
@@ -218,6 +224,7 @@ func TestAcceptSurvivesEMFILE(t *testing.T) {
 // TestDeathIsReported: when the accept loop ends on an error that cannot
 // be waited out, the relay says so at ERROR and Err reports it.
 func TestDeathIsReported(t *testing.T) {
+	t.Parallel()
 	logs := &testutil.LogBuffer{}
 	var fl *failingListener
 	s := newRelay(t, Config{Logger: testutil.Logger(logs), listen: func(n, a string) (net.Listener, error) {
@@ -253,6 +260,7 @@ func TestDeathIsReported(t *testing.T) {
 // later than the first; a request without credentials (the challenge) is
 // not a failure.
 func TestWrongPasswordsSlowedAndLoggedRarely(t *testing.T) {
+	t.Parallel()
 	logs := &testutil.LogBuffer{}
 	s := newRelay(t, Config{User: "viewer", Pass: "right-pass", Logger: testutil.Logger(logs)})
 	s.Feed("cam1")
@@ -328,10 +336,11 @@ func TestWrongPasswordsSlowedAndLoggedRarely(t *testing.T) {
 // TestTLSFFprobe: with a certificate and key the relay serves RTSPS, which
 // ffprobe reads; plain RTSP to it fails cleanly.
 func TestTLSFFprobe(t *testing.T) {
-	ffprobe := needTool(t, "ffprobe")
+	t.Parallel()
+	ffprobe := testutil.NeedTool(t, "ffprobe")
 	tc := testutil.NewCert(t, t.TempDir())
 	cert, key := tc.CertFile, tc.KeyFile
-	sm := newSim(t, 1)
+	sm := simcam.Start(t, sim.Config{Cameras: 1})
 	s := newRelay(t, Config{TLSCert: cert, TLSKey: key, User: "viewer", Pass: "tls-pass"})
 	supervise(t, sm.URL(1), s.Feed("cam1"))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

@@ -34,6 +34,7 @@ import (
 	"github.com/camd/camd/stream/sim"
 
 	"github.com/camd/camd/internal/testutil"
+	"github.com/camd/camd/internal/testutil/rtspread"
 )
 
 // tap is device.Tap, restated so that these tests do not depend on package
@@ -80,16 +81,6 @@ func newRelay(t testing.TB, cfg Config) *Server {
 	return s
 }
 
-func newSim(t testing.TB, cams int) *sim.Server {
-	t.Helper()
-	s, err := sim.New(sim.Config{Cameras: cams})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
-}
-
 // supervise plays the camd supervisor: it reads url into f with stream.Read
 // and reconnects whenever the connection ends, until the test ends or the
 // returned stop is called. It reads the video only (no Options.OnAudio):
@@ -122,37 +113,12 @@ func supervise(t testing.TB, url string, f tap) (stop func()) {
 	return stop
 }
 
-// needTool returns the path of a program the test needs; without it the
-// test fails in CI and is skipped elsewhere.
-func needTool(t testing.TB, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		testutil.SkipMissing(t, name, err.Error())
-	}
-	return p
-}
-
-// waitFor polls cond until it holds or d passes.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // rtpReader is an independent RTSP reader (a gortsplib client) that checks
 // what it receives: frames (marker bits), RTP sequence gaps and timestamp
 // jumps, and, for H.264, which pictures it got (see clipFrames).
 type rtpReader struct {
-	c       *gortsplib.Client
+	rd      *rtspread.Reader
 	desc    *description.Session
-	done    chan struct{}
-	err     error
 	frames  atomic.Int64
 	packets atomic.Int64 // video
 	audio   atomic.Int64 // audio packets
@@ -204,68 +170,44 @@ func startReader(t testing.TB, url string) (*rtpReader, error) {
 // startReaderWith is startReader over the given transport.
 func startReaderWith(t testing.TB, url string, proto gortsplib.Protocol) (*rtpReader, error) {
 	t.Helper()
-	u, err := base.ParseURL(url)
+	r := &rtpReader{}
+	rd, err := rtspread.Play(url, rtspread.Options{
+		UDP: proto == gortsplib.ProtocolUDP,
+		Setup: func(desc *description.Session) ([]*description.Media, error) {
+			r.desc = desc
+			var h264f *format.H264
+			if desc.FindFormat(&h264f) != nil {
+				var err error
+				if r.dec, err = h264f.CreateDecoder(); err != nil {
+					return nil, fmt.Errorf("H.264 depacketizer: %w", err)
+				}
+			}
+			return desc.Medias, nil
+		},
+		OnRTP: func(m *description.Media, _ format.Format, pkt *rtp.Packet) {
+			if m.Type == description.MediaTypeAudio {
+				r.audio.Add(1)
+				return
+			}
+			r.packet(pkt)
+		},
+		OnRTCP: func(m *description.Media, pkt rtcp.Packet) {
+			if sr, ok := pkt.(*rtcp.SenderReport); ok && m.Type == description.MediaTypeVideo {
+				r.mu.Lock()
+				r.srs = append(r.srs, senderReport{at: time.Now(), ntp: ntp.Decode(sr.NTPTime), rtp: sr.RTPTime})
+				r.mu.Unlock()
+			}
+		},
+	})
 	if err != nil {
 		return nil, err
 	}
-	r := &rtpReader{done: make(chan struct{})}
-	r.c = &gortsplib.Client{
-		Scheme:        u.Scheme,
-		Host:          u.Host,
-		Protocol:      &proto,
-		ReadTimeout:   20 * time.Second,
-		OnDecodeError: func(error) {},
-	}
-	if err := r.c.Start(); err != nil {
-		return nil, err
-	}
-	fail := func(err error) (*rtpReader, error) {
-		r.c.Close()
-		return nil, err
-	}
-	desc, _, err := r.c.Describe(u)
-	if err != nil {
-		return fail(fmt.Errorf("describe: %w", err))
-	}
-	r.desc = desc
-	var h264f *format.H264
-	if desc.FindFormat(&h264f) != nil {
-		if r.dec, err = h264f.CreateDecoder(); err != nil {
-			return fail(fmt.Errorf("H.264 depacketizer: %w", err))
-		}
-	}
-	if err := r.c.SetupAll(desc.BaseURL, desc.Medias); err != nil {
-		return fail(fmt.Errorf("setup: %w", err))
-	}
-	r.c.OnPacketRTPAny(func(m *description.Media, _ format.Format, pkt *rtp.Packet) {
-		if m.Type == description.MediaTypeAudio {
-			r.audio.Add(1)
-			return
-		}
-		r.packet(pkt)
-	})
-	r.c.OnPacketRTCPAny(func(m *description.Media, pkt rtcp.Packet) {
-		if sr, ok := pkt.(*rtcp.SenderReport); ok && m.Type == description.MediaTypeVideo {
-			r.mu.Lock()
-			r.srs = append(r.srs, senderReport{at: time.Now(), ntp: ntp.Decode(sr.NTPTime), rtp: sr.RTPTime})
-			r.mu.Unlock()
-		}
-	})
-	if _, err := r.c.Play(nil); err != nil {
-		return fail(fmt.Errorf("play: %w", err))
-	}
-	go func() {
-		r.err = r.c.Wait()
-		close(r.done)
-	}()
+	r.rd = rd
 	t.Cleanup(r.close)
 	return r, nil
 }
 
-func (r *rtpReader) close() {
-	r.c.Close()
-	<-r.done
-}
+func (r *rtpReader) close() { r.rd.Close() }
 
 func (r *rtpReader) packet(pkt *rtp.Packet) {
 	r.packets.Add(1)
@@ -437,14 +379,7 @@ func checkFrames(t testing.TB, who string, c *clip, idx []int) (start int, resum
 }
 
 // ended reports whether the reader's session has ended.
-func (r *rtpReader) ended() bool {
-	select {
-	case <-r.done:
-		return true
-	default:
-		return false
-	}
-}
+func (r *rtpReader) ended() bool { return !r.rd.Alive() }
 
 // statusCode returns the RTSP status of a failed request, or 0.
 func statusCode(err error) base.StatusCode {
@@ -460,7 +395,7 @@ func statusCode(err error) base.StatusCode {
 type ffmpegProc struct {
 	cmd    *exec.Cmd
 	frames atomic.Int64
-	stderr bytes.Buffer
+	stderr testutil.LogBuffer
 	done   chan struct{}
 	err    error
 
@@ -489,12 +424,12 @@ func (p *ffmpegProc) lastProgress() (progressPoint, bool) {
 // arguments.
 func startFFmpeg(t testing.TB, url string, out ...string) *ffmpegProc {
 	t.Helper()
-	bin := needTool(t, "ffmpeg")
+	bin := testutil.NeedTool(t, "ffmpeg")
 	args := []string{"-hide_banner", "-nostdin", "-loglevel", "error", "-progress", "pipe:1",
 		"-stats_period", "0.1", "-rtsp_transport", "tcp", "-i", url}
 	args = append(args, out...)
 	p := &ffmpegProc{cmd: exec.Command(bin, args...), done: make(chan struct{})}
-	p.cmd.Stderr = &lockedWriter{w: &p.stderr}
+	p.cmd.Stderr = &p.stderr
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -549,17 +484,6 @@ func (p *ffmpegProc) running() bool {
 	}
 }
 
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
 // clip is a video file split into access units.
 type clip struct {
 	codec         string // "" means H.264
@@ -579,7 +503,7 @@ func loadClip(t testing.TB, path string) *clip {
 	c := &clip{}
 	var cur [][]byte
 	key := false
-	for _, nalu := range splitAnnexB(b) {
+	for _, nalu := range sim.SplitAnnexB(b) {
 		typ := h264.NALUType(nalu[0] & 0x1f)
 		switch typ {
 		case h264.NALUTypeSPS:
@@ -612,30 +536,6 @@ func loadClip(t testing.TB, path string) *clip {
 		t.Fatalf("%s: no access units", path)
 	}
 	return c
-}
-
-func splitAnnexB(b []byte) [][]byte {
-	var out [][]byte
-	start := -1
-	for i := 0; i+2 < len(b); i++ {
-		if b[i] == 0 && b[i+1] == 0 && b[i+2] == 1 {
-			if start >= 0 {
-				end := i
-				for end > start && b[end-1] == 0 {
-					end--
-				}
-				if end > start {
-					out = append(out, b[start:end])
-				}
-			}
-			start = i + 3
-			i += 2
-		}
-	}
-	if start >= 0 && start < len(b) {
-		out = append(out, b[start:])
-	}
-	return out
 }
 
 func (c *clip) info() stream.Info {

@@ -6,6 +6,9 @@ import (
 	"time"
 
 	"github.com/camd/camd/internal/procfd"
+	"github.com/camd/camd/internal/testutil"
+	"github.com/camd/camd/internal/testutil/simcam"
+	"github.com/camd/camd/stream/sim"
 )
 
 // snapshot is what must come back to where it was.
@@ -47,7 +50,7 @@ func waitBack(t *testing.T, base snapshot, what string) snapshot {
 // goroutine or FD behind, and closing the relay returns to the start.
 func TestNoLeaks(t *testing.T) {
 	start := takeSnapshot(t)
-	sm := newSim(t, 1)
+	sm := simcam.Start(t, sim.Config{Cameras: 1})
 	s := newRelay(t, Config{DescribeWait: 200 * time.Millisecond})
 	stop := supervise(t, sm.URL(1), s.Feed("cam1"))
 	url := "rtsp://" + s.Addr() + "/cam1"
@@ -55,7 +58,7 @@ func TestNoLeaks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "frames", func() bool { return r.frames.Load() >= 10 })
+	testutil.WaitFor(t, 30*time.Second, "frames", func() bool { return r.frames.Load() >= 10 })
 	r.close()
 	idle := s.Feed("idle") // a camera that never streams
 	time.Sleep(500 * time.Millisecond)
@@ -72,7 +75,7 @@ func TestNoLeaks(t *testing.T) {
 			rs = append(rs, r)
 		}
 		p := startFFmpeg(t, url, "-c", "copy", "-f", "null", "-")
-		waitFor(t, 30*time.Second, "readers playing", func() bool {
+		testutil.WaitFor(t, 30*time.Second, "readers playing", func() bool {
 			for _, r := range rs {
 				if r.frames.Load() < 5 {
 					return false
@@ -102,7 +105,7 @@ func TestNoLeaks(t *testing.T) {
 	if code, err := stuck.play(url, nil); err != nil || code != 200 {
 		t.Fatalf("stuck PLAY: %d %v", code, err)
 	}
-	waitFor(t, 60*time.Second, "the stuck reader dropped", func() bool { return s.Stats("cam1").ReadersDropped == 1 })
+	testutil.WaitFor(t, 60*time.Second, "the stuck reader dropped", func() bool { return s.Stats("cam1").ReadersDropped == 1 })
 	stuck.conn.Close()
 	waitBack(t, base, "after the stuck reader")
 
@@ -111,11 +114,11 @@ func TestNoLeaks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "frames", func() bool { return r2.frames.Load() >= 5 })
+	testutil.WaitFor(t, 30*time.Second, "frames", func() bool { return r2.frames.Load() >= 5 })
 	idle.Close()
 	stop()
 	s.Feed("cam1").Close() // replaces the fed one, which ends its reader
-	waitFor(t, 10*time.Second, "the reader's end", r2.ended)
+	testutil.WaitFor(t, 10*time.Second, "the reader's end", r2.ended)
 	r2.close()
 
 	s.Close()

@@ -21,6 +21,8 @@ import (
 
 	"github.com/camd/camd/stream"
 	"github.com/camd/camd/stream/sim"
+
+	"github.com/camd/camd/internal/testutil"
 )
 
 // The measurement runs the camera simulator and the readers in helper
@@ -35,7 +37,8 @@ func TestMain(m *testing.M) {
 		readersHelper()
 		return
 	}
-	os.Exit(m.Run())
+	// Most tests wait on cameras, ffmpeg and sockets: several at once.
+	os.Exit(testutil.RunParallel(m, 6))
 }
 
 // simHelper serves RELAY_CAMERAS simulated cameras, prints its address and
@@ -215,7 +218,7 @@ func TestMeasureRelay64x2(t *testing.T) {
 		supervise(t, "rtsp://"+simAddr+"/"+name, counted)
 		urls[i-1] = "rtsp://" + s.Addr() + "/" + name
 	}
-	waitFor(t, 60*time.Second, "every camera streaming", func() bool {
+	testutil.WaitFor(t, 60*time.Second, "every camera streaming", func() bool {
 		for i := 1; i <= cams; i++ {
 			f := s.feed("cam" + strconv.Itoa(i))
 			if f == nil || f.waitStream(time.Millisecond, nil) == nil {
@@ -232,7 +235,7 @@ func TestMeasureRelay64x2(t *testing.T) {
 
 	rd := startHelper(t, "RELAY_HELPER=readers", "RELAY_PER="+strconv.Itoa(per), "RELAY_URLS="+strings.Join(urls, ","))
 	rd.line(t) // ready
-	waitFor(t, 30*time.Second, "every reader playing", func() bool {
+	testutil.WaitFor(t, 30*time.Second, "every reader playing", func() bool {
 		for i := 1; i <= cams; i++ {
 			if s.Stats("cam"+strconv.Itoa(i)).Readers != per {
 				return false
@@ -333,7 +336,7 @@ func BenchmarkFeedFrame(b *testing.B) {
 				}
 				return false
 			}
-			waitFor(b, 10*time.Second, "readers", func() bool { return s.Stats("cam1").Readers == readers })
+			testutil.WaitFor(b, 10*time.Second, "readers", func() bool { return s.Stats("cam1").Readers == readers })
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			runtime.GC()

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bluenviron/gortsplib/v5"
+	"github.com/camd/camd/internal/testutil"
 )
 
 // freeUDPPair finds a free even port and the odd one after it.
@@ -46,6 +47,7 @@ func freeUDPPair(t *testing.T) int {
 // TestUDPReader: with a UDP port pair configured, readers can use UDP;
 // TCP keeps working alongside.
 func TestUDPReader(t *testing.T) {
+	t.Parallel()
 	c := loadClip(t, "../sim/clip.h264")
 	port := freeUDPPair(t)
 	s := newRelay(t, Config{UDPRTPAddress: "127.0.0.1:" + strconv.Itoa(port)})
@@ -62,7 +64,7 @@ func TestUDPReader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "frames over UDP and TCP", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "frames over UDP and TCP", func() bool {
 		return u.frames.Load() >= 25 && tcp.frames.Load() >= 25
 	})
 }
@@ -70,6 +72,7 @@ func TestUDPReader(t *testing.T) {
 // TestTCPOnlyRefusesUDP: without UDP addresses a UDP reader is refused at
 // SETUP (and can fall back to TCP).
 func TestTCPOnlyRefusesUDP(t *testing.T) {
+	t.Parallel()
 	c := loadClip(t, "../sim/clip.h264")
 	s := newRelay(t, Config{})
 	f := s.Feed("cam1")
@@ -84,6 +87,7 @@ func TestTCPOnlyRefusesUDP(t *testing.T) {
 
 // TestCloseDuringDescribeWait: Close does not wait out DescribeWait.
 func TestCloseDuringDescribeWait(t *testing.T) {
+	t.Parallel()
 	s := newRelay(t, Config{DescribeWait: time.Minute})
 	s.Feed("cam1")
 	errc := make(chan error, 1)
@@ -92,7 +96,7 @@ func TestCloseDuringDescribeWait(t *testing.T) {
 		errc <- err
 	}()
 	// Wait until the DESCRIBE is waiting for the camera.
-	waitFor(t, 20*time.Second, "the DESCRIBE to wait", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "the DESCRIBE to wait", func() bool {
 		buf := make([]byte, 1<<20)
 		return strings.Contains(string(buf[:runtime.Stack(buf, true)]), ").waitStream(")
 	})
@@ -119,6 +123,7 @@ func TestCloseDuringDescribeWait(t *testing.T) {
 // TestFeedReplaced: a second Feed of the same name replaces the first,
 // whose readers end; the camera is served from the new one.
 func TestFeedReplaced(t *testing.T) {
+	t.Parallel()
 	c := loadClip(t, "../sim/clip.h264")
 	s := newRelay(t, Config{})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -134,20 +139,21 @@ func TestFeedReplaced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "frames", func() bool { return r.frames.Load() >= 5 })
+	testutil.WaitFor(t, 10*time.Second, "frames", func() bool { return r.frames.Load() >= 5 })
 	play(s.Feed("cam1"))
-	waitFor(t, 10*time.Second, "the old reader's end", r.ended)
+	testutil.WaitFor(t, 10*time.Second, "the old reader's end", r.ended)
 	r2, err := startReader(t, "rtsp://"+s.Addr()+"/cam1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "frames from the new Feed", func() bool { return r2.frames.Load() >= 5 })
+	testutil.WaitFor(t, 10*time.Second, "frames from the new Feed", func() bool { return r2.frames.Load() >= 5 })
 	if st := s.Stats("cam1"); st.Readers != 1 || st.ReadersTotal != 1 {
 		t.Errorf("stats of the new Feed: %+v", st)
 	}
 }
 
 func TestStatsJSON(t *testing.T) {
+	t.Parallel()
 	b, err := json.Marshal(Stats{Readers: 1, ReadersTotal: 2, BytesSent: 3, PacketsSent: 4, ReadersDropped: 5})
 	if err != nil {
 		t.Fatal(err)

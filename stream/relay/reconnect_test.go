@@ -15,6 +15,8 @@ import (
 	"github.com/bluenviron/gortsplib/v5/pkg/format"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 
+	"github.com/camd/camd/internal/testutil"
+	"github.com/camd/camd/internal/testutil/simcam"
 	"github.com/camd/camd/stream/sim"
 )
 
@@ -26,8 +28,9 @@ func fpsWithin(fps float64) bool { return fps >= 15 && fps <= 35 }
 // clients, three ffmpeg) on one camera cost the camera one session, and each
 // gets about 25 fps.
 func TestTenReadersOneCameraSession(t *testing.T) {
+	t.Parallel()
 	c := loadClip(t, "../sim/clip.h264")
-	sm := newSim(t, 1)
+	sm := simcam.Start(t, sim.Config{Cameras: 1})
 	s := newRelay(t, Config{})
 	supervise(t, sm.URL(1), s.Feed("cam1"))
 	url := "rtsp://" + s.Addr() + "/cam1"
@@ -44,7 +47,7 @@ func TestTenReadersOneCameraSession(t *testing.T) {
 	for range 3 {
 		ffs = append(ffs, startFFmpeg(t, url, "-c", "copy", "-f", "null", "-"))
 	}
-	waitFor(t, 30*time.Second, "all readers playing", func() bool {
+	testutil.WaitFor(t, 30*time.Second, "all readers playing", func() bool {
 		for _, r := range readers {
 			if r.frames.Load() < 10 {
 				return false
@@ -110,8 +113,9 @@ func TestTenReadersOneCameraSession(t *testing.T) {
 // by the drop's length) and resumes at a keyframe, and ffmpeg's frame count
 // keeps rising once the camera is back.
 func TestReadersSurviveCameraDrop(t *testing.T) {
+	t.Parallel()
 	c := loadClip(t, "../sim/clip.h264")
-	sm := newSim(t, 1)
+	sm := simcam.Start(t, sim.Config{Cameras: 1})
 	s := newRelay(t, Config{})
 	supervise(t, sm.URL(1), s.Feed("cam1"))
 	url := "rtsp://" + s.Addr() + "/cam1"
@@ -121,7 +125,7 @@ func TestReadersSurviveCameraDrop(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := startFFmpeg(t, url, "-c", "copy", "-f", "null", "-")
-	waitFor(t, 30*time.Second, "frames before the drop", func() bool {
+	testutil.WaitFor(t, 30*time.Second, "frames before the drop", func() bool {
 		return r.frames.Load() >= 50 && p.frames.Load() >= 25
 	})
 
@@ -130,12 +134,12 @@ func TestReadersSurviveCameraDrop(t *testing.T) {
 		t.Fatal(err)
 	}
 	dropped := time.Now()
-	waitFor(t, 10*time.Second, "the camera to be down", func() bool { return sm.Sessions(1) >= 2 })
-	waitFor(t, 30*time.Second, "the camera to be back", func() bool { return sm.ActiveSessions(1) == 1 && time.Since(dropped) > 2*time.Second })
+	testutil.WaitFor(t, 10*time.Second, "the camera to be down", func() bool { return sm.Sessions(1) >= 2 })
+	testutil.WaitFor(t, 30*time.Second, "the camera to be back", func() bool { return sm.ActiveSessions(1) == 1 && time.Since(dropped) > 2*time.Second })
 	rBack, pBack := r.frames.Load(), p.frames.Load()
-	waitFor(t, 30*time.Second, "frames after the camera is back", func() bool {
+	testutil.WaitFor(t, 30*time.Second, "frames after the camera is back", func() bool {
 		if r.ended() {
-			t.Fatalf("gortsplib reader's session ended: %v", r.err)
+			t.Fatalf("gortsplib reader's session ended: %v", r.rd.Err())
 		}
 		if !p.running() {
 			t.Fatalf("ffmpeg stopped: %v\n%s", p.err, p.stderr.String())
@@ -168,6 +172,7 @@ func TestReadersSurviveCameraDrop(t *testing.T) {
 // across a short camera drop; the file decodes end to end without an error
 // and keeps real time (see recordAcrossDrop).
 func TestMP4AcrossCameraDrop(t *testing.T) {
+	t.Parallel()
 	recordAcrossDrop(t, 2*time.Second)
 }
 
@@ -175,6 +180,7 @@ func TestMP4AcrossCameraDrop(t *testing.T) {
 // an 11 s gap in the file, whose duration is the wall-clock recording
 // time.
 func TestMP4KeepsOutage(t *testing.T) {
+	t.Parallel()
 	recordAcrossDrop(t, 11*time.Second)
 }
 
@@ -186,9 +192,9 @@ func TestMP4KeepsOutage(t *testing.T) {
 // its sequence numbers stay continuous, and the RTCP sender reports before
 // and after the outage map RTP time to NTP time consistently.
 func recordAcrossDrop(t *testing.T, down time.Duration) {
-	ffprobe := needTool(t, "ffprobe")
-	ffmpeg := needTool(t, "ffmpeg")
-	sm := newSim(t, 1)
+	ffprobe := testutil.NeedTool(t, "ffprobe")
+	ffmpeg := testutil.NeedTool(t, "ffmpeg")
+	sm := simcam.Start(t, sim.Config{Cameras: 1})
 	s := newRelay(t, Config{})
 	supervise(t, sm.URL(1), s.Feed("cam1"))
 	url := "rtsp://" + s.Addr() + "/cam1"
@@ -198,7 +204,7 @@ func recordAcrossDrop(t *testing.T, down time.Duration) {
 	}
 	out := filepath.Join(t.TempDir(), "out.mp4")
 	p := startFFmpeg(t, url, "-c", "copy", "-f", "mp4", "-y", out)
-	waitFor(t, 30*time.Second, "frames before the drop", func() bool {
+	testutil.WaitFor(t, 30*time.Second, "frames before the drop", func() bool {
 		_, ok := p.lastProgress()
 		return ok && p.frames.Load() >= 50 && r.frames.Load() >= 50
 	})
@@ -210,16 +216,16 @@ func recordAcrossDrop(t *testing.T, down time.Duration) {
 		t.Fatal(err)
 	}
 	dropped := time.Now()
-	waitFor(t, 10*time.Second, "the camera to be down", func() bool { return sm.Sessions(1) >= 2 })
-	waitFor(t, down+30*time.Second, "the camera to be back", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the camera to be down", func() bool { return sm.Sessions(1) >= 2 })
+	testutil.WaitFor(t, down+30*time.Second, "the camera to be back", func() bool {
 		return sm.ActiveSessions(1) == 1 && time.Since(dropped) > down
 	})
 	backAt := time.Now()
 	back := p.frames.Load()
-	waitFor(t, 30*time.Second, "frames after the drop", func() bool { return p.frames.Load() >= back+75 })
+	testutil.WaitFor(t, 30*time.Second, "frames after the drop", func() bool { return p.frames.Load() >= back+75 })
 	// A sender report made after the camera came back (they come every
 	// 10 s).
-	waitFor(t, 30*time.Second, "a sender report after the outage", func() bool {
+	testutil.WaitFor(t, 30*time.Second, "a sender report after the outage", func() bool {
 		srs := r.senderReports()
 		return len(srs) > 0 && srs[len(srs)-1].at.After(backAt.Add(time.Second))
 	})
@@ -315,6 +321,7 @@ func recordAcrossDrop(t *testing.T, down time.Duration) {
 // the middle of a GOP continues the readers' stream seamlessly, in real
 // time.
 func TestSameParametersKeepReaders(t *testing.T) {
+	t.Parallel()
 	c := loadClip(t, "../sim/clip.h264")
 	s := newRelay(t, Config{})
 	f := s.Feed("cam1")
@@ -342,12 +349,12 @@ func TestSameParametersKeepReaders(t *testing.T) {
 	wg.Wait()
 	// The second connection's last frame is picture 87 of the clip.
 	last := (13 + 75 - 1) % len(c.aus)
-	waitFor(t, 10*time.Second, "the last frame", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the last frame", func() bool {
 		idx := r.clipFrames(t, c)
 		return len(idx) > 0 && idx[len(idx)-1] == last
 	})
 	if r.ended() {
-		t.Fatalf("session ended: %v", r.err)
+		t.Fatalf("session ended: %v", r.rd.Err())
 	}
 	if g := r.seqGaps.Load(); g != 0 {
 		t.Errorf("%d sequence gaps", g)
@@ -401,8 +408,9 @@ func TestSameParametersKeepReaders(t *testing.T) {
 // a file that decodes without an error), and a new reader gets the new
 // description.
 func TestParameterChangeEndsStream(t *testing.T) {
-	ffmpeg := needTool(t, "ffmpeg")
-	ffprobe := needTool(t, "ffprobe")
+	t.Parallel()
+	ffmpeg := testutil.NeedTool(t, "ffmpeg")
+	ffprobe := testutil.NeedTool(t, "ffprobe")
 	a := loadClip(t, "../sim/clip.h264")
 	b := loadClip(t, "../testdata/h264_640x480_25fps.h264")
 	if a.width == b.width && a.height == b.height {
@@ -440,11 +448,11 @@ func TestParameterChangeEndsStream(t *testing.T) {
 	// input: it finishes the file and exits by itself.
 	out := filepath.Join(t.TempDir(), "before.mp4")
 	p := startFFmpeg(t, "rtsp://"+s.Addr()+"/cam1", "-c", "copy", "-f", "mp4", "-y", out)
-	waitFor(t, 20*time.Second, "frames", func() bool { return r.frames.Load() >= 10 && p.frames.Load() >= 25 })
+	testutil.WaitFor(t, 20*time.Second, "frames", func() bool { return r.frames.Load() >= 10 && p.frames.Load() >= 25 })
 	close(switchNow)
-	waitFor(t, 10*time.Second, "the reader's end of stream", r.ended)
-	t.Logf("first reader ended with: %v", r.err)
-	waitFor(t, 30*time.Second, "ffmpeg to finish by itself", func() bool { return !p.running() })
+	testutil.WaitFor(t, 10*time.Second, "the reader's end of stream", r.ended)
+	t.Logf("first reader ended with: %v", r.rd.Err())
+	testutil.WaitFor(t, 30*time.Second, "ffmpeg to finish by itself", func() bool { return !p.running() })
 	if p.err != nil {
 		t.Errorf("ffmpeg at the end of stream: %v\n%s", p.err, p.stderr.String())
 	}
@@ -472,7 +480,7 @@ func TestParameterChangeEndsStream(t *testing.T) {
 	if w, h := descSize(t, r2); w != b.width || h != b.height {
 		t.Fatalf("new description %dx%d, want %dx%d", w, h, b.width, b.height)
 	}
-	waitFor(t, 10*time.Second, "frames of the new stream", func() bool { return r2.frames.Load() >= 10 })
+	testutil.WaitFor(t, 10*time.Second, "frames of the new stream", func() bool { return r2.frames.Load() >= 10 })
 	cancel()
 }
 
@@ -492,6 +500,7 @@ func descSize(t *testing.T, r *rtpReader) (int, int) {
 // TestFeedCloseEndsReaders: removing the camera ends its readers and its
 // name is unknown afterwards.
 func TestFeedCloseEndsReaders(t *testing.T) {
+	t.Parallel()
 	c := loadClip(t, "../sim/clip.h264")
 	s := newRelay(t, Config{})
 	f := s.Feed("cam1")
@@ -503,10 +512,10 @@ func TestFeedCloseEndsReaders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "frames", func() bool { return r.frames.Load() >= 5 })
+	testutil.WaitFor(t, 10*time.Second, "frames", func() bool { return r.frames.Load() >= 5 })
 	f.Close()
 	f.Close()
-	waitFor(t, 10*time.Second, "the reader's end", r.ended)
+	testutil.WaitFor(t, 10*time.Second, "the reader's end", r.ended)
 	if _, err := startReader(t, "rtsp://"+s.Addr()+"/cam1"); statusCode(err) != 404 {
 		t.Errorf("after Close: %v, want 404", err)
 	}

@@ -10,9 +10,13 @@ import (
 	"time"
 
 	"github.com/bluenviron/gortsplib/v5/pkg/base"
+	"github.com/camd/camd/internal/testutil"
+	"github.com/camd/camd/internal/testutil/simcam"
+	"github.com/camd/camd/stream/sim"
 )
 
 func TestNewBusyPort(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -28,6 +32,7 @@ func TestNewBusyPort(t *testing.T) {
 }
 
 func TestNewBadConfig(t *testing.T) {
+	t.Parallel()
 	for _, cfg := range []Config{
 		{QueueSize: 100},
 		{Pass: "x"},
@@ -43,6 +48,7 @@ func TestNewBadConfig(t *testing.T) {
 }
 
 func TestDefaults(t *testing.T) {
+	t.Parallel()
 	s := newRelay(t, Config{})
 	if s.cfg.DescribeWait != 5*time.Second || s.cfg.QueueSize != 512 {
 		t.Errorf("defaults: %+v", s.cfg)
@@ -55,6 +61,7 @@ func TestDefaults(t *testing.T) {
 }
 
 func TestUnknownCamera404(t *testing.T) {
+	t.Parallel()
 	s := newRelay(t, Config{})
 	s.Feed("cam1")
 	_, err := startReader(t, "rtsp://"+s.Addr()+"/nosuch")
@@ -64,6 +71,7 @@ func TestUnknownCamera404(t *testing.T) {
 }
 
 func TestDescribeWaitsThen503(t *testing.T) {
+	t.Parallel()
 	s := newRelay(t, Config{DescribeWait: 500 * time.Millisecond})
 	s.Feed("cam1")
 	start := time.Now()
@@ -81,6 +89,7 @@ func TestDescribeWaitsThen503(t *testing.T) {
 // camera is answered as soon as the camera's parameters are in, and gets
 // its frames from the first keyframe on.
 func TestDescribeWaitsForFirstKeyframe(t *testing.T) {
+	t.Parallel()
 	c := loadClip(t, "../sim/clip.h264")
 	s := newRelay(t, Config{DescribeWait: 20 * time.Second})
 	f := s.Feed("cam1")
@@ -101,15 +110,16 @@ func TestDescribeWaitsForFirstKeyframe(t *testing.T) {
 	if took := time.Since(start); took < 900*time.Millisecond {
 		t.Errorf("DESCRIBE answered after %s, before the camera started", took)
 	}
-	waitFor(t, 20*time.Second, "frames", func() bool { return r.frames.Load() >= 30 })
+	testutil.WaitFor(t, 20*time.Second, "frames", func() bool { return r.frames.Load() >= 30 })
 	if g := r.seqGaps.Load(); g != 0 {
 		t.Errorf("%d sequence gaps", g)
 	}
 }
 
 func TestFFprobeReadsSimResolution(t *testing.T) {
-	ffprobe := needTool(t, "ffprobe")
-	sm := newSim(t, 1)
+	t.Parallel()
+	ffprobe := testutil.NeedTool(t, "ffprobe")
+	sm := simcam.Start(t, sim.Config{Cameras: 1})
 	s := newRelay(t, Config{})
 	supervise(t, sm.URL(1), s.Feed("cam1"))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/camd/camd/internal/testutil"
+	"github.com/camd/camd/internal/testutil/simcam"
+	"github.com/camd/camd/stream/sim"
 )
 
 // rawClient is a hand-written RTSP client: it can stop reading its socket
@@ -140,8 +142,9 @@ func rawSetup(t *testing.T, addr, path string) int {
 // within seconds (counted and logged), while another reader of the same
 // camera loses nothing and keeps 25 fps.
 func TestStuckReaderDropped(t *testing.T) {
+	t.Parallel()
 	c := loadClip(t, "../sim/clip.h264")
-	sm := newSim(t, 1)
+	sm := simcam.Start(t, sim.Config{Cameras: 1})
 	s := newRelay(t, Config{})
 	supervise(t, sm.URL(1), s.Feed("cam1"))
 	url := "rtsp://" + s.Addr() + "/cam1"
@@ -149,7 +152,7 @@ func TestStuckReaderDropped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "the good reader's frames", func() bool { return good.frames.Load() >= 25 })
+	testutil.WaitFor(t, 30*time.Second, "the good reader's frames", func() bool { return good.frames.Load() >= 25 })
 
 	stuck := dialRaw(t, s.Addr(), 4096)
 	if code, err := stuck.play(url, nil); err != nil || code != 200 {
@@ -158,7 +161,7 @@ func TestStuckReaderDropped(t *testing.T) {
 	// From here on it never reads.
 	start := time.Now()
 	f0 := good.frames.Load()
-	waitFor(t, 20*time.Second, "the stuck reader to be dropped", func() bool { return s.Stats("cam1").ReadersDropped == 1 })
+	testutil.WaitFor(t, 20*time.Second, "the stuck reader to be dropped", func() bool { return s.Stats("cam1").ReadersDropped == 1 })
 	took := time.Since(start)
 	fps := float64(good.frames.Load()-f0) / took.Seconds()
 	t.Logf("stuck reader dropped after %s; the other reader meanwhile: %.1f fps", took.Round(10*time.Millisecond), fps)
@@ -175,9 +178,9 @@ func TestStuckReaderDropped(t *testing.T) {
 	if _, res := checkFrames(t, "other reader", c, good.clipFrames(t, c)); len(res) != 0 {
 		t.Errorf("other reader: the stream skipped to a keyframe %d times", len(res))
 	}
-	waitFor(t, 10*time.Second, "one reader left", func() bool { return s.Stats("cam1").Readers == 1 })
+	testutil.WaitFor(t, 10*time.Second, "one reader left", func() bool { return s.Stats("cam1").Readers == 1 })
 	if good.ended() {
-		t.Fatalf("the good reader ended: %v", good.err)
+		t.Fatalf("the good reader ended: %v", good.rd.Err())
 	}
 	// The relay closed the stuck reader's connection: draining it ends in
 	// EOF (or a reset).

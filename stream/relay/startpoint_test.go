@@ -21,6 +21,7 @@ import (
 )
 
 func TestRecoveryPoint(t *testing.T) {
+	t.Parallel()
 	userData := append([]byte{5, 20}, make([]byte, 20)...) // user data unregistered
 	long := append([]byte{5, 0xFF, 3}, make([]byte, 258)...)
 	cases := []struct {
@@ -93,7 +94,7 @@ func runningMidGOP(t *testing.T, o gstcam.Options) (*Server, *lateTap) {
 	s := newRelay(t, Config{})
 	tap := &lateTap{Feed: s.Feed("cam"), skip: 50}
 	supervise(t, cam.URL("rtsp", "", "", ""), tap)
-	waitFor(t, 30*time.Second, "camd's first frame", func() bool { return tap.frames.Load() > 0 })
+	testutil.WaitFor(t, 30*time.Second, "camd's first frame", func() bool { return tap.frames.Load() > 0 })
 	return s, tap
 }
 
@@ -101,11 +102,12 @@ func runningMidGOP(t *testing.T, o gstcam.Options) (*Server, *lateTap) {
 // recovery points only) whose IDR the relay missed is relayed: ffprobe
 // reports the stream and ffmpeg -c copy reads 250 frames.
 func TestIntraRefreshRelayed(t *testing.T) {
-	ffprobe := needTool(t, "ffprobe")
+	t.Parallel()
+	ffprobe := testutil.NeedTool(t, "ffprobe")
 	// x264's intra refresh sends one IDR, then a recovery point every GOP
 	// frames: every 2 s here, as intra-refresh cameras do.
 	s, tap := runningMidGOP(t, gstcam.Options{IntraRefresh: true, GOP: 50})
-	waitFor(t, 30*time.Second, "the relay's first frame", func() bool { return tap.frames.Load() > tap.skip })
+	testutil.WaitFor(t, 30*time.Second, "the relay's first frame", func() bool { return tap.frames.Load() > tap.skip })
 	url := "rtsp://" + s.Addr() + "/cam"
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -137,7 +139,7 @@ func TestIntraRefreshRelayed(t *testing.T) {
 
 	start = time.Now()
 	p := startFFmpeg(t, url, "-c", "copy", "-frames:v", "250", "-f", "null", "-")
-	waitFor(t, 60*time.Second, "ffmpeg to read 250 frames and exit", func() bool { return !p.running() })
+	testutil.WaitFor(t, 60*time.Second, "ffmpeg to read 250 frames and exit", func() bool { return !p.running() })
 	took := time.Since(start)
 	if p.err != nil || p.frames.Load() != 250 {
 		t.Fatalf("ffmpeg: %v, %d frames\n%s", p.err, p.frames.Load(), p.stderr.String())
@@ -157,6 +159,7 @@ func TestIntraRefreshRelayed(t *testing.T) {
 // answered at once and gets its first frame, a keyframe, within the GOP;
 // DESCRIBE never answers 503 while the camera is RUNNING.
 func TestLongGOPReaderJoins(t *testing.T) {
+	t.Parallel()
 	s, tap := runningMidGOP(t, gstcam.Options{GOP: 250})
 	url := "rtsp://" + s.Addr() + "/cam"
 	u, err := base.ParseURL(url)
@@ -195,7 +198,7 @@ func TestLongGOPReaderJoins(t *testing.T) {
 	for r.frames.Load() == 0 && time.Since(joined) < 15*time.Second {
 		describe()
 	}
-	waitFor(t, 15*time.Second, "the reader's first frame", func() bool { return r.frames.Load() > 0 })
+	testutil.WaitFor(t, 15*time.Second, "the reader's first frame", func() bool { return r.frames.Load() > 0 })
 	au, at := r.firstFrame()
 	first := at.Sub(joined)
 	t.Logf("reader answered after %s, first frame after %s; %d DESCRIBEs answered since camd's first frame; stats %+v",
@@ -206,7 +209,7 @@ func TestLongGOPReaderJoins(t *testing.T) {
 	if !h264.IsRandomAccess(au) {
 		t.Errorf("the first frame is not a keyframe (%d NAL units)", len(au))
 	}
-	waitFor(t, 20*time.Second, "frames", func() bool { return r.frames.Load() >= 25 })
+	testutil.WaitFor(t, 20*time.Second, "frames", func() bool { return r.frames.Load() >= 25 })
 }
 
 // TestNoStartPointStartsAnyway: a stream that never has a keyframe or a
@@ -214,6 +217,7 @@ func TestLongGOPReaderJoins(t *testing.T) {
 // once, and its readers then start at any frame, carrying the parameter
 // sets.
 func TestNoStartPointStartsAnyway(t *testing.T) {
+	t.Parallel()
 	c := loadClip(t, "../sim/clip.h264")
 	var logs testutil.LogBuffer
 	s := newRelay(t, Config{StartPointTimeout: 2 * time.Second, Logger: testutil.Logger(&logs)})
@@ -245,7 +249,7 @@ func TestNoStartPointStartsAnyway(t *testing.T) {
 		t.Fatal(err)
 	}
 	sawWaiting := false
-	waitFor(t, 20*time.Second, "frames", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "frames", func() bool {
 		if r.frames.Load() == 0 {
 			st := s.Stats("cam1")
 			sawWaiting = sawWaiting || st.WaitingForStartPoint
@@ -284,6 +288,7 @@ func TestNoStartPointStartsAnyway(t *testing.T) {
 // the first frame; the in-band ones then become the description's without
 // ending those readers, who get them in band before the first picture.
 func TestInBandParamsReplaceSDP(t *testing.T) {
+	t.Parallel()
 	c := loadClip(t, "../sim/clip.h264")
 	sdp := *c
 	sdp.sps = append(bytes.Clone(c.sps), 0) // same picture, other bytes
@@ -316,9 +321,9 @@ func TestInBandParamsReplaceSDP(t *testing.T) {
 		}
 	}()
 	defer func() { cancel(); <-done }()
-	waitFor(t, 20*time.Second, "frames", func() bool { return r.frames.Load() >= 25 })
+	testutil.WaitFor(t, 20*time.Second, "frames", func() bool { return r.frames.Load() >= 25 })
 	if r.ended() {
-		t.Fatalf("the reader's session ended: %v", r.err)
+		t.Fatalf("the reader's session ended: %v", r.rd.Err())
 	}
 	if au, _ := r.firstFrame(); len(au) == 0 || !bytes.Equal(au[0], c.sps) {
 		t.Errorf("the first frame does not start with the in-band SPS")
@@ -344,6 +349,7 @@ func descSPS(t *testing.T, r *rtpReader) []byte {
 // TestNoStartPointLoggedOnce: a camera whose keyframes are further apart
 // than StartPointTimeout is logged once per connection, not once a GOP.
 func TestNoStartPointLoggedOnce(t *testing.T) {
+	t.Parallel()
 	c := loadClip(t, "../sim/clip.h264")
 	var logs testutil.LogBuffer
 	s := newRelay(t, Config{StartPointTimeout: 400 * time.Millisecond, Logger: testutil.Logger(&logs)})
@@ -359,7 +365,7 @@ func TestNoStartPointLoggedOnce(t *testing.T) {
 	if st := s.Stats("cam1"); st.NoStartPointSince == nil {
 		t.Errorf("stats %+v, want no_start_point_since", st)
 	}
-	waitFor(t, 10*time.Second, "the log line", func() bool { return len(logs.Lines("no keyframe or recovery point")) > 0 })
+	testutil.WaitFor(t, 10*time.Second, "the log line", func() bool { return len(logs.Lines("no keyframe or recovery point")) > 0 })
 	// Any further line was queued with the first: give the Feed's
 	// goroutine a moment to handle it.
 	time.Sleep(200 * time.Millisecond)

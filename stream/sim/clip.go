@@ -55,7 +55,7 @@ type clip struct {
 func loadClip() (*clip, error) {
 	// Not h264.AnnexB.Unmarshal: it caps the NALU count at one access
 	// unit's worth, and this is a whole stream.
-	nalus := splitAnnexB(clipH264)
+	nalus := SplitAnnexB(clipH264)
 
 	c := &clip{}
 	var aus [][][]byte
@@ -204,9 +204,10 @@ func makeGarbage() []rtpPayload {
 	}
 }
 
-// splitAnnexB splits an Annex B byte stream at its start codes (00 00 01,
-// with or without a leading zero byte).
-func splitAnnexB(b []byte) [][]byte {
+// SplitAnnexB splits an Annex B byte stream at its start codes (00 00 01,
+// with or without a leading zero byte). The tests read their clips with
+// it too.
+func SplitAnnexB(b []byte) [][]byte {
 	var out [][]byte
 	start := -1
 	for i := 0; i+2 < len(b); i++ {

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"runtime"
 	"strconv"
@@ -17,6 +16,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/camd/camd/internal/testutil"
+	"github.com/camd/camd/test/camdproc"
 )
 
 var (
@@ -29,25 +31,14 @@ var (
 // camdBinary builds ./cmd/camd once per test binary run.
 func camdBinary(t testing.TB) string {
 	t.Helper()
-	goBin := needProgram(t, "go")
+	testutil.NeedTool(t, "go")
 	buildOnce.Do(func() {
-		var out []byte
-		out, buildErr = exec.Command(goBin, "env", "GOMOD").Output()
-		if buildErr != nil {
-			return
-		}
-		root := filepath.Dir(strings.TrimSpace(string(out)))
 		buildDir, buildErr = os.MkdirTemp("", "camd-sim-test-")
 		if buildErr != nil {
 			return
 		}
-		buildBin = filepath.Join(buildDir, "camd")
-		cmd := exec.Command(goBin, "build", "-o", buildBin, "./cmd/camd")
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %w\n%s", err, out)
-		}
+		b := camdproc.Build(buildDir)
+		buildBin, buildErr = b.Path, b.Err
 	})
 	if buildErr != nil {
 		t.Fatal(buildErr)
@@ -56,7 +47,8 @@ func camdBinary(t testing.TB) string {
 }
 
 func TestMain(m *testing.M) {
-	code := m.Run()
+	// Most tests wait on readers at the simulator's frame rate.
+	code := testutil.RunParallel(m, 8)
 	if buildDir != "" {
 		os.RemoveAll(buildDir)
 	}

@@ -2,13 +2,11 @@ package sim
 
 import (
 	"errors"
-	"os/exec"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/bluenviron/gortsplib/v5"
-	"github.com/bluenviron/gortsplib/v5/pkg/base"
 	"github.com/bluenviron/gortsplib/v5/pkg/description"
 	"github.com/bluenviron/gortsplib/v5/pkg/format"
 	"github.com/bluenviron/gortsplib/v5/pkg/format/rtph264"
@@ -17,23 +15,12 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/camd/camd/internal/testutil"
+	"github.com/camd/camd/internal/testutil/rtspread"
 )
 
 // waitTimeout bounds every wait in these tests. It is generous because the
 // tests share two cores with many other builds and tests.
 const waitTimeout = 20 * time.Second
-
-// needProgram returns the path of an external program. In CI (CI=true) a
-// missing program fails the test, since CI is meant to have installed it;
-// elsewhere the test is skipped.
-func needProgram(t testing.TB, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		testutil.SkipMissing(t, name, err.Error())
-	}
-	return p
-}
 
 func newSim(t testing.TB, cfg Config) *Server {
 	t.Helper()
@@ -48,18 +35,12 @@ func newSim(t testing.TB, cfg Config) *Server {
 // eventually polls cond until it holds or waitTimeout passes.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.WaitFor(t, waitTimeout, what, cond)
 }
 
 // reader is a real gortsplib client that records what arrives.
 type reader struct {
-	c *gortsplib.Client
+	rd *rtspread.Reader
 
 	mu         sync.Mutex
 	packets    []time.Time // arrival of every RTP and RTCP packet
@@ -75,8 +56,6 @@ type reader struct {
 	// immediately before the access unit's first slice.
 	stamps    []time.Duration
 	misplaced int
-
-	waitErr chan error
 }
 
 type readerOpts struct {
@@ -87,65 +66,39 @@ type readerOpts struct {
 // dial connects, describes and returns the client, for tests that stop
 // before playing. The caller closes it.
 func dial(rawURL string, udp bool) (*gortsplib.Client, *description.Session, error) {
-	u, err := base.ParseURL(rawURL)
+	rd, err := rtspread.Dial(rawURL, rtspread.Options{UDP: udp, ReadTimeout: waitTimeout})
 	if err != nil {
 		return nil, nil, err
 	}
-	proto := gortsplib.ProtocolTCP
-	if udp {
-		proto = gortsplib.ProtocolUDP
-	}
-	c := &gortsplib.Client{
-		Scheme:      u.Scheme,
-		Host:        u.Host,
-		Protocol:    &proto,
-		ReadTimeout: waitTimeout,
-	}
-	if err := c.Start(); err != nil {
-		return nil, nil, err
-	}
-	desc, _, err := c.Describe(u)
-	if err != nil {
-		c.Close()
-		return nil, nil, err
-	}
-	return c, desc, nil
+	return rd.Client, rd.Desc, nil
 }
 
 // startReader plays rawURL and records packets until the test ends.
 func startReader(t testing.TB, rawURL string, o readerOpts) *reader {
 	t.Helper()
-	c, desc, err := dial(rawURL, o.udp)
+	rd, err := rtspread.Dial(rawURL, rtspread.Options{UDP: o.udp, ReadTimeout: waitTimeout})
 	if err != nil {
 		t.Fatalf("connect %s: %v", rawURL, err)
 	}
-	r := &reader{c: c, waitErr: make(chan error, 1)}
-	t.Cleanup(func() {
-		c.Close()
-		<-r.waitErr
-	})
+	r := &reader{rd: rd}
+	desc := rd.Desc
 
 	var h264f *format.H264
 	videoMedia := desc.FindFormat(&h264f)
 	if videoMedia == nil {
+		rd.Client.Close()
 		t.Fatal("no H.264 track in the description")
 	}
 	if h264f.SPS == nil || h264f.PPS == nil {
+		rd.Client.Close()
 		t.Fatal("SPS/PPS missing from the description")
 	}
 	dec, err := h264f.CreateDecoder()
 	if err != nil {
+		rd.Client.Close()
 		t.Fatal(err)
 	}
-
-	medias := desc.Medias
-	if o.videoOnly {
-		medias = []*description.Media{videoMedia}
-	}
-	if err := c.SetupAll(desc.BaseURL, medias); err != nil {
-		t.Fatalf("setup: %v", err)
-	}
-	c.OnPacketRTPAny(func(m *description.Media, _ format.Format, pkt *rtp.Packet) {
+	onRTP := func(m *description.Media, _ format.Format, pkt *rtp.Packet) {
 		now := time.Now()
 		r.mu.Lock()
 		defer r.mu.Unlock()
@@ -175,8 +128,8 @@ func startReader(t testing.TB, rawURL string, o readerOpts) *reader {
 				}
 			}
 		}
-	})
-	c.OnPacketRTCPAny(func(m *description.Media, pkt rtcp.Packet) {
+	}
+	onRTCP := func(m *description.Media, pkt rtcp.Packet) {
 		now := time.Now()
 		r.mu.Lock()
 		defer r.mu.Unlock()
@@ -184,11 +137,21 @@ func startReader(t testing.TB, rawURL string, o readerOpts) *reader {
 		if _, ok := pkt.(*rtcp.SenderReport); ok && m == videoMedia {
 			r.videoRTCP++
 		}
-	})
-	if _, err := c.Play(nil); err != nil {
-		t.Fatalf("play: %v", err)
 	}
-	go func() { r.waitErr <- c.Wait() }()
+	err = rd.Play(rtspread.Options{
+		Setup: func(desc *description.Session) ([]*description.Media, error) {
+			if o.videoOnly {
+				return []*description.Media{videoMedia}, nil
+			}
+			return desc.Medias, nil
+		},
+		OnRTP: onRTP, OnRTCP: onRTCP,
+	})
+	if err != nil {
+		rd.Client.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(rd.Close)
 	return r
 }
 
@@ -246,12 +209,4 @@ func (r *reader) waitFrames(t testing.TB, n int) {
 }
 
 // alive reports whether the client is still connected.
-func (r *reader) alive() bool {
-	select {
-	case err := <-r.waitErr:
-		r.waitErr <- err // leave it for Cleanup
-		return false
-	default:
-		return true
-	}
-}
+func (r *reader) alive() bool { return r.rd.Alive() }

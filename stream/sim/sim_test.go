@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/camd/camd/internal/testutil"
 )
 
 func TestClip(t *testing.T) {
@@ -131,7 +133,7 @@ func TestParseFault(t *testing.T) {
 
 func TestFFprobe(t *testing.T) {
 	t.Parallel()
-	ffprobe := needProgram(t, "ffprobe")
+	ffprobe := testutil.NeedTool(t, "ffprobe")
 	s := newSim(t, Config{Cameras: 2})
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
@@ -164,7 +166,7 @@ func TestFFprobe(t *testing.T) {
 // TestFFmpegFrameCount decodes 5 s with ffmpeg over each transport.
 func TestFFmpegFrameCount(t *testing.T) {
 	t.Parallel()
-	ffmpeg := needProgram(t, "ffmpeg")
+	ffmpeg := testutil.NeedTool(t, "ffmpeg")
 	s := newSim(t, Config{Cameras: 2})
 	for i, tr := range []string{"tcp", "udp"} {
 		t.Run(tr, func(t *testing.T) {
@@ -268,7 +270,7 @@ func TestSessionCounting(t *testing.T) {
 			t.Fatalf("camera %d saw traffic", cam)
 		}
 	}
-	r.c.Close()
+	r.rd.Close()
 	eventually(t, "the session to close", func() bool { return s.ActiveSessions(3) == 0 })
 	if got := s.Sessions(3); got != 1 {
 		t.Fatalf("Sessions(3) = %d after close, want 1", got)
@@ -362,9 +364,8 @@ func TestFaultDrop(t *testing.T) {
 	}
 	for _, r := range []*reader{r1, r2} {
 		select {
-		case err := <-r.waitErr:
-			r.waitErr <- err
-			t.Logf("client Wait returned: %v", err)
+		case <-r.rd.Done():
+			t.Logf("client Wait returned: %v", r.rd.Err())
 		case <-time.After(waitTimeout):
 			t.Fatal("client still connected after drop")
 		}
@@ -492,7 +493,7 @@ func TestFaultGarbage(t *testing.T) {
 // TestFaultGarbageFFmpeg checks that a real decoder notices too.
 func TestFaultGarbageFFmpeg(t *testing.T) {
 	t.Parallel()
-	ffmpeg := needProgram(t, "ffmpeg")
+	ffmpeg := testutil.NeedTool(t, "ffmpeg")
 	s := newSim(t, Config{})
 	if err := s.SetFault(1, FaultGarbage, 0); err != nil {
 		t.Fatal(err)

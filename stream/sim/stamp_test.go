@@ -55,6 +55,7 @@ func TestReadStampRejects(t *testing.T) {
 // A reader of the simulator sees a send-time stamp right before the picture
 // of every frame with Stamp, and none without.
 func TestSimStampsEveryFrame(t *testing.T) {
+	t.Parallel()
 	for _, stamp := range []bool{true, false} {
 		s := newSim(t, Config{Cameras: 1, NoUDP: true, Stamp: stamp})
 		r := startReader(t, s.URL(1), readerOpts{videoOnly: true})

@@ -81,6 +81,23 @@ func TestCrash(t *testing.T) {
 	}
 	iterations, seed := settings(t)
 	t.Logf("iterations=%d seed=%d (rerun with CAMD_CRASH_SEED=%d)", iterations, seed, seed)
+	// Two sequences, each with its own simulator, store and random
+	// numbers, run side by side: the kills add up to iterations, and the
+	// test takes half the time it would one after the other.
+	for i, n := range []int{(iterations + 1) / 2, iterations / 2} {
+		if n == 0 {
+			continue
+		}
+		t.Run(fmt.Sprintf("seq%d", i+1), func(t *testing.T) {
+			t.Parallel()
+			crashSequence(t, n, seed+uint64(i)<<32)
+		})
+	}
+}
+
+// crashSequence is one sequence of TestCrash: iterations kills, then a
+// clean restart, with the random numbers of seed.
+func crashSequence(t *testing.T, iterations int, seed uint64) {
 	rnd := rand.New(rand.NewPCG(seed, 1))
 
 	sim := bin.StartSim(t, simCameras)

@@ -67,6 +67,7 @@ func (l *lab) faultCounters() int {
 // defaults do: whichever of the RTSP read timeout and the stall deadline
 // fires first, the bound still holds.
 func TestBlackhole(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name string
 		set  device.Settings
@@ -81,6 +82,7 @@ func TestBlackhole(t *testing.T) {
 	requireLab(t)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			l := newLab(t)
 			c := startCamd(t, l, tc.set)
 			c.flowing()
@@ -146,6 +148,7 @@ func TestBlackhole(t *testing.T) {
 // TestLinkDownUp: the host's end of the link goes down, then up again. camd
 // must go RECONNECTING while it is down and RUNNING once it is back.
 func TestLinkDownUp(t *testing.T) {
+	t.Parallel()
 	set := device.Settings{StallTimeout: 3 * time.Second, ReadTimeout: 2 * time.Second}
 	l := newLab(t)
 	c := startCamd(t, l, set)
@@ -186,6 +189,7 @@ func TestLinkDownUp(t *testing.T) {
 // camd must be RECONNECTING at once, well before its stall threshold or
 // read timeout could have told it, and RUNNING again once resets stop.
 func TestTCPReset(t *testing.T) {
+	t.Parallel()
 	set := device.Settings{StallTimeout: 6 * time.Second, ReadTimeout: 10 * time.Second}
 	l := newLab(t)
 	c := startCamd(t, l, set)

@@ -95,6 +95,7 @@ func TestFloorFlags(t *testing.T) {
 // whole stream of every camera in batches: about one read per 100 ms tick,
 // where a packet-by-packet reader makes over a hundred a second.
 func TestFloorDrainsBatched(t *testing.T) {
+	t.Parallel()
 	const cams = 3
 	s, err := sim.New(sim.Config{Cameras: cams, NoUDP: true})
 	if err != nil {

@@ -36,6 +36,7 @@ func TestSeqTrackGap(t *testing.T) {
 // The bench's reader, on the simulator with stamps, counts every packet,
 // loses none and times every frame; without stamps it times none.
 func TestReaderStampsAndCounts(t *testing.T) {
+	t.Parallel()
 	for _, stamp := range []bool{true, false} {
 		s, err := sim.New(sim.Config{Cameras: 1, NoUDP: true, Stamp: stamp})
 		if err != nil {
@@ -138,6 +139,7 @@ func TestProxyConfigs(t *testing.T) {
 // shell script stands in for go2rtc and mediamtx and records its command
 // line. This checks the process handling, not a measurement.
 func TestStartProxyCommandLines(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	fake := filepath.Join(dir, "fake")
 	argsFile := filepath.Join(dir, "args")
@@ -257,6 +259,7 @@ func (h *gapHandler) OnPlay(*gortsplib.ServerHandlerOnPlayCtx) (*base.Response, 
 // The reader counts the packets missing from a real RTSP server's sequence
 // numbers.
 func TestReaderCountsLost(t *testing.T) {
+	t.Parallel()
 	h := &gapHandler{}
 	srv := &gortsplib.Server{Handler: h, RTSPAddress: "127.0.0.1:0"}
 	var addr string

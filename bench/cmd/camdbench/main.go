@@ -628,7 +628,7 @@ func (b *bench) readerWindows(ctx context.Context, res *nResult, cd *camdProc, s
 		}
 		for _, r := range readers {
 			if !r.alive() {
-				return fmt.Errorf("a relay reader ended before the window: %v", r.err)
+				return fmt.Errorf("a relay reader ended before the window: %v", r.rd.Err())
 			}
 		}
 		b.logf("N=%d: steady window, %d reader(s) per camera, %v", n, round, b.o.steady)

@@ -7,11 +7,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/bluenviron/gortsplib/v5"
-	"github.com/bluenviron/gortsplib/v5/pkg/base"
+	"github.com/bluenviron/gortsplib/v5/pkg/description"
 	"github.com/bluenviron/gortsplib/v5/pkg/format"
 	"github.com/pion/rtp"
 
+	"github.com/camd/camd/internal/testutil/rtspread"
 	"github.com/camd/camd/stream/sim"
 )
 
@@ -22,7 +22,7 @@ import (
 // to the frame's arrival. It is the same for every system under test, and
 // its CPU is the bench's, never the system's.
 type reader struct {
-	c       *gortsplib.Client
+	rd      *rtspread.Reader
 	packets atomic.Int64
 	// lost counts packets missing from the sequence numbers of each track.
 	lost atomic.Int64
@@ -31,9 +31,6 @@ type reader struct {
 
 	mu  sync.Mutex
 	lat []time.Duration // since the last takeLatencies
-
-	done chan struct{}
-	err  error
 }
 
 // seqTrack follows one track's RTP sequence numbers. It is only used from
@@ -65,49 +62,33 @@ type auDecoder interface {
 }
 
 func startReader(url string) (*reader, error) {
-	u, err := base.ParseURL(url)
-	if err != nil {
-		return nil, err
-	}
-	proto := gortsplib.ProtocolTCP
-	r := &reader{done: make(chan struct{})}
-	r.c = &gortsplib.Client{
-		Scheme:        u.Scheme,
-		Host:          u.Host,
-		Protocol:      &proto,
-		ReadTimeout:   20 * time.Second,
-		OnDecodeError: func(error) {},
-	}
-	if err := r.c.Start(); err != nil {
-		return nil, err
-	}
-	fail := func(err error) (*reader, error) {
-		r.c.Close()
-		return nil, err
-	}
-	desc, _, err := r.c.Describe(u)
-	if err != nil {
-		return fail(fmt.Errorf("describe %s: %w", url, err))
-	}
-	if err := r.c.SetupAll(desc.BaseURL, desc.Medias); err != nil {
-		return fail(fmt.Errorf("setup %s: %w", url, err))
-	}
-	for _, m := range desc.Medias {
-		for _, f := range m.Formats {
-			cb, err := r.onPacket(f)
-			if err != nil {
-				return fail(fmt.Errorf("%s: %w", url, err))
+	r := &reader{}
+	// One callback per format, each with its own state; the map is only
+	// read once playing.
+	cbs := map[format.Format]func(*rtp.Packet){}
+	rd, err := rtspread.Play(url, rtspread.Options{
+		Setup: func(desc *description.Session) ([]*description.Media, error) {
+			for _, m := range desc.Medias {
+				for _, f := range m.Formats {
+					cb, err := r.onPacket(f)
+					if err != nil {
+						return nil, err
+					}
+					cbs[f] = cb
+				}
 			}
-			r.c.OnPacketRTP(m, f, cb)
-		}
+			return desc.Medias, nil
+		},
+		OnRTP: func(_ *description.Media, f format.Format, pkt *rtp.Packet) {
+			if cb := cbs[f]; cb != nil {
+				cb(pkt)
+			}
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", url, err)
 	}
-	if _, err := r.c.Play(nil); err != nil {
-		return fail(fmt.Errorf("play %s: %w", url, err))
-	}
-	go func() {
-		r.err = r.c.Wait()
-		close(r.done)
-	}()
+	r.rd = rd
 	return r, nil
 }
 
@@ -167,19 +148,9 @@ func (r *reader) takeLatencies() []time.Duration {
 	return l
 }
 
-func (r *reader) close() {
-	r.c.Close()
-	<-r.done
-}
+func (r *reader) close() { r.rd.Close() }
 
-func (r *reader) alive() bool {
-	select {
-	case <-r.done:
-		return false
-	default:
-		return true
-	}
-}
+func (r *reader) alive() bool { return r.rd.Alive() }
 
 // startReaders connects one reader per URL, a few at a time, and returns
 // how long each took to connect. On error the readers already started are
@@ -282,7 +253,7 @@ func readerWindow(w *window, rs []*reader, m0, m1 readerMark) {
 		if m0.alive[i] && !m1.alive[i] {
 			w.Ended++
 			if w.EndedErr == "" {
-				w.EndedErr = fmt.Sprint(r.err)
+				w.EndedErr = fmt.Sprint(r.rd.Err())
 			}
 		}
 		lat = append(lat, r.takeLatencies()...)

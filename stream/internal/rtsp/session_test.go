@@ -17,6 +17,7 @@ import (
 // Frames written one at a time arrive intact and in order, in far fewer
 // reads than frames when batched.
 func TestPlayBatches(t *testing.T) {
+	t.Parallel()
 	f := newFakeServer(t)
 	p, c := play(t, f, Config{Batch: 100 * time.Millisecond})
 	const n, size = 150, 700 // 1.5 s of a ~0.5 Mbit/s camera
@@ -50,6 +51,7 @@ func TestPlayBatches(t *testing.T) {
 
 // Unbatched, frames arrive as they are written.
 func TestPlayUnbatched(t *testing.T) {
+	t.Parallel()
 	f := newFakeServer(t)
 	p, c := play(t, f, Config{})
 	for i := range 20 {
@@ -63,6 +65,7 @@ func TestPlayUnbatched(t *testing.T) {
 // A burst over the low-water mark wakes the session before its tick (an
 // hour away here).
 func TestPlayBurstWakesBeforeTick(t *testing.T) {
+	t.Parallel()
 	f := newFakeServer(t)
 	p, c := play(t, f, Config{Batch: time.Hour, Timeout: time.Hour})
 	payload := make([]byte, 60000)
@@ -76,6 +79,7 @@ func TestPlayBurstWakesBeforeTick(t *testing.T) {
 
 // A small frame, below the mark, waits for the tick and not longer.
 func TestPlaySmallFrameArrivesByTheTick(t *testing.T) {
+	t.Parallel()
 	f := newFakeServer(t)
 	p, c := play(t, f, Config{Batch: 50 * time.Millisecond})
 	start := time.Now()
@@ -92,6 +96,7 @@ func TestPlaySmallFrameArrivesByTheTick(t *testing.T) {
 // little at a time: batched, with ticks further apart than the timeout,
 // and unbatched.
 func TestPlayTimesOut(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name  string
 		batch time.Duration
@@ -101,12 +106,13 @@ func TestPlayTimesOut(t *testing.T) {
 		{"unbatched", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			const timeout = 2 * time.Second
+			t.Parallel()
+			const timeout = time.Second
 			f := newFakeServer(t)
 			p, c := play(t, f, Config{Batch: tc.batch, Timeout: timeout})
-			// A frame every 100 ms for 3 s: well past the timeout in all,
+			// A frame every 100 ms for 2 s: well past the timeout in all,
 			// never near it between two.
-			const n = 30
+			const n = 20
 			for i := range n {
 				if _, err := c.Write(frame(0, []byte{byte(i)})); err != nil {
 					t.Fatal(err)
@@ -129,6 +135,7 @@ func TestPlayTimesOut(t *testing.T) {
 
 // A LiveTimeout, read at every check, overrides Timeout while playing.
 func TestPlayLiveTimeout(t *testing.T) {
+	t.Parallel()
 	f := newFakeServer(t)
 	p, _ := play(t, f, Config{Batch: 50 * time.Millisecond, Timeout: time.Hour,
 		LiveTimeout: func() time.Duration { return time.Second }})
@@ -140,6 +147,7 @@ func TestPlayLiveTimeout(t *testing.T) {
 // End of stream, a reset and a stop are not held back by the batch,
 // whether they come while the session sleeps or between two reads.
 func TestPlayEndsPromptly(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name  string
 		end   func(p *played, c *net.TCPConn)
@@ -158,6 +166,7 @@ func TestPlayEndsPromptly(t *testing.T) {
 				name = tc.name + "/between reads"
 			}
 			t.Run(name, func(t *testing.T) {
+				t.Parallel()
 				f := newFakeServer(t)
 				p, c := play(t, f, Config{Batch: time.Hour, Timeout: time.Hour})
 				c.Write(frame(0, bytes.Repeat([]byte("x"), 70000-4)))
@@ -180,6 +189,7 @@ func TestPlayEndsPromptly(t *testing.T) {
 // their CSeq, stray line ends are skipped, and frames on other channels
 // still reach the caller.
 func TestPlayMessagesBetweenFrames(t *testing.T) {
+	t.Parallel()
 	f := newFakeServer(t)
 	f.noRead = true // the test reads the answers
 	p, c := play(t, f, Config{Batch: 50 * time.Millisecond})
@@ -225,6 +235,7 @@ func TestPlayMessagesBetweenFrames(t *testing.T) {
 // A session timeout has keepalives sent before it expires: GET_PARAMETER
 // where the server offers it, OPTIONS otherwise.
 func TestPlayKeepalives(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		public string
 		want   base.Method
@@ -233,6 +244,7 @@ func TestPlayKeepalives(t *testing.T) {
 		{"OPTIONS, DESCRIBE, SETUP, PLAY", base.Options},
 	} {
 		t.Run(string(tc.want), func(t *testing.T) {
+			t.Parallel()
 			f := newFakeServer(t)
 			f.timeout, f.public = 2, tc.public
 			p, c := play(t, f, Config{Batch: 50 * time.Millisecond})
@@ -264,6 +276,7 @@ func TestPlayKeepalives(t *testing.T) {
 // TEARDOWN goes out on Close, and Close is bounded when the camera no
 // longer reads its socket (the socket's buffers full).
 func TestCloseBoundedWhenCameraStopsReading(t *testing.T) {
+	t.Parallel()
 	f := newFakeServer(t)
 	f.noRead = true
 	p, c := play(t, f, Config{Batch: 50 * time.Millisecond})
