@@ -2,7 +2,6 @@ package device
 
 import (
 	"fmt"
-	"log/slog"
 	"os"
 	"strings"
 	"testing"
@@ -22,15 +21,7 @@ func TestDiskFullEventsArriveAfterRecovery(t *testing.T) {
 	dir := testutil.MountTmpfs(t, "256k")
 	sm := newSim(t, 1)
 	set := hostileSettings()
-	h := &harness{t: t, dir: dir, logs: &testutil.LogBuffer{}, trans: &transitions{}, withEvents: true}
-	h.cfg = Config{
-		Settings:      set,
-		Logger:        slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		OnStateChange: h.trans.record,
-		LoopInterval:  100 * time.Millisecond,
-	}
-	h.open()
-	t.Cleanup(h.close)
+	h := openHarness(t, dir, true, set)
 	// Records of a page each (see TestDiskFullKeepsCamerasRunningAndPersistsLater),
 	// so that the status write that marks them all CRASHED must grow the file.
 	pad := strings.Repeat("p", 1900)

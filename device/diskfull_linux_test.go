@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"strings"
 	"testing"
@@ -23,15 +22,7 @@ func TestDiskFullKeepsCamerasRunningAndPersistsLater(t *testing.T) {
 	dir := testutil.MountTmpfs(t, "256k")
 	sm := newSim(t, 2)
 	set := hostileSettings()
-	h := &harness{t: t, dir: dir, logs: &testutil.LogBuffer{}, trans: &transitions{}}
-	h.cfg = Config{
-		Settings:      set,
-		Logger:        slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		OnStateChange: h.trans.record,
-		LoopInterval:  100 * time.Millisecond,
-	}
-	h.open()
-	t.Cleanup(h.close)
+	h := openHarness(t, dir, false, set)
 	ctx := context.Background()
 
 	h.add("healthy", sm.URL(1), true)

@@ -3,7 +3,6 @@ package device
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -75,13 +74,27 @@ type harness struct {
 	evq        *events.Queue
 }
 
-// newHarness opens a store in a temporary dir and starts a Manager on it.
+// newHarness opens a store in a temporary dir and starts a Manager on it;
+// mod changes the Config before the Manager starts.
 func newHarness(t testing.TB, set Settings, mod ...func(*Config)) *harness {
 	t.Helper()
-	h := &harness{t: t, dir: t.TempDir(), logs: &testutil.LogBuffer{}, trans: &transitions{}}
+	return openHarness(t, t.TempDir(), false, set, mod...)
+}
+
+// newEventHarness is newHarness with the daemon's events.Queue as OnEvent.
+func newEventHarness(t testing.TB, set Settings, mod ...func(*Config)) *harness {
+	t.Helper()
+	return openHarness(t, t.TempDir(), true, set, mod...)
+}
+
+// openHarness starts a Manager on a store in dir, with an events.Queue as
+// OnEvent if withEvents, and stops both at cleanup.
+func openHarness(t testing.TB, dir string, withEvents bool, set Settings, mod ...func(*Config)) *harness {
+	t.Helper()
+	h := &harness{t: t, dir: dir, logs: &testutil.LogBuffer{}, trans: &transitions{}, withEvents: withEvents}
 	h.cfg = Config{
 		Settings:      set,
-		Logger:        slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger:        testutil.Logger(h.logs),
 		OnStateChange: h.trans.record,
 		LoopInterval:  100 * time.Millisecond,
 	}

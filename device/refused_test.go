@@ -2,10 +2,10 @@ package device
 
 import (
 	"context"
-	"net"
 	"runtime"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/camd/camd/internal/testutil"
@@ -31,11 +31,10 @@ func refusedSettings() Settings {
 }
 
 // TestRefusingCameraIsNotHammered watches a GStreamer RTSP server that
-// refuses camd's password, and one that does not have the path, for 12 s
-// (six forced-restart periods): each gets a try at the start and at most
-// three more on the refusal schedule (2 s, 4 s, 8 s, each jittered down to
-// half), and says why it is down. A PATCH with the right URL brings it
-// back at once.
+// refuses camd's password, and one that does not have the path: each is
+// REFUSED and says why, with one login per try, and a PATCH with the right
+// URL brings it back at once. (TestRefusedCameraRetriesOnItsSchedule
+// watches the refusal schedule itself, on a fake clock.)
 func TestRefusingCameraIsNotHammered(t *testing.T) {
 	cam := gstcam.Start(t, gstcam.Options{User: "admin", Pass: "right", Digest: true})
 	h := newHarness(t, refusedSettings())
@@ -50,17 +49,9 @@ func TestRefusingCameraIsNotHammered(t *testing.T) {
 	if !strings.Contains(v.LastError, "404") {
 		t.Fatalf("refused camera's last error %q does not say 404", v.LastError)
 	}
-	time.Sleep(12 * time.Second)
-	if n := cam.AuthFailures(); n > 4 {
-		t.Errorf("the camera counted %d failed logins in 12 s; want at most 4 (a try, then the refusal schedule)", n)
-	}
-	if n := cam.Requests("DESCRIBE"); n > 2*4+2*4 { // per try: one without and one with credentials
-		t.Errorf("the camera counted %d DESCRIBE requests in 12 s", n)
-	}
-	for _, name := range []string{"pw", "path"} {
-		if v := h.get(name); v.State != StateRefused || v.Persisted != "crashed" {
-			t.Errorf("camera %s: state %s, persisted %s; want REFUSED, persisted crashed", name, v.State, v.Persisted)
-		}
+	tries := h.get("pw").Reconnects
+	if n := cam.AuthFailures(); n > int(tries) {
+		t.Errorf("the camera counted %d failed logins in %d tries; want one a try", n, tries)
 	}
 	if strings.Contains(h.logs.String(), "forcing a full restart") {
 		t.Errorf("a refused camera between attempts got a forced restart:\n%s", h.logs.String())
@@ -79,26 +70,23 @@ func TestRefusingCameraIsNotHammered(t *testing.T) {
 // to BackoffMax and is CRASHED after the debounce, and the forced restarts
 // do not reset its backoff.
 func TestDownCameraBacksOff(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	h := newHarness(t, refusedSettings())
-	h.add("down", "rtsp://"+addr+"/cam", true)
-	h.waitState("down", StateCrashed, 10*time.Second)
-	start := h.get("down").Reconnects
-	time.Sleep(12 * time.Second)
-	// BackoffMax 2 s, jittered to [1 s, 2 s]: at most 12 tries in 12 s.
-	// Resetting the backoff at each forced restart (every 2 s) gave about
-	// 25.
-	if n := h.get("down").Reconnects - start; n > 13 {
-		t.Errorf("%d attempts in 12 s against a port that refuses; want at most 13 (BackoffMax 2 s)", n)
-	}
-	if v := h.get("down"); v.State != StateCrashed {
-		t.Errorf("state %s, want CRASHED (connection refused is not a refusal)", v.State)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		h, fc := fakeHarness(t, refusedSettings())
+		fc.set(fakeURL(1), fakeDown, 0)
+		h.add("down", fakeURL(1), true)
+		h.waitState("down", StateCrashed, 10*time.Second)
+		start := h.get("down").Reconnects
+		time.Sleep(12 * time.Second)
+		// BackoffMax 2 s, jittered to [1 s, 2 s]: at most 12 tries in 12 s.
+		// Resetting the backoff at each forced restart (every 2 s) gave about
+		// 25.
+		if n := h.get("down").Reconnects - start; n > 12 {
+			t.Errorf("%d attempts in 12 s against a port that refuses; want at most 12 (BackoffMax 2 s)", n)
+		}
+		if v := h.get("down"); v.State != StateCrashed {
+			t.Errorf("state %s, want CRASHED (connection refused is not a refusal)", v.State)
+		}
+	})
 }
 
 // TestViewShowsTransportInUse checks that a camera on "auto" shows the
@@ -174,4 +162,56 @@ func TestCameraCertificatePinned(t *testing.T) {
 	if !strings.Contains(v.LastError, "not the pinned") {
 		t.Fatalf("last error %q does not say the certificate is not the pinned one", v.LastError)
 	}
+}
+
+// TestRefusedCameraRetriesOnItsSchedule watches two refused cameras for 12 s
+// (six forced-restart periods): each gets a try at the start and at most
+// three more on the refusal schedule (2 s, 4 s, 8 s, each jittered down to
+// half), stays REFUSED, persisted crashed, and gets no forced restart. A
+// PATCH with a URL that works brings it back at once.
+func TestRefusedCameraRetriesOnItsSchedule(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		set := refusedSettings()
+		h, fc := fakeHarness(t, set)
+		fc.set(fakeURL(1), fakeRefused, 0)
+		fc.set(fakeURL(2), fakeRefused, 0)
+		h.add("pw", fakeURL(1), true)
+		h.add("path", fakeURL(2), true)
+		h.waitState("pw", StateRefused, time.Second)
+		h.waitState("path", StateRefused, time.Second)
+		time.Sleep(12 * time.Second)
+		for i, name := range []string{"pw", "path"} {
+			at := fc.attempts(fakeURL(i + 1))
+			if len(at) > 4 {
+				t.Errorf("camera %s tried %d times in 12 s; want at most 4 (a try, then the refusal schedule)", name, len(at))
+			}
+			// Each gap is within the schedule: RefusedRetry doubling, each
+			// jittered down to at most half.
+			step := set.RefusedRetry
+			for k := 1; k < len(at); k++ {
+				if gap := at[k].Sub(at[k-1]); gap < step/2 || gap > step {
+					t.Errorf("camera %s: try %d came %v after the one before; the schedule says %v to %v", name, k+1, gap, step/2, step)
+				}
+				step = min(2*step, set.RefusedRetryMax)
+			}
+			if len(at) < 3 {
+				t.Errorf("camera %s tried %d times in 12 s; the schedule has it try again", name, len(at))
+			}
+			if v := h.get(name); v.State != StateRefused || v.Persisted != "crashed" {
+				t.Errorf("camera %s: state %s, persisted %s; want REFUSED, persisted crashed", name, v.State, v.Persisted)
+			}
+		}
+		if strings.Contains(h.logs.String(), "forcing a full restart") {
+			t.Errorf("a refused camera between attempts got a forced restart:\n%s", h.logs.String())
+		}
+
+		fixed := time.Now()
+		if _, err := h.m.Update(context.Background(), "pw", Spec{Name: "pw", URL: fakeURL(3)}); err != nil {
+			t.Fatal(err)
+		}
+		h.waitState("pw", StateRunning, time.Second)
+		if took := time.Since(fixed); took > 2*fc.every {
+			t.Errorf("RUNNING %v after the PATCH, want at once", took)
+		}
+	})
 }
