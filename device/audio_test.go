@@ -90,6 +90,7 @@ func relayHarness(t *testing.T, set Settings) (*harness, *relay.Server) {
 // never counts as frames: the camera reads 25 fps, not the 75 packets a
 // second of video and audio.
 func TestAudioRelayedThroughSupervisor(t *testing.T) {
+	t.Parallel()
 	cam := gstcam.Start(t, gstcam.Options{Audio: "opus"})
 	h, rl := relayHarness(t, fastSettings())
 	h.add("cam", cam.URL("rtsp", "", "", ""), true)
@@ -135,6 +136,7 @@ func TestAudioRelayedThroughSupervisor(t *testing.T) {
 // does not pass on says so in its view, with the track that is relayed,
 // and the relay logs it once, not once per connection.
 func TestAudioNotRelayedShownAndLoggedOnce(t *testing.T) {
+	t.Parallel()
 	cam := newAudioCamera(t)
 	set := fastSettings()
 	set.ReadTimeout = time.Second // the camera sends nothing: reconnect often
@@ -158,6 +160,7 @@ func TestAudioNotRelayedShownAndLoggedOnce(t *testing.T) {
 // audio track still has its video read, and the view says why the audio
 // is not relayed.
 func TestAudioSetupRefusedStillPlays(t *testing.T) {
+	t.Parallel()
 	cam := newAudioCamera(t)
 	cam.refuseAudio = true
 	set := fastSettings()

@@ -18,6 +18,7 @@ import (
 // is room), and store_recovered follows once the status write succeeds,
 // all in order.
 func TestDiskFullEventsArriveAfterRecovery(t *testing.T) {
+	t.Parallel()
 	dir := testutil.MountTmpfs(t, "256k")
 	sm := newSim(t, 1)
 	set := hostileSettings()

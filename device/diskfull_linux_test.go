@@ -19,6 +19,7 @@ import (
 // CRASHED, an operator's stop) are written once there is room again, and
 // nothing stored before is lost.
 func TestDiskFullKeepsCamerasRunningAndPersistsLater(t *testing.T) {
+	t.Parallel()
 	dir := testutil.MountTmpfs(t, "256k")
 	sm := newSim(t, 2)
 	set := hostileSettings()
@@ -81,7 +82,7 @@ func TestDiskFullKeepsCamerasRunningAndPersistsLater(t *testing.T) {
 	// An operator's stop on a full disk: the camera stops, but StopCamera
 	// cannot say the status is on disk, so it returns the view with an
 	// error once its context ends (Manager.command).
-	stopCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	stopCtx, cancel := context.WithTimeout(ctx, time.Second)
 	v, err := h.m.StopCamera(stopCtx, "fleet1")
 	cancel()
 	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "not yet persisted") {

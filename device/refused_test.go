@@ -36,6 +36,7 @@ func refusedSettings() Settings {
 // URL brings it back at once. (TestRefusedCameraRetriesOnItsSchedule
 // watches the refusal schedule itself, on a fake clock.)
 func TestRefusingCameraIsNotHammered(t *testing.T) {
+	t.Parallel()
 	cam := gstcam.Start(t, gstcam.Options{User: "admin", Pass: "right", Digest: true})
 	h := newHarness(t, refusedSettings())
 	h.add("pw", cam.URL("rtsp", "admin", "wrong", ""), true)
@@ -107,6 +108,7 @@ func TestViewShowsTransportInUse(t *testing.T) {
 // does) while a camera plays, then silences the camera: the connection
 // that was already playing ends at the new timeout, not the old one.
 func TestNewReadTimeoutReachesLiveConnection(t *testing.T) {
+	t.Parallel()
 	if runtime.GOOS != "linux" {
 		t.Skip("batched reads, which check the read timeout themselves, are Linux-only")
 	}
@@ -117,7 +119,7 @@ func TestNewReadTimeoutReachesLiveConnection(t *testing.T) {
 	h := newHarness(t, set)
 	h.add("cam1", sm.URL(1), true)
 	h.waitState("cam1", StateRunning, 20*time.Second)
-	set.ReadTimeout = 2 * time.Second
+	set.ReadTimeout = time.Second
 	h.m.SetSettings(set)
 	if err := sm.SetFault(1, sim.FaultStall, 30*time.Second); err != nil {
 		t.Fatal(err)
@@ -127,7 +129,7 @@ func TestNewReadTimeoutReachesLiveConnection(t *testing.T) {
 	if !testutil.Poll(20*time.Second, func() bool { v = h.get("cam1"); return v.Reconnects > 0 }) {
 		t.Fatalf("the silent camera's connection did not end within 20 s (state %s, last error %q)", v.State, v.LastError)
 	}
-	if !strings.Contains(v.LastError, "no data for 2s") {
+	if !strings.Contains(v.LastError, "no data for 1s") {
 		t.Fatalf("last error %q, want the new read timeout's", v.LastError)
 	}
 	t.Logf("connection ended %v after the camera fell silent", time.Since(silent).Round(time.Millisecond))
@@ -138,6 +140,7 @@ func TestNewReadTimeoutReachesLiveConnection(t *testing.T) {
 // fingerprint, RUNNING once the fingerprint is pinned, and refused again
 // when another certificate answers on the same address.
 func TestCameraCertificatePinned(t *testing.T) {
+	t.Parallel()
 	pemFile, der := gstcam.SelfSigned(t, "camera.local")
 	cam := gstcam.Start(t, gstcam.Options{TLSPEM: pemFile})
 	h := newHarness(t, refusedSettings())

@@ -127,8 +127,10 @@ func TestLongRefuseIsPersistedOnceEachWay(t *testing.T) {
 }
 
 func TestNoVideoNeverCountsAsRunning(t *testing.T) {
+	t.Parallel()
 	sm := newSim(t, 1)
 	set := fastSettings()
+	set.StallTimeout = time.Second
 	h := newHarness(t, set)
 	if err := sm.SetFault(1, sim.FaultNoVideo, 0); err != nil {
 		t.Fatal(err)
@@ -159,6 +161,7 @@ func TestNoVideoNeverCountsAsRunning(t *testing.T) {
 }
 
 func TestUnreachableAtStartupKeepsRetrying(t *testing.T) {
+	t.Parallel()
 	// Reserve a port, then free it so nothing listens there yet.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -168,6 +171,7 @@ func TestUnreachableAtStartupKeepsRetrying(t *testing.T) {
 	ln.Close()
 
 	set := fastSettings()
+	set.BackoffMin, set.BackoffMax = 20*time.Millisecond, 200*time.Millisecond
 	var attempts atomic.Int64
 	var mu sync.Mutex
 	var times []time.Time
@@ -196,8 +200,8 @@ func TestUnreachableAtStartupKeepsRetrying(t *testing.T) {
 		gaps = append(gaps, times[i].Sub(times[i-1]))
 	}
 	mu.Unlock()
-	// Backoff grows: with jitter in [d/2, d], the 4th gap (≥ 400 ms) is
-	// longer than the 1st (≤ 100 ms).
+	// Backoff grows: with jitter in [d/2, d], the 4th gap (≥ 80 ms) is
+	// longer than the 1st (≤ 20 ms).
 	if len(gaps) >= 4 && gaps[3] <= gaps[0] {
 		t.Errorf("backoff does not grow: gaps %v", gaps)
 	}

@@ -29,3 +29,29 @@ func TestPoll(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+func TestGoroutinesLabelled(t *testing.T) {
+	stop := make(chan struct{})
+	wait := func() { <-stop }
+	// The profile lists the most common stack first, right after its
+	// header: three alike goroutines are that block.
+	Labelled("t", "a", func() {
+		for range 3 {
+			go wait()
+		}
+		go func() {
+			go wait() // inherits the label from its parent
+			wait()
+		}()
+	})
+	Labelled("t", "ab", func() { go wait() })
+	go wait()
+	if !Poll(time.Second, func() bool { n, _ := GoroutinesLabelled("t", "a"); return n == 5 }) {
+		n, stacks := GoroutinesLabelled("t", "a")
+		t.Fatalf("%d goroutines labelled t=a, want 5:\n%s", n, stacks)
+	}
+	close(stop)
+	if !Poll(5*time.Second, func() bool { n, _ := GoroutinesLabelled("t", "a"); return n == 0 }) {
+		t.Fatal("goroutines that ended are still counted")
+	}
+}
