@@ -92,7 +92,7 @@ func relayHarness(t *testing.T, set Settings) (*harness, *relay.Server) {
 func TestAudioRelayedThroughSupervisor(t *testing.T) {
 	t.Parallel()
 	cam := gstcam.Start(t, gstcam.Options{Audio: "opus"})
-	h, rl := relayHarness(t, fastSettings())
+	h, rl := relayHarness(t, testutil.FastSettings[Settings]())
 	h.add("cam", cam.URL("rtsp", "", "", ""), true)
 	h.waitState("cam", StateRunning, 30*time.Second)
 
@@ -138,7 +138,7 @@ func TestAudioRelayedThroughSupervisor(t *testing.T) {
 func TestAudioNotRelayedShownAndLoggedOnce(t *testing.T) {
 	t.Parallel()
 	cam := newAudioCamera(t)
-	set := fastSettings()
+	set := testutil.FastSettings[Settings]()
 	set.ReadTimeout = time.Second // the camera sends nothing: reconnect often
 	h, _ := relayHarness(t, set)
 	h.add("cam", cam.url(), true)
@@ -163,7 +163,7 @@ func TestAudioSetupRefusedStillPlays(t *testing.T) {
 	t.Parallel()
 	cam := newAudioCamera(t)
 	cam.refuseAudio = true
-	set := fastSettings()
+	set := testutil.FastSettings[Settings]()
 	set.ReadTimeout = time.Second
 	h, _ := relayHarness(t, set)
 	h.add("cam", cam.url(), true)

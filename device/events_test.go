@@ -9,11 +9,13 @@ import (
 
 	"github.com/camd/camd/internal/events"
 	"github.com/camd/camd/internal/testutil"
+	"github.com/camd/camd/internal/testutil/simtest"
+	"github.com/camd/camd/stream/sim"
 )
 
 // eventSettings scale the seeds' 30 s debounce down to 3 s.
 func eventSettings() Settings {
-	set := fastSettings()
+	set := testutil.FastSettings[Settings]()
 	set.FlapDebounce, set.CrashedAfter = 3*time.Second, 3*time.Second
 	set.ForceRestartAfter = 20 * time.Second
 	set.BackoffMin, set.BackoffMax = 100*time.Millisecond, 500*time.Millisecond
@@ -52,7 +54,7 @@ func kindsOf(evs []events.Event) []events.Kind {
 }
 
 func TestEventsOfAddStartStopRemove(t *testing.T) {
-	sm := newSim(t, 1)
+	sm := simtest.Start(t, sim.Config{Cameras: 1})
 	h := newEventHarness(t, eventSettings())
 	h.add("cam1", sm.URL(1), true)
 	h.waitState("cam1", StateRunning, 20*time.Second)
@@ -86,14 +88,21 @@ func TestEventsOfAddStartStopRemove(t *testing.T) {
 	}
 }
 
+// runningEventCam starts fake camera cam1 with the event history wired,
+// waits until it is RUNNING and the queue has drained, and returns the
+// newest event's id.
+func runningEventCam(t *testing.T, set Settings) (*harness, *fakeCams, uint64) {
+	t.Helper()
+	h, fc := fakeHarness(t, set, withEvents)
+	h.add("cam1", fakeURL(1), true)
+	h.waitState("cam1", StateRunning, time.Second)
+	return h, fc, h.settle()
+}
+
 func TestShortDropEmitsNoEventAndWritesNothing(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		set := eventSettings()
-		fc := newFakeCams()
-		h := newEventHarness(t, set, func(c *Config) { c.Read = fc.read })
-		h.add("cam1", fakeURL(1), true)
-		h.waitState("cam1", StateRunning, time.Second)
-		last := h.settle()
+		h, fc, last := runningEventCam(t, set)
 		before := h.st.WriteCount()
 
 		fc.set(fakeURL(1), fakeDown, time.Second)
@@ -117,11 +126,7 @@ func TestShortDropEmitsNoEventAndWritesNothing(t *testing.T) {
 func TestOutageEmitsOneDownThenOneUp(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		set := eventSettings()
-		fc := newFakeCams()
-		h := newEventHarness(t, set, func(c *Config) { c.Read = fc.read })
-		h.add("cam1", fakeURL(1), true)
-		h.waitState("cam1", StateRunning, time.Second)
-		last := h.settle()
+		h, fc, last := runningEventCam(t, set)
 
 		outage := 2 * set.FlapDebounce
 		began := time.Now()

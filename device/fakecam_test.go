@@ -162,11 +162,18 @@ func (fc *fakeCams) read(ctx context.Context, o stream.Options) error {
 }
 
 // fakeHarness starts a Manager on a temporary store whose cameras are
-// fakeCams. Call it inside synctest.Test, so that the Manager's goroutines
-// and timers are the bubble's.
-func fakeHarness(t *testing.T, set Settings, mod ...func(*Config)) (*harness, *fakeCams) {
+// fakeCams, with an events.Queue as OnEvent if ev is withEvents. Call it
+// inside synctest.Test, so that the Manager's goroutines and timers are
+// the bubble's.
+func fakeHarness(t *testing.T, set Settings, ev ...eventsOpt) (*harness, *fakeCams) {
 	t.Helper()
 	fc := newFakeCams()
-	h := newHarness(t, set, append([]func(*Config){func(c *Config) { c.Read = fc.read }}, mod...)...)
+	h := openHarness(t, t.TempDir(), len(ev) > 0 && bool(ev[0]), set, func(c *Config) { c.Read = fc.read })
 	return h, fc
 }
+
+// eventsOpt says whether fakeHarness puts an events.Queue in front of the
+// store.
+type eventsOpt bool
+
+const withEvents eventsOpt = true

@@ -12,21 +12,7 @@ import (
 	"github.com/camd/camd/internal/events"
 	"github.com/camd/camd/internal/testutil"
 	"github.com/camd/camd/store"
-	"github.com/camd/camd/stream/sim"
 )
-
-// fastSettings are short thresholds so that tests run in seconds.
-func fastSettings() Settings {
-	return Settings{
-		StallTimeout:      2 * time.Second,
-		FlapDebounce:      4 * time.Second,
-		CrashedAfter:      4 * time.Second,
-		ForceRestartAfter: 8 * time.Second,
-		BackoffMin:        100 * time.Millisecond,
-		BackoffMax:        time.Second,
-		ReadTimeout:       5 * time.Second,
-	}
-}
 
 // transitions records every state change, per camera.
 type transitions struct {
@@ -173,11 +159,17 @@ func (h *harness) get(name string) View {
 	return v
 }
 
-// waitState polls until the camera is in state want, or fails after d.
+// waitState polls until the camera is in state want, and that change has
+// been recorded in h.trans (OnStateChange is called just after the state is
+// visible), or fails after d.
 func (h *harness) waitState(name string, want State, d time.Duration) View {
 	h.t.Helper()
 	var v View
-	ok := testutil.Poll(d, func() bool { v = h.get(name); return v.State == want })
+	ok := testutil.Poll(d, func() bool {
+		v = h.get(name)
+		tr := h.trans.of(name)
+		return v.State == want && (want == StateStopped && len(tr) == 0 || len(tr) > 0 && tr[len(tr)-1] == want)
+	})
 	if !ok {
 		h.t.Fatalf("camera %s: state %s after %s, want %s (transitions %v, last error %q)", name, v.State, d, want, h.trans.of(name), v.LastError)
 	}
@@ -212,16 +204,6 @@ func (h *harness) record(name string) store.Camera {
 		h.t.Fatal(err)
 	}
 	return rec
-}
-
-func newSim(t *testing.T, cams int) *sim.Server {
-	t.Helper()
-	s, err := sim.New(sim.Config{Cameras: cams})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
 }
 
 // goroutinesSettle waits until the goroutine count is at most want.

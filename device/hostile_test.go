@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/camd/camd/internal/testutil"
+	"github.com/camd/camd/internal/testutil/simtest"
 	"github.com/camd/camd/stream/sim"
 )
 
@@ -28,7 +29,7 @@ import (
 // hostileSettings are short thresholds: the hostile camera fails, retries
 // and counts as CRASHED within a second or two.
 func hostileSettings() Settings {
-	set := fastSettings()
+	set := testutil.FastSettings[Settings]()
 	set.FlapDebounce, set.CrashedAfter = time.Second, time.Second
 	set.ForceRestartAfter = 4 * time.Second
 	set.ReadTimeout = time.Second
@@ -307,7 +308,7 @@ func TestHostileGarbage(t *testing.T) {
 // one hostile camera that camd lets run).
 func checkHostile(t *testing.T, hs *hostileServer, simCam func(*sim.Server) string) {
 	garbage := hs == nil
-	sm := newSim(t, 2)
+	sm := simtest.Start(t, sim.Config{Cameras: 2})
 	set := hostileSettings()
 	h := newHarness(t, set)
 	h.add("healthy", sm.URL(1), true)

@@ -60,6 +60,7 @@ func TestRecoveryOfOneCameraHurriesTheOthers(t *testing.T) {
 
 		// cam8 is still refused: it was hurried once, and a second recovery
 		// (cam1 again) within BackoffMax does not hurry it again.
+		synctest.Wait() // cam8 has handled the hurry
 		kicks := func() int { return len(h.logs.Lines("another camera came back", fmt.Sprintf("camera=cam%d ", n))) }
 		if k := kicks(); k != 1 {
 			t.Fatalf("cam%d hurried %d times after the first recovery, want 1", n, k)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/camd/camd/internal/testutil"
 	"github.com/camd/camd/internal/testutil/gstcam"
+	"github.com/camd/camd/internal/testutil/simtest"
 	"github.com/camd/camd/stream"
 	"github.com/camd/camd/stream/sim"
 )
@@ -93,8 +94,8 @@ func TestDownCameraBacksOff(t *testing.T) {
 // TestViewShowsTransportInUse checks that a camera on "auto" shows the
 // transport it settled on (the simulator offers UDP, which auto prefers).
 func TestViewShowsTransportInUse(t *testing.T) {
-	sm := newSim(t, 1)
-	h := newHarness(t, fastSettings())
+	sm := simtest.Start(t, sim.Config{Cameras: 1})
+	h := newHarness(t, testutil.FastSettings[Settings]())
 	if _, err := h.m.Add(context.Background(), Spec{Name: "cam1", URL: sm.URL(1), Transport: "auto"}, true); err != nil {
 		t.Fatal(err)
 	}
@@ -112,8 +113,8 @@ func TestNewReadTimeoutReachesLiveConnection(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("batched reads, which check the read timeout themselves, are Linux-only")
 	}
-	sm := newSim(t, 1)
-	set := fastSettings()
+	sm := simtest.Start(t, sim.Config{Cameras: 1})
+	set := testutil.FastSettings[Settings]()
 	set.ReadTimeout = time.Minute
 	set.StallTimeout = time.Minute
 	h := newHarness(t, set)

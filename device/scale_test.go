@@ -9,6 +9,7 @@ import (
 
 	"github.com/camd/camd/internal/procfd"
 	"github.com/camd/camd/internal/testutil"
+	"github.com/camd/camd/internal/testutil/simtest"
 	"github.com/camd/camd/stream/sim"
 )
 
@@ -22,8 +23,8 @@ func TestManyCamerasStableWriteNothingAndRecoverTogether(t *testing.T) {
 		t.Skip("256 cameras: not in -short")
 	}
 	const n = 256
-	sm := newSim(t, n)
-	set := fastSettings()
+	sm := simtest.Start(t, sim.Config{Cameras: n})
+	set := testutil.FastSettings[Settings]()
 	// Under the race detector on two loaded cores 256 streams are slow to
 	// decode; a generous stall timeout keeps "stable" stable.
 	set.StallTimeout = 15 * time.Second
@@ -93,10 +94,10 @@ func TestConnectDropCyclesLeakNothing(t *testing.T) {
 	// 1,000 connect/drop cycles in all; many cameras and few rounds, as a
 	// round takes a reconnect's time whatever the number of cameras.
 	const cams, cycles = 40, 25
-	set := fastSettings()
+	set := testutil.FastSettings[Settings]()
 	set.BackoffMin = 10 * time.Millisecond
 	set.BackoffMax = 50 * time.Millisecond
-	sm := newSim(t, cams)
+	sm := simtest.Start(t, sim.Config{Cameras: cams})
 
 	// Measure the baseline with the simulator up and the store open.
 	h := newHarness(t, set)
@@ -164,7 +165,7 @@ func TestConnectDropCyclesLeakNothing(t *testing.T) {
 func TestManyCamerasStayQuietForLong(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const n = 256
-		set := fastSettings()
+		set := testutil.FastSettings[Settings]()
 		set.StallTimeout = 15 * time.Second
 		h, fc := fakeHarness(t, set)
 		fc.every = time.Second // a frame a second is plenty for a 15 s stall timeout

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/camd/camd/internal/testutil"
+	"github.com/camd/camd/internal/testutil/simtest"
 	"github.com/camd/camd/store"
 	"github.com/camd/camd/stream"
 	"github.com/camd/camd/stream/sim"
@@ -22,7 +23,7 @@ import (
 // last frame, and runs again once frames come.
 func TestStallRestartsWithinThreshold(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		set := fastSettings()
+		set := testutil.FastSettings[Settings]()
 		h, fc := fakeHarness(t, set)
 		h.add("cam1", fakeURL(1), true)
 		h.waitState("cam1", StateRunning, time.Second)
@@ -40,6 +41,9 @@ func TestStallRestartsWithinThreshold(t *testing.T) {
 		if detect < set.StallTimeout-fc.every || detect > set.StallTimeout+20*time.Millisecond {
 			t.Errorf("stall detected %s after the fault began, want %s after the last frame", detect, set.StallTimeout)
 		}
+		// Time is fake, goroutines are not: let the supervisor finish
+		// handling the stall it has counted.
+		synctest.Wait()
 		v := h.waitState("cam1", StateRunning, faultFor+20*time.Second)
 		if !strings.Contains(v.LastError, "no video frame") {
 			t.Errorf("last error %q, want it to name the stall", v.LastError)
@@ -52,7 +56,7 @@ func TestStallRestartsWithinThreshold(t *testing.T) {
 
 func TestShortDropWritesNothing(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h, fc := fakeHarness(t, fastSettings())
+		h, fc := fakeHarness(t, testutil.FastSettings[Settings]())
 		h.add("cam1", fakeURL(1), true)
 		h.waitState("cam1", StateRunning, time.Second)
 		// Let the initial "running" (written by Add) settle.
@@ -66,7 +70,7 @@ func TestShortDropWritesNothing(t *testing.T) {
 			t.Fatalf("transitions %v, want RUNNING → RECONNECTING → RUNNING", h.trans.of("cam1"))
 		}
 		// Wait past the debounce to be sure nothing is written late either.
-		time.Sleep(fastSettings().FlapDebounce + 500*time.Millisecond)
+		time.Sleep(testutil.FastSettings[Settings]().FlapDebounce + 500*time.Millisecond)
 		if d := h.st.WriteCount() - before; d != 0 {
 			t.Errorf("store write transactions during a short flap: %d, want 0", d)
 		}
@@ -85,7 +89,7 @@ func TestShortDropWritesNothing(t *testing.T) {
 
 func TestLongRefuseIsPersistedOnceEachWay(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		set := fastSettings()
+		set := testutil.FastSettings[Settings]()
 		h, fc := fakeHarness(t, set)
 		h.add("cam1", fakeURL(1), true)
 		h.waitState("cam1", StateRunning, time.Second)
@@ -128,8 +132,8 @@ func TestLongRefuseIsPersistedOnceEachWay(t *testing.T) {
 
 func TestNoVideoNeverCountsAsRunning(t *testing.T) {
 	t.Parallel()
-	sm := newSim(t, 1)
-	set := fastSettings()
+	sm := simtest.Start(t, sim.Config{Cameras: 1})
+	set := testutil.FastSettings[Settings]()
 	set.StallTimeout = time.Second
 	h := newHarness(t, set)
 	if err := sm.SetFault(1, sim.FaultNoVideo, 0); err != nil {
@@ -170,7 +174,7 @@ func TestUnreachableAtStartupKeepsRetrying(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 
-	set := fastSettings()
+	set := testutil.FastSettings[Settings]()
 	set.BackoffMin, set.BackoffMax = 20*time.Millisecond, 200*time.Millisecond
 	var attempts atomic.Int64
 	var mu sync.Mutex
@@ -209,11 +213,7 @@ func TestUnreachableAtStartupKeepsRetrying(t *testing.T) {
 		t.Errorf("password in last error: %q", v.LastError)
 	}
 
-	sm, err := sim.New(sim.Config{Cameras: 1, Listen: addr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sm.Close()
+	simtest.Start(t, sim.Config{Cameras: 1, Listen: addr})
 	h.waitState("cam1", StateRunning, set.BackoffMax+20*time.Second)
 	if !strings.Contains(h.logs.String(), "camera recovered") {
 		t.Errorf("no recovery log line")
@@ -225,7 +225,7 @@ func TestUnreachableAtStartupKeepsRetrying(t *testing.T) {
 
 func TestReaderPanicRestartsAndBacksOff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		set := fastSettings()
+		set := testutil.FastSettings[Settings]()
 		set.BackoffMin = 200 * time.Millisecond
 		set.BackoffMax = 2 * time.Second
 		h, fc := fakeHarness(t, set)
@@ -267,9 +267,9 @@ func TestReaderPanicRestartsAndBacksOff(t *testing.T) {
 }
 
 func TestPanicInFrameCallbackIsACrashNotAnExit(t *testing.T) {
-	sm := newSim(t, 1)
+	sm := simtest.Start(t, sim.Config{Cameras: 1})
 	var once atomic.Bool
-	h := newHarness(t, fastSettings(), func(c *Config) {
+	h := newHarness(t, testutil.FastSettings[Settings](), func(c *Config) {
 		c.Read = func(ctx context.Context, o stream.Options) error {
 			inner := o.OnFrame
 			o.OnFrame = func(f stream.Frame) {
@@ -290,7 +290,7 @@ func TestPanicInFrameCallbackIsACrashNotAnExit(t *testing.T) {
 
 func TestRestartSemantics(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h, fc := fakeHarness(t, fastSettings())
+		h, fc := fakeHarness(t, testutil.FastSettings[Settings]())
 		h.add("run1", fakeURL(1), true)
 		h.add("run2", fakeURL(2), true)
 		h.add("stopme", fakeURL(3), true)
@@ -344,12 +344,8 @@ func TestRestartSemantics(t *testing.T) {
 }
 
 func TestPasswordsNeverShown(t *testing.T) {
-	sm, err := sim.New(sim.Config{Cameras: 1, User: "user", Pass: "secret"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sm.Close()
-	h := newHarness(t, fastSettings())
+	sm := simtest.Start(t, sim.Config{Cameras: 1, User: "user", Pass: "secret"})
+	h := newHarness(t, testutil.FastSettings[Settings]())
 	good := strings.Replace(sm.URL(1), "rtsp://", "rtsp://user:secret@", 1)
 	bad := strings.Replace(sm.URL(1), "rtsp://", "rtsp://user:wrongsecret@", 1)
 	v := h.add("good", good, true)
@@ -361,7 +357,7 @@ func TestPasswordsNeverShown(t *testing.T) {
 	if !testutil.Poll(20*time.Second, func() bool { return h.get("bad").LastError != "" }) {
 		t.Fatal("no error for wrong credentials")
 	}
-	_, err = h.m.Add(context.Background(), Spec{Name: "good", URL: good}, true)
+	_, err := h.m.Add(context.Background(), Spec{Name: "good", URL: good}, true)
 	if err == nil || strings.Contains(err.Error(), "secret") {
 		t.Errorf("duplicate add error %v", err)
 	}
@@ -385,8 +381,8 @@ func TestPasswordsNeverShown(t *testing.T) {
 }
 
 func TestOperatorActions(t *testing.T) {
-	sm := newSim(t, 2)
-	h := newHarness(t, fastSettings())
+	sm := simtest.Start(t, sim.Config{Cameras: 2})
+	h := newHarness(t, testutil.FastSettings[Settings]())
 	ctx := context.Background()
 	v := h.add("cam1", sm.URL(1), false)
 	if v.State != StateStopped || v.Persisted != "stopped" {
@@ -450,7 +446,7 @@ func TestOperatorActions(t *testing.T) {
 // soak saw as RSS creeping up.
 func TestAttemptContextReleased(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		set := fastSettings()
+		set := testutil.FastSettings[Settings]()
 		set.BackoffMin = 10 * time.Millisecond
 		set.BackoffMax = 20 * time.Millisecond
 		var mu sync.Mutex
@@ -488,7 +484,7 @@ func TestAttemptContextReleased(t *testing.T) {
 // (late frames, its end) does not touch the camera.
 func TestRestartAbandonsHungReader(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		set := fastSettings()
+		set := testutil.FastSettings[Settings]()
 		set.StallTimeout = 4 * time.Second
 		set.ReadTimeout = time.Second
 		// Only the abandon may start the second attempt, not a forced restart.
@@ -549,7 +545,7 @@ func TestRestartAbandonsHungReader(t *testing.T) {
 // make the camera RUNNING: its replacement has shown nothing yet.
 func TestLateFirstFrameDuringRestart(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		set := fastSettings()
+		set := testutil.FastSettings[Settings]()
 		set.StallTimeout = 10 * time.Second
 		var calls atomic.Int32
 		h := newHarness(t, set, func(c *Config) {

@@ -18,6 +18,7 @@ import (
 	"github.com/camd/camd/internal/api"
 	"github.com/camd/camd/internal/testutil"
 	"github.com/camd/camd/internal/testutil/gstcam"
+	"github.com/camd/camd/internal/testutil/simtest"
 	"github.com/camd/camd/store"
 	"github.com/camd/camd/stream"
 	"github.com/camd/camd/stream/sim"
@@ -164,11 +165,7 @@ func TestCLIDaemonNotRunning(t *testing.T) {
 }
 
 func TestCLICameraCommands(t *testing.T) {
-	s, err := sim.New(sim.Config{Cameras: 2, NoUDP: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
+	s := simtest.Start(t, sim.Config{Cameras: 2, NoUDP: true})
 	d := startCamDaemon(t, false)
 	a := []string{"--api", d.addr}
 	cli := func(args ...string) (string, string, error) { return camCLI(append(args, a...)...) }
@@ -322,11 +319,7 @@ func TestCLIToken(t *testing.T) {
 // A camera URL's password appears in no CLI output, API response or log
 // line, on success and on every error path.
 func TestCLISecretNeverShown(t *testing.T) {
-	s, err := sim.New(sim.Config{Cameras: 2, NoUDP: true, User: "user", Pass: "secret"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
+	s := simtest.Start(t, sim.Config{Cameras: 2, NoUDP: true, User: "user", Pass: "secret"})
 	d := startCamDaemon(t, false)
 	url := strings.Replace(s.URL(1), "rtsp://", "rtsp://user:secret@", 1)
 	wrong := strings.Replace(s.URL(2), "rtsp://", "rtsp://user:secretwrong@", 1)
@@ -387,7 +380,7 @@ func TestCLISecretNeverShown(t *testing.T) {
 		}
 		all.Write(b)
 	}
-	_, err = cl.UpdateCamera(context.Background(), "cam1", device.Spec{URL: "ftp://user:secret@h/x"})
+	_, err := cl.UpdateCamera(context.Background(), "cam1", device.Spec{URL: "ftp://user:secret@h/x"})
 	if err == nil {
 		t.Error("update to an ftp URL accepted")
 	} else {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/camd/camd/internal/events"
 	"github.com/camd/camd/internal/testutil"
+	"github.com/camd/camd/internal/testutil/simtest"
 	"github.com/camd/camd/stream/sim"
 )
 
@@ -41,7 +42,7 @@ func evKinds(evs []events.Event) []events.Kind {
 // up), and camd events prints it from the history afterwards.
 func TestEventsCLIFollowsAnOutage(t *testing.T) {
 	needLinux(t)
-	s := newSim(t, 1)
+	s := simtest.Start(t, sim.Config{Cameras: 1, NoUDP: true})
 	dir := t.TempDir()
 	cfg := writeConfig(t, t.TempDir(), fastConfig)
 	p := startCamd(t, dir, nil, "--config", cfg)

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/camd/camd/internal/testutil"
+	"github.com/camd/camd/internal/testutil/simtest"
+	"github.com/camd/camd/stream/sim"
 )
 
 // startCamdNOFILE starts "camd run" through sh with its limit on open
@@ -70,7 +72,7 @@ func ffprobeOK(ffprobe, url string, d time.Duration) (bool, string) {
 // camd is up, and one line says the relay ran out.
 func TestRelaySurvivesFDExhaustion(t *testing.T) {
 	ffprobe := testutil.NeedTool(t, "ffprobe")
-	s := newSim(t, 1)
+	s := simtest.Start(t, sim.Config{Cameras: 1, NoUDP: true})
 	dir := t.TempDir()
 	cfg := writeConfig(t, dir, "relay:\n  max_conns: 10000\n")
 	p := startCamdNOFILE(t, 300, filepath.Join(dir, "data"), "--config", cfg)
@@ -191,7 +193,7 @@ func TestRelayTLSProcess(t *testing.T) {
 	dir := t.TempDir()
 	tc := testutil.NewCert(t, t.TempDir())
 	cert, key := tc.CertFile, tc.KeyFile
-	s := newSim(t, 1)
+	s := simtest.Start(t, sim.Config{Cameras: 1, NoUDP: true})
 	cfg := writeConfig(t, dir, fmt.Sprintf("relay:\n  tls_cert: %s\n  tls_key: %s\n  user: viewer\n  pass: tls-relay-pass\n", cert, key))
 	p := startCamd(t, filepath.Join(dir, "data"), nil, "--config", cfg)
 	m := regexp.MustCompile(`msg="camd started".* relay=rtsps://(\S+)`).FindStringSubmatch(p.stderr.String())

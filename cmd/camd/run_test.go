@@ -23,6 +23,7 @@ import (
 
 	"github.com/camd/camd/device"
 	"github.com/camd/camd/internal/testutil"
+	"github.com/camd/camd/internal/testutil/simtest"
 	"github.com/camd/camd/stream/sim"
 )
 
@@ -43,16 +44,6 @@ const fastConfig = `supervision:
   backoff_max: 2s
   read_timeout: 3s
 `
-
-func newSim(t *testing.T, n int) *sim.Server {
-	t.Helper()
-	s, err := sim.New(sim.Config{Cameras: n, NoUDP: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
-}
 
 // addCameras adds sim cameras 1..n as cam1..camN and starts them.
 func addCameras(t *testing.T, p *camdProc, s *sim.Server, n int) {
@@ -80,7 +71,7 @@ func waitRunning(t *testing.T, p *camdProc, n int, d time.Duration) {
 func TestRunSIGTERMAndRestart(t *testing.T) {
 	needLinux(t)
 	const n = 64
-	s := newSim(t, n)
+	s := simtest.Start(t, sim.Config{Cameras: n, NoUDP: true})
 	dir := t.TempDir()
 	cfg := writeConfig(t, t.TempDir(), fastConfig)
 	p := startCamd(t, dir, nil, "--config", cfg)
@@ -151,7 +142,7 @@ func TestRunSIGTERMAndRestart(t *testing.T) {
 // log line naming the step; a second SIGTERM ends it at once.
 func TestRunShutdownBackstop(t *testing.T) {
 	needLinux(t)
-	s := newSim(t, 2)
+	s := simtest.Start(t, sim.Config{Cameras: 2, NoUDP: true})
 	t.Run("deadline", func(t *testing.T) {
 		cfg := writeConfig(t, t.TempDir(), fastConfig+"shutdown_deadline: 2s\n")
 		p := startCamd(t, t.TempDir(), []string{"CAMD_TESTHOOK_HANG_SHUTDOWN=cameras"}, "--config", cfg)
@@ -194,7 +185,7 @@ func TestRunShutdownBackstop(t *testing.T) {
 // API) and no camera reconnects; a bad config changes nothing.
 func TestRunSIGHUPReload(t *testing.T) {
 	needLinux(t)
-	s := newSim(t, 2)
+	s := simtest.Start(t, sim.Config{Cameras: 2, NoUDP: true})
 	cdir := t.TempDir()
 	cfg := writeConfig(t, cdir, fastConfig)
 	p := startCamd(t, t.TempDir(), nil, "--config", cfg)
@@ -248,7 +239,7 @@ func TestRunSIGHUPReload(t *testing.T) {
 // exits non-zero within 2 s with one line, and the first is unaffected.
 func TestRunSingleInstanceAndBusyPorts(t *testing.T) {
 	needLinux(t)
-	s := newSim(t, 1)
+	s := simtest.Start(t, sim.Config{Cameras: 1, NoUDP: true})
 	dir := t.TempDir()
 	first := startCamd(t, dir, nil)
 	addCameras(t, first, s, 1)
@@ -465,11 +456,7 @@ func intField(line, key string) int {
 // error, even when the camera rejects it.
 func TestRunSecretNeverShown(t *testing.T) {
 	needLinux(t)
-	s, err := sim.New(sim.Config{Cameras: 2, NoUDP: true, User: "user", Pass: "secret"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
+	s := simtest.Start(t, sim.Config{Cameras: 2, NoUDP: true, User: "user", Pass: "secret"})
 	p := startCamd(t, t.TempDir(), nil, "--log-level", "debug")
 	good := strings.Replace(s.URL(1), "rtsp://", "rtsp://user:secret@", 1)
 	bad := strings.Replace(s.URL(2), "rtsp://", "rtsp://user:wrongsecret@", 1)
@@ -527,7 +514,7 @@ func TestRunMetricsPromtool(t *testing.T) {
 	if err != nil {
 		testutil.SkipMissing(t, "promtool", "apt-get install prometheus")
 	}
-	s := newSim(t, 2)
+	s := simtest.Start(t, sim.Config{Cameras: 2, NoUDP: true})
 	p := startCamd(t, t.TempDir(), nil)
 	addCameras(t, p, s, 2)
 	waitRunning(t, p, 2, 30*time.Second)

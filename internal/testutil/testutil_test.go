@@ -55,3 +55,20 @@ func TestGoroutinesLabelled(t *testing.T) {
 		t.Fatal("goroutines that ended are still counted")
 	}
 }
+
+func TestFastSettings(t *testing.T) {
+	type settings struct {
+		StallTimeout, FlapDebounce, CrashedAfter, ForceRestartAfter time.Duration
+		BackoffMin, BackoffMax, ReadTimeout, Other                  time.Duration
+	}
+	s := FastSettings[settings]()
+	if s.StallTimeout != 2*time.Second || s.BackoffMin != 100*time.Millisecond || s.ReadTimeout != 5*time.Second || s.Other != 0 {
+		t.Fatalf("%+v", s)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("no panic for a type without the fields")
+		}
+	}()
+	FastSettings[struct{ StallTimeout time.Duration }]()
+}
