@@ -178,22 +178,9 @@ func (h *harness) waitState(name string, want State, d time.Duration) View {
 
 func (h *harness) waitAll(want State, d time.Duration) {
 	h.t.Helper()
-	var bad []string
-	ok := testutil.Poll(d, func() bool {
-		bad = bad[:0]
-		for _, v := range h.m.List() {
-			if v.State != want {
-				bad = append(bad, fmt.Sprintf("%s=%s", v.Name, v.State))
-			}
-		}
-		return len(bad) == 0
-	})
-	if !ok {
-		if len(bad) > 10 {
-			bad = append(bad[:10], fmt.Sprintf("… %d more", len(bad)-10))
-		}
-		h.t.Fatalf("not all cameras %s after %s: %v", want, d, bad)
-	}
+	testutil.WaitEvery(h.t, d, "every camera "+want.String(), h.m.List,
+		func(v View) bool { return v.State == want },
+		func(v View) string { return fmt.Sprintf("%s=%s", v.Name, v.State) })
 }
 
 func (h *harness) record(name string) store.Camera {

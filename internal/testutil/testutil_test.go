@@ -1,6 +1,7 @@
 package testutil
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -71,4 +72,12 @@ func TestFastSettings(t *testing.T) {
 		}
 	}()
 	FastSettings[struct{ StallTimeout time.Duration }]()
+}
+
+func TestWaitEvery(t *testing.T) {
+	n := 0
+	WaitEvery(t, time.Second, "all even", func() []int { n++; return []int{2, 4, n} }, func(i int) bool { return i%2 == 0 }, strconv.Itoa)
+	if n != 2 {
+		t.Fatalf("WaitEvery returned after %d lists, want 2", n)
+	}
 }

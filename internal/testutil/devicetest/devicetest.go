@@ -101,19 +101,7 @@ func WaitState(t testing.TB, m *device.Manager, name string, want device.State, 
 // after d.
 func WaitAll(t testing.TB, m *device.Manager, want device.State, d time.Duration) {
 	t.Helper()
-	var bad []string
-	if !testutil.Poll(d, func() bool {
-		bad = bad[:0]
-		for _, v := range m.List() {
-			if v.State != want {
-				bad = append(bad, fmt.Sprintf("%s=%s", v.Name, v.State))
-			}
-		}
-		return len(bad) == 0
-	}) {
-		if len(bad) > 10 {
-			bad = append(bad[:10], fmt.Sprintf("… %d more", len(bad)-10))
-		}
-		t.Fatalf("not all cameras %s after %s: %v", want, d, bad)
-	}
+	testutil.WaitEvery(t, d, "every camera "+want.String(), m.List,
+		func(v device.View) bool { return v.State == want },
+		func(v device.View) string { return fmt.Sprintf("%s=%s", v.Name, v.State) })
 }
