@@ -3,13 +3,17 @@ package device
 import (
 	"testing"
 	"time"
+
+	"github.com/camd/camd/internal/testutil"
+	"github.com/camd/camd/internal/testutil/simtest"
+	"github.com/camd/camd/stream/sim"
 )
 
 // The view Add returns for a camera added to start is STARTING or RUNNING,
 // never the STOPPED every supervisor begins in; one added stopped is STOPPED.
 func TestAddAnswersStartedState(t *testing.T) {
-	s := newSim(t, 1)
-	h := newHarness(t, fastSettings())
+	s := simtest.Start(t, sim.Config{Cameras: 1})
+	h := newHarness(t, testutil.FastSettings[Settings]())
 	for i := range 20 {
 		name := "cam" + string(rune('a'+i))
 		v := h.add(name, s.URL(1), true)
@@ -25,8 +29,8 @@ func TestAddAnswersStartedState(t *testing.T) {
 // A stopped camera reports no frame rate or bitrate, even though the
 // meter's window still holds the seconds before the stop.
 func TestStoppedCameraHasNoRate(t *testing.T) {
-	s := newSim(t, 1)
-	h := newHarness(t, fastSettings())
+	s := simtest.Start(t, sim.Config{Cameras: 1})
+	h := newHarness(t, testutil.FastSettings[Settings]())
 	h.add("cam", s.URL(1), true)
 	h.waitState("cam", StateRunning, 30*time.Second)
 	var v View

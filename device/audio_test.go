@@ -90,8 +90,9 @@ func relayHarness(t *testing.T, set Settings) (*harness, *relay.Server) {
 // never counts as frames: the camera reads 25 fps, not the 75 packets a
 // second of video and audio.
 func TestAudioRelayedThroughSupervisor(t *testing.T) {
+	t.Parallel()
 	cam := gstcam.Start(t, gstcam.Options{Audio: "opus"})
-	h, rl := relayHarness(t, fastSettings())
+	h, rl := relayHarness(t, testutil.FastSettings[Settings]())
 	h.add("cam", cam.URL("rtsp", "", "", ""), true)
 	h.waitState("cam", StateRunning, 30*time.Second)
 
@@ -135,8 +136,9 @@ func TestAudioRelayedThroughSupervisor(t *testing.T) {
 // does not pass on says so in its view, with the track that is relayed,
 // and the relay logs it once, not once per connection.
 func TestAudioNotRelayedShownAndLoggedOnce(t *testing.T) {
+	t.Parallel()
 	cam := newAudioCamera(t)
-	set := fastSettings()
+	set := testutil.FastSettings[Settings]()
 	set.ReadTimeout = time.Second // the camera sends nothing: reconnect often
 	h, _ := relayHarness(t, set)
 	h.add("cam", cam.url(), true)
@@ -158,9 +160,10 @@ func TestAudioNotRelayedShownAndLoggedOnce(t *testing.T) {
 // audio track still has its video read, and the view says why the audio
 // is not relayed.
 func TestAudioSetupRefusedStillPlays(t *testing.T) {
+	t.Parallel()
 	cam := newAudioCamera(t)
 	cam.refuseAudio = true
-	set := fastSettings()
+	set := testutil.FastSettings[Settings]()
 	set.ReadTimeout = time.Second
 	h, _ := relayHarness(t, set)
 	h.add("cam", cam.url(), true)

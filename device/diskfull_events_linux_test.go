@@ -1,8 +1,6 @@
 package device
 
 import (
-	"fmt"
-	"log/slog"
 	"os"
 	"strings"
 	"testing"
@@ -10,6 +8,7 @@ import (
 
 	"github.com/camd/camd/internal/events"
 	"github.com/camd/camd/internal/testutil"
+	"github.com/camd/camd/internal/testutil/simtest"
 	"github.com/camd/camd/stream/sim"
 )
 
@@ -19,40 +18,16 @@ import (
 // is room), and store_recovered follows once the status write succeeds,
 // all in order.
 func TestDiskFullEventsArriveAfterRecovery(t *testing.T) {
+	t.Parallel()
 	dir := testutil.MountTmpfs(t, "256k")
-	sm := newSim(t, 1)
+	sm := simtest.Start(t, sim.Config{Cameras: 1})
 	set := hostileSettings()
-	h := &harness{t: t, dir: dir, logs: &testutil.LogBuffer{}, trans: &transitions{}, withEvents: true}
-	h.cfg = Config{
-		Settings:      set,
-		Logger:        slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		OnStateChange: h.trans.record,
-		LoopInterval:  100 * time.Millisecond,
-	}
-	h.open()
-	t.Cleanup(h.close)
-	// Records of a page each (see TestDiskFullKeepsCamerasRunningAndPersistsLater),
-	// so that the status write that marks them all CRASHED must grow the file.
-	pad := strings.Repeat("p", 1900)
-	var fleet []string
-	for i := 1; i <= 6; i++ {
-		name := fmt.Sprintf("fleet%d", i)
-		fleet = append(fleet, name)
-		h.add(name, strings.Replace(sm.URL(1), "rtsp://", "rtsp://u:"+pad+"@", 1), true)
-	}
-	h.waitAll(StateRunning, 30*time.Second)
+	h := openHarness(t, dir, true, set)
+	fleet := addFleet(h, sm, 1)
 	last := h.settle()
 
 	filler := testutil.FillDisk(t, dir)
-	if err := sm.SetFault(1, sim.FaultRefuse, 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := sm.SetFault(1, sim.FaultDrop, 0); err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range fleet {
-		h.waitState(name, StateCrashed, set.CrashedAfter+30*time.Second)
-	}
+	crashFleet(h, sm, 1, fleet)
 	if !testutil.Poll(15*time.Second, func() bool { return strings.Contains(h.logs.String(), "cannot persist camera statuses") }) {
 		t.Skip("the fill did not bite: the status write fitted in free pages")
 	}

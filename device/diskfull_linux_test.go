@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/camd/camd/internal/testutil"
+	"github.com/camd/camd/internal/testutil/simtest"
 	"github.com/camd/camd/store"
 	"github.com/camd/camd/stream/sim"
 )
@@ -20,36 +20,15 @@ import (
 // CRASHED, an operator's stop) are written once there is room again, and
 // nothing stored before is lost.
 func TestDiskFullKeepsCamerasRunningAndPersistsLater(t *testing.T) {
+	t.Parallel()
 	dir := testutil.MountTmpfs(t, "256k")
-	sm := newSim(t, 2)
+	sm := simtest.Start(t, sim.Config{Cameras: 2})
 	set := hostileSettings()
-	h := &harness{t: t, dir: dir, logs: &testutil.LogBuffer{}, trans: &transitions{}}
-	h.cfg = Config{
-		Settings:      set,
-		Logger:        slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		OnStateChange: h.trans.record,
-		LoopInterval:  100 * time.Millisecond,
-	}
-	h.open()
-	t.Cleanup(h.close)
+	h := openHarness(t, dir, false, set)
 	ctx := context.Background()
 
 	h.add("healthy", sm.URL(1), true)
-	// Six cameras on the simulator's second camera, to fail together. Their
-	// URLs are padded to about 2 KB (a long password, never sent: the
-	// simulator asks for none) so that each record fills a page of its
-	// own: a status write touching them all needs more pages than bbolt
-	// has free in the file, and must grow it, which the full disk refuses.
-	// (A write that only reuses pages the file already holds succeeds on a
-	// full tmpfs.)
-	pad := strings.Repeat("p", 1900)
-	var fleet []string
-	for i := 1; i <= 6; i++ {
-		name := fmt.Sprintf("fleet%d", i)
-		fleet = append(fleet, name)
-		h.add(name, strings.Replace(sm.URL(2), "rtsp://", "rtsp://u:"+pad+"@", 1), true)
-	}
-	h.waitAll(StateRunning, 30*time.Second)
+	fleet := addFleet(h, sm, 2)
 	before, err := h.st.Cameras()
 	if err != nil {
 		t.Fatal(err)
@@ -64,17 +43,7 @@ func TestDiskFullKeepsCamerasRunningAndPersistsLater(t *testing.T) {
 	logAt := len(h.logs.String())
 	healthyFrames := h.get("healthy").Frames
 
-	// The simulator's second camera goes away for good: the fleet fails,
-	// and after CrashedAfter it is CRASHED, a status change to persist.
-	if err := sm.SetFault(2, sim.FaultRefuse, 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := sm.SetFault(2, sim.FaultDrop, 0); err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range fleet {
-		h.waitState(name, StateCrashed, set.CrashedAfter+30*time.Second)
-	}
+	crashFleet(h, sm, 2, fleet)
 	if !testutil.Poll(10*time.Second, func() bool { return strings.Contains(h.logs.String()[logAt:], "cannot persist camera statuses") }) {
 		t.Fatalf("no failed write logged on a full disk; the fill did not bite (store says %v)", statuses(t, h.st))
 	}
@@ -82,7 +51,7 @@ func TestDiskFullKeepsCamerasRunningAndPersistsLater(t *testing.T) {
 	if !strings.Contains(logs, "no space left on device") {
 		t.Errorf("the logged failure does not say why:\n%s", logs)
 	}
-	if strings.Contains(logs, pad) {
+	if strings.Contains(logs, fleetPad) {
 		t.Errorf("the log holds a camera's password")
 	}
 	t.Logf("logged: %s", firstLine(logs, "cannot persist"))
@@ -90,7 +59,7 @@ func TestDiskFullKeepsCamerasRunningAndPersistsLater(t *testing.T) {
 	// An operator's stop on a full disk: the camera stops, but StopCamera
 	// cannot say the status is on disk, so it returns the view with an
 	// error once its context ends (Manager.command).
-	stopCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	stopCtx, cancel := context.WithTimeout(ctx, time.Second)
 	v, err := h.m.StopCamera(stopCtx, "fleet1")
 	cancel()
 	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "not yet persisted") {
@@ -159,6 +128,42 @@ func TestDiskFullKeepsCamerasRunningAndPersistsLater(t *testing.T) {
 	h.waitState("healthy", StateRunning, 30*time.Second)
 	if got := h.get("fleet1").State; got != StateStopped {
 		t.Errorf("fleet1, stopped on the full disk, is %s after a restart", got)
+	}
+}
+
+// fleetPad pads the URLs of addFleet's cameras to about 2 KB: a long
+// password, never sent (the simulator asks for none).
+var fleetPad = strings.Repeat("p", 1900)
+
+// addFleet adds six cameras on simulator camera cam, to fail together, and
+// waits until all of h's cameras are RUNNING. With fleetPad each record
+// fills a page of its own: a status write touching them all needs more
+// pages than bbolt has free in the file, and must grow it, which a full
+// disk refuses. (A write that only reuses pages the file already holds
+// succeeds on a full tmpfs.)
+func addFleet(h *harness, sm *sim.Server, cam int) []string {
+	h.t.Helper()
+	var fleet []string
+	for i := 1; i <= 6; i++ {
+		name := fmt.Sprintf("fleet%d", i)
+		fleet = append(fleet, name)
+		h.add(name, strings.Replace(sm.URL(cam), "rtsp://", "rtsp://u:"+fleetPad+"@", 1), true)
+	}
+	h.waitAll(StateRunning, 30*time.Second)
+	return fleet
+}
+
+// crashFleet takes simulator camera cam away for good and waits until the
+// fleet on it is CRASHED, a status change to persist.
+func crashFleet(h *harness, sm *sim.Server, cam int, fleet []string) {
+	h.t.Helper()
+	for _, f := range []sim.Fault{sim.FaultRefuse, sim.FaultDrop} {
+		if err := sm.SetFault(cam, f, 0); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+	for _, name := range fleet {
+		h.waitState(name, StateCrashed, h.cfg.Settings.CrashedAfter+30*time.Second)
 	}
 }
 

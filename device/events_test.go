@@ -2,37 +2,24 @@ package device
 
 import (
 	"context"
-	"log/slog"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/camd/camd/internal/events"
 	"github.com/camd/camd/internal/testutil"
+	"github.com/camd/camd/internal/testutil/simtest"
 	"github.com/camd/camd/stream/sim"
 )
 
 // eventSettings scale the seeds' 30 s debounce down to 3 s.
 func eventSettings() Settings {
-	set := fastSettings()
+	set := testutil.FastSettings[Settings]()
 	set.FlapDebounce, set.CrashedAfter = 3*time.Second, 3*time.Second
 	set.ForceRestartAfter = 20 * time.Second
 	set.BackoffMin, set.BackoffMax = 100*time.Millisecond, 500*time.Millisecond
 	return set
-}
-
-func newEventHarness(t *testing.T, set Settings) *harness {
-	t.Helper()
-	h := &harness{t: t, dir: t.TempDir(), logs: &testutil.LogBuffer{}, trans: &transitions{}, withEvents: true}
-	h.cfg = Config{
-		Settings:      set,
-		Logger:        slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		OnStateChange: h.trans.record,
-		LoopInterval:  100 * time.Millisecond,
-	}
-	h.open()
-	t.Cleanup(h.close)
-	return h
 }
 
 // history returns the events in the store after id.
@@ -67,7 +54,7 @@ func kindsOf(evs []events.Event) []events.Kind {
 }
 
 func TestEventsOfAddStartStopRemove(t *testing.T) {
-	sm := newSim(t, 1)
+	sm := simtest.Start(t, sim.Config{Cameras: 1})
 	h := newEventHarness(t, eventSettings())
 	h.add("cam1", sm.URL(1), true)
 	h.waitState("cam1", StateRunning, 20*time.Second)
@@ -101,70 +88,78 @@ func TestEventsOfAddStartStopRemove(t *testing.T) {
 	}
 }
 
-func TestShortDropEmitsNoEventAndWritesNothing(t *testing.T) {
-	sm := newSim(t, 1)
-	set := eventSettings()
-	h := newEventHarness(t, set)
-	h.add("cam1", sm.URL(1), true)
-	h.waitState("cam1", StateRunning, 20*time.Second)
-	last := h.settle()
-	before := h.st.WriteCount()
+// runningEventCam starts fake camera cam1 with the event history wired,
+// waits until it is RUNNING and the queue has drained, and returns the
+// newest event's id.
+func runningEventCam(t *testing.T, set Settings) (*harness, *fakeCams, uint64) {
+	t.Helper()
+	h, fc := fakeHarness(t, set, withEvents)
+	h.add("cam1", fakeURL(1), true)
+	h.waitState("cam1", StateRunning, time.Second)
+	return h, fc, h.settle()
+}
 
-	if err := sm.SetFault(1, sim.FaultDrop, time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if !testutil.Poll(10*time.Second, func() bool { return h.trans.seen("cam1", StateRunning, StateReconnecting, StateRunning) }) {
-		t.Fatalf("transitions %v, want RUNNING → RECONNECTING → RUNNING", h.trans.of("cam1"))
-	}
-	time.Sleep(set.FlapDebounce + time.Second)
-	if evs := h.history(last); len(evs) != 0 {
-		t.Errorf("a drop shorter than the debounce emitted %v", kindsOf(evs))
-	}
-	if d := h.st.WriteCount() - before; d != 0 {
-		t.Errorf("store writes during a short drop: %d, want 0", d)
-	}
-	if v := h.get("cam1"); v.Reconnects == 0 {
-		t.Error("the drop was not counted in reconnects")
-	}
+func TestShortDropEmitsNoEventAndWritesNothing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		set := eventSettings()
+		h, fc, last := runningEventCam(t, set)
+		before := h.st.WriteCount()
+
+		fc.set(fakeURL(1), fakeDown, time.Second)
+		fc.drop(fakeURL(1))
+		if !testutil.Poll(10*time.Second, func() bool { return h.trans.seen("cam1", StateRunning, StateReconnecting, StateRunning) }) {
+			t.Fatalf("transitions %v, want RUNNING → RECONNECTING → RUNNING", h.trans.of("cam1"))
+		}
+		time.Sleep(set.FlapDebounce + time.Second)
+		if evs := h.history(last); len(evs) != 0 {
+			t.Errorf("a drop shorter than the debounce emitted %v", kindsOf(evs))
+		}
+		if d := h.st.WriteCount() - before; d != 0 {
+			t.Errorf("store writes during a short drop: %d, want 0", d)
+		}
+		if v := h.get("cam1"); v.Reconnects == 0 {
+			t.Error("the drop was not counted in reconnects")
+		}
+	})
 }
 
 func TestOutageEmitsOneDownThenOneUp(t *testing.T) {
-	sm := newSim(t, 1)
-	set := eventSettings()
-	h := newEventHarness(t, set)
-	h.add("cam1", sm.URL(1), true)
-	h.waitState("cam1", StateRunning, 20*time.Second)
-	last := h.settle()
+	synctest.Test(t, func(t *testing.T) {
+		set := eventSettings()
+		h, fc, last := runningEventCam(t, set)
 
-	outage := 2 * set.FlapDebounce
-	began := time.Now()
-	if err := sm.SetFault(1, sim.FaultDrop, outage); err != nil {
-		t.Fatal(err)
-	}
-	h.waitState("cam1", StateCrashed, outage)
-	h.waitState("cam1", StateRunning, outage+20*time.Second)
-	time.Sleep(time.Second)
-	h.settle()
-	evs := h.history(last)
-	if got := kindsOf(evs); len(got) != 2 || got[0] != events.CameraDown || got[1] != events.CameraUp {
-		t.Fatalf("events %v, want exactly [down up]", got)
-	}
-	down, up := evs[0], evs[1]
-	if at := down.Time.Sub(began); at < set.FlapDebounce || at > set.FlapDebounce+3*time.Second {
-		t.Errorf("down %v after the outage began, want about the debounce %v", at, set.FlapDebounce)
-	}
-	if since, err := time.Parse(time.RFC3339Nano, down.Details["since"]); err != nil || since.Sub(began).Abs() > 2*time.Second {
-		t.Errorf("down's since %q, the outage began at %v", down.Details["since"], began)
-	}
-	if down.Details["error"] == "" || strings.Contains(down.Details["error"], "secret") {
-		t.Errorf("down's error %q", down.Details["error"])
-	}
-	d, err := time.ParseDuration(up.Details["down_for"])
-	if err != nil {
-		t.Fatalf("up's down_for %q: %v", up.Details["down_for"], err)
-	}
-	if d < outage-time.Second || d > outage+5*time.Second {
-		t.Errorf("up says down for %v, the outage lasted %v", d, outage)
-	}
-	t.Logf("down %v after the outage began; up says down_for %v (outage %v)", down.Time.Sub(began).Round(time.Millisecond), d, outage)
+		outage := 2 * set.FlapDebounce
+		began := time.Now()
+		fc.set(fakeURL(1), fakeDown, outage)
+		fc.drop(fakeURL(1))
+		h.waitState("cam1", StateCrashed, outage)
+		h.waitState("cam1", StateRunning, outage+20*time.Second)
+		time.Sleep(time.Second)
+		h.settle()
+		evs := h.history(last)
+		if got := kindsOf(evs); len(got) != 2 || got[0] != events.CameraDown || got[1] != events.CameraUp {
+			t.Fatalf("events %v, want exactly [down up]", got)
+		}
+		down, up := evs[0], evs[1]
+		// The clock is exact: down comes when the debounce ends, and up
+		// with the first frame after the outage (within the last backoff,
+		// BackoffMax, and a frame interval).
+		if at := down.Time.Sub(began); at != set.FlapDebounce {
+			t.Errorf("down %v after the outage began, want the debounce %v", at, set.FlapDebounce)
+		}
+		if since, err := time.Parse(time.RFC3339Nano, down.Details["since"]); err != nil || !since.Equal(began) {
+			t.Errorf("down's since %q, the outage began at %v", down.Details["since"], began.UTC())
+		}
+		if down.Details["error"] == "" || strings.Contains(down.Details["error"], "secret") {
+			t.Errorf("down's error %q", down.Details["error"])
+		}
+		d, err := time.ParseDuration(up.Details["down_for"])
+		if err != nil {
+			t.Fatalf("up's down_for %q: %v", up.Details["down_for"], err)
+		}
+		if d < outage || d > outage+set.BackoffMax+fc.every {
+			t.Errorf("up says down for %v, the outage lasted %v", d, outage)
+		}
+		t.Logf("down %v after the outage began; up says down_for %v (outage %v)", down.Time.Sub(began), d, outage)
+	})
 }

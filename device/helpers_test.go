@@ -3,7 +3,6 @@ package device
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -13,21 +12,7 @@ import (
 	"github.com/camd/camd/internal/events"
 	"github.com/camd/camd/internal/testutil"
 	"github.com/camd/camd/store"
-	"github.com/camd/camd/stream/sim"
 )
-
-// fastSettings are short thresholds so that tests run in seconds.
-func fastSettings() Settings {
-	return Settings{
-		StallTimeout:      2 * time.Second,
-		FlapDebounce:      4 * time.Second,
-		CrashedAfter:      4 * time.Second,
-		ForceRestartAfter: 8 * time.Second,
-		BackoffMin:        100 * time.Millisecond,
-		BackoffMax:        time.Second,
-		ReadTimeout:       5 * time.Second,
-	}
-}
 
 // transitions records every state change, per camera.
 type transitions struct {
@@ -75,13 +60,27 @@ type harness struct {
 	evq        *events.Queue
 }
 
-// newHarness opens a store in a temporary dir and starts a Manager on it.
+// newHarness opens a store in a temporary dir and starts a Manager on it;
+// mod changes the Config before the Manager starts.
 func newHarness(t testing.TB, set Settings, mod ...func(*Config)) *harness {
 	t.Helper()
-	h := &harness{t: t, dir: t.TempDir(), logs: &testutil.LogBuffer{}, trans: &transitions{}}
+	return openHarness(t, t.TempDir(), false, set, mod...)
+}
+
+// newEventHarness is newHarness with the daemon's events.Queue as OnEvent.
+func newEventHarness(t testing.TB, set Settings, mod ...func(*Config)) *harness {
+	t.Helper()
+	return openHarness(t, t.TempDir(), true, set, mod...)
+}
+
+// openHarness starts a Manager on a store in dir, with an events.Queue as
+// OnEvent if withEvents, and stops both at cleanup.
+func openHarness(t testing.TB, dir string, withEvents bool, set Settings, mod ...func(*Config)) *harness {
+	t.Helper()
+	h := &harness{t: t, dir: dir, logs: &testutil.LogBuffer{}, trans: &transitions{}, withEvents: withEvents}
 	h.cfg = Config{
 		Settings:      set,
-		Logger:        slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger:        testutil.Logger(h.logs),
 		OnStateChange: h.trans.record,
 		LoopInterval:  100 * time.Millisecond,
 	}
@@ -160,11 +159,17 @@ func (h *harness) get(name string) View {
 	return v
 }
 
-// waitState polls until the camera is in state want, or fails after d.
+// waitState polls until the camera is in state want, and that change has
+// been recorded in h.trans (OnStateChange is called just after the state is
+// visible), or fails after d.
 func (h *harness) waitState(name string, want State, d time.Duration) View {
 	h.t.Helper()
 	var v View
-	ok := testutil.Poll(d, func() bool { v = h.get(name); return v.State == want })
+	ok := testutil.Poll(d, func() bool {
+		v = h.get(name)
+		tr := h.trans.of(name)
+		return v.State == want && (want == StateStopped && len(tr) == 0 || len(tr) > 0 && tr[len(tr)-1] == want)
+	})
 	if !ok {
 		h.t.Fatalf("camera %s: state %s after %s, want %s (transitions %v, last error %q)", name, v.State, d, want, h.trans.of(name), v.LastError)
 	}
@@ -173,22 +178,9 @@ func (h *harness) waitState(name string, want State, d time.Duration) View {
 
 func (h *harness) waitAll(want State, d time.Duration) {
 	h.t.Helper()
-	var bad []string
-	ok := testutil.Poll(d, func() bool {
-		bad = bad[:0]
-		for _, v := range h.m.List() {
-			if v.State != want {
-				bad = append(bad, fmt.Sprintf("%s=%s", v.Name, v.State))
-			}
-		}
-		return len(bad) == 0
-	})
-	if !ok {
-		if len(bad) > 10 {
-			bad = append(bad[:10], fmt.Sprintf("… %d more", len(bad)-10))
-		}
-		h.t.Fatalf("not all cameras %s after %s: %v", want, d, bad)
-	}
+	testutil.WaitEvery(h.t, d, "every camera "+want.String(), h.m.List,
+		func(v View) bool { return v.State == want },
+		func(v View) string { return fmt.Sprintf("%s=%s", v.Name, v.State) })
 }
 
 func (h *harness) record(name string) store.Camera {
@@ -199,16 +191,6 @@ func (h *harness) record(name string) store.Camera {
 		h.t.Fatal(err)
 	}
 	return rec
-}
-
-func newSim(t *testing.T, cams int) *sim.Server {
-	t.Helper()
-	s, err := sim.New(sim.Config{Cameras: cams})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
 }
 
 // goroutinesSettle waits until the goroutine count is at most want.

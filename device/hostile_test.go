@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/camd/camd/internal/testutil"
+	"github.com/camd/camd/internal/testutil/simtest"
 	"github.com/camd/camd/stream/sim"
 )
 
@@ -20,20 +21,19 @@ import (
 // one healthy simulator camera and one hostile peer, and checks that the
 // healthy camera stays RUNNING with its frame count rising and no
 // reconnect, that the hostile one never reaches RUNNING, that the heap stays
-// bounded, and that removing the hostile camera leaves no goroutine behind.
+// bounded, and that removing the hostile camera leaves none of its
+// goroutines behind. The tests run in parallel: the goroutines counted are
+// those started for the hostile camera (a pprof label), and the heap bound
+// holds for all of them together.
 
 // hostileSettings are short thresholds: the hostile camera fails, retries
-// and counts as CRASHED within seconds.
+// and counts as CRASHED within a second or two.
 func hostileSettings() Settings {
-	return Settings{
-		StallTimeout:      5 * time.Second,
-		FlapDebounce:      3 * time.Second,
-		CrashedAfter:      3 * time.Second,
-		ForceRestartAfter: 8 * time.Second,
-		BackoffMin:        100 * time.Millisecond,
-		BackoffMax:        time.Second,
-		ReadTimeout:       2 * time.Second,
-	}
+	set := testutil.FastSettings[Settings]()
+	set.FlapDebounce, set.CrashedAfter = time.Second, time.Second
+	set.ForceRestartAfter = 4 * time.Second
+	set.ReadTimeout = time.Second
+	return set
 }
 
 // maxHostileHeap bounds the heap while a hostile camera is being handled.
@@ -48,7 +48,6 @@ type hostileServer struct {
 	wg       sync.WaitGroup
 	accepted atomic.Int64
 	open     atomic.Int64 // connections not yet closed by serve
-	running  atomic.Int64 // goroutines of the server
 	written  atomic.Int64 // bytes written to clients
 	mu       sync.Mutex
 	conns    map[net.Conn]struct{}
@@ -62,7 +61,6 @@ func newHostileServer(t *testing.T, serve func(c net.Conn, br *bufio.Reader, qui
 		t.Fatal(err)
 	}
 	hs := &hostileServer{ln: ln, serve: serve, quit: make(chan struct{}), conns: map[net.Conn]struct{}{}}
-	hs.running.Add(1)
 	hs.wg.Add(1)
 	go hs.acceptLoop()
 	t.Cleanup(hs.close)
@@ -75,7 +73,6 @@ func (hs *hostileServer) url() string {
 
 func (hs *hostileServer) acceptLoop() {
 	defer hs.wg.Done()
-	defer hs.running.Add(-1)
 	for {
 		c, err := hs.ln.Accept()
 		if err != nil {
@@ -86,11 +83,9 @@ func (hs *hostileServer) acceptLoop() {
 		hs.mu.Lock()
 		hs.conns[c] = struct{}{}
 		hs.mu.Unlock()
-		hs.running.Add(1)
 		hs.wg.Add(1)
 		go func() {
 			defer hs.wg.Done()
-			defer hs.running.Add(-1)
 			defer func() {
 				hs.mu.Lock()
 				delete(hs.conns, c)
@@ -267,22 +262,27 @@ func silent(c net.Conn, br *bufio.Reader, _ <-chan struct{}) {
 }
 
 func TestHostileOversizedSDP(t *testing.T) {
+	t.Parallel()
 	checkHostile(t, newHostileServer(t, answerUntilDescribe(oversizedSDP)), nil)
 }
 
 func TestHostileHugeContentLength(t *testing.T) {
+	t.Parallel()
 	checkHostile(t, newHostileServer(t, answerUntilDescribe(hugeContentLength)), nil)
 }
 
 func TestHostileEndlessHeaders(t *testing.T) {
+	t.Parallel()
 	checkHostile(t, newHostileServer(t, answerUntilDescribe(endlessHeaders)), nil)
 }
 
 func TestHostileSlowDrip(t *testing.T) {
+	t.Parallel()
 	checkHostile(t, newHostileServer(t, slowDrip), nil)
 }
 
 func TestHostileSilent(t *testing.T) {
+	t.Parallel()
 	checkHostile(t, newHostileServer(t, silent), nil)
 }
 
@@ -294,6 +294,7 @@ func TestHostileSilent(t *testing.T) {
 // rather than asserting that it never runs; the healthy camera must be
 // unaffected all the same.
 func TestHostileGarbage(t *testing.T) {
+	t.Parallel()
 	checkHostile(t, nil, func(sm *sim.Server) string {
 		if err := sm.SetFault(2, sim.FaultGarbage, 0); err != nil {
 			t.Fatal(err)
@@ -307,7 +308,7 @@ func TestHostileGarbage(t *testing.T) {
 // one hostile camera that camd lets run).
 func checkHostile(t *testing.T, hs *hostileServer, simCam func(*sim.Server) string) {
 	garbage := hs == nil
-	sm := newSim(t, 2)
+	sm := simtest.Start(t, sim.Config{Cameras: 2})
 	set := hostileSettings()
 	h := newHarness(t, set)
 	h.add("healthy", sm.URL(1), true)
@@ -316,13 +317,6 @@ func checkHostile(t *testing.T, hs *hostileServer, simCam func(*sim.Server) stri
 	if !testutil.Poll(20*time.Second, func() bool { return h.get("healthy").Frames >= 10 }) {
 		t.Fatalf("healthy camera: %d frames", h.get("healthy").Frames)
 	}
-	serverGoroutines := func() int64 {
-		if hs == nil {
-			return 0
-		}
-		return hs.running.Load()
-	}
-	g0 := runtime.NumGoroutine() - int(serverGoroutines())
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	heap0 := ms.HeapAlloc
@@ -333,7 +327,7 @@ func checkHostile(t *testing.T, hs *hostileServer, simCam func(*sim.Server) stri
 	} else {
 		url = simCam(sm)
 	}
-	h.add("hostile", url, true)
+	testutil.Labelled("hostile", t.Name(), func() { h.add("hostile", url, true) })
 	start := time.Now()
 
 	var (
@@ -343,7 +337,7 @@ func checkHostile(t *testing.T, hs *hostileServer, simCam func(*sim.Server) stri
 		bad        []string
 	)
 	// Watch until the hostile camera has failed for long enough to count
-	// as CRASHED and has been retried, and for at least 8 s.
+	// as CRASHED and has been retried, and for at least 3 s.
 	done := testutil.Poll(60*time.Second, func() bool {
 		now := time.Now()
 		hv := h.get("healthy")
@@ -353,7 +347,7 @@ func checkHostile(t *testing.T, hs *hostileServer, simCam func(*sim.Server) stri
 		}
 		if hv.Frames > lastFrames {
 			lastFrames, lastRise = hv.Frames, now
-		} else if now.Sub(lastRise) > 3*time.Second {
+		} else if now.Sub(lastRise) > 2*time.Second {
 			bad = append(bad, fmt.Sprintf("%s: healthy camera's frames stuck at %d for %s", now.Sub(start).Round(time.Millisecond), hv.Frames, now.Sub(lastRise).Round(time.Millisecond)))
 			lastRise = now
 		}
@@ -367,9 +361,9 @@ func checkHostile(t *testing.T, hs *hostileServer, simCam func(*sim.Server) stri
 		}
 		attempts := xv.Reconnects + xv.Stalls + xv.Restarts
 		if garbage {
-			return len(bad) > 20 || now.Sub(start) >= 8*time.Second
+			return len(bad) > 20 || now.Sub(start) >= 3*time.Second
 		}
-		return len(bad) > 20 || now.Sub(start) >= 8*time.Second && xv.State == StateCrashed && attempts >= 2
+		return len(bad) > 20 || now.Sub(start) >= 3*time.Second && xv.State == StateCrashed && attempts >= 2
 	})
 	xv := h.get("hostile")
 	hv := h.get("healthy")
@@ -427,18 +421,16 @@ func checkHostile(t *testing.T, hs *hostileServer, simCam func(*sim.Server) stri
 		t.Fatal(err)
 	}
 	// camd hangs up on the hostile server, and everything it ran for that
-	// camera ends; the server's own goroutines do not count.
-	const slack = 5
+	// camera ends.
 	var g int
+	var stacks string
 	if !testutil.Poll(20*time.Second, func() bool {
-		g = runtime.NumGoroutine() - int(serverGoroutines())
-		return g <= g0+slack && (hs == nil || hs.open.Load() == 0)
+		g, stacks = testutil.GoroutinesLabelled("hostile", t.Name())
+		return g == 0 && (hs == nil || hs.open.Load() == 0)
 	}) {
-		buf := make([]byte, 1<<20)
-		t.Errorf("after removing the hostile camera: %d goroutines (%d before it was added), %d hostile connections open\n%s",
-			g, g0, openConns(hs), buf[:runtime.Stack(buf, true)])
+		t.Errorf("after removing the hostile camera: %d of its goroutines left, %d hostile connections open\n%s",
+			g, openConns(hs), stacks)
 	}
-	t.Logf("goroutines: %d before the hostile camera, %d after removing it", g0, g)
 	if v := h.get("healthy"); v.State != StateRunning || v.Reconnects != 0 {
 		t.Errorf("healthy camera after removal: %s, %d reconnects", v.State, v.Reconnects)
 	}

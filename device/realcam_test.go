@@ -30,6 +30,7 @@ const (
 // schedule, one login per attempt. It is the net under any change to the
 // ingest path.
 func TestRealCameras(t *testing.T) {
+	t.Parallel()
 	ffprobe := testutil.NeedTool(t, "ffprobe")
 	cases := []struct {
 		name string
@@ -43,8 +44,12 @@ func TestRealCameras(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			cam := gstcam.Start(t, tc.o)
 			set := refusedSettings()
+			// Three tries of the wrong password are watched: on this
+			// schedule they come within 1.5 s.
+			set.RefusedRetry = 500 * time.Millisecond
 			h, rl := relayHarness(t, set)
 			added := time.Now()
 			h.add("cam", cam.URL("rtsp", "admin", "right", ""), true)
@@ -67,6 +72,7 @@ func TestRealCameras(t *testing.T) {
 // only, so the camera's transport is udp. It has no authentication, so
 // there is no wrong password to refuse.
 func TestRealCameraPerl(t *testing.T) {
+	t.Parallel()
 	ffprobe := testutil.NeedTool(t, "ffprobe")
 	cases := []struct{ name, clip, want string }{
 		{"h264", "../stream/sim/clip.h264", "h264"},
@@ -74,6 +80,7 @@ func TestRealCameraPerl(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			cam := perlcam.Start(t, perlcam.Options{Clip: tc.clip})
 			h, rl := relayHarness(t, refusedSettings())
 			added := time.Now()

@@ -69,7 +69,7 @@ func TestLastErrorHoldsNoSecretOrControl(t *testing.T) {
 // Changing a camera's URL, or removing the camera, leaves none of its old
 // secrets in the data file.
 func TestUpdateAndRemoveLeaveNoOldSecretInFile(t *testing.T) {
-	h := newHarness(t, fastSettings())
+	h := newHarness(t, testutil.FastSettings[Settings]())
 	h.add("cam", "rtsp://admin:OldSecret1@127.0.0.1:1/x?token=OldSecret2", false)
 	h.add("other", "rtsp://admin:Kept@127.0.0.1:1/y", false)
 	path := h.st.Path()

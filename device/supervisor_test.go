@@ -9,136 +9,132 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/camd/camd/internal/testutil"
+	"github.com/camd/camd/internal/testutil/simtest"
 	"github.com/camd/camd/store"
 	"github.com/camd/camd/stream"
 	"github.com/camd/camd/stream/sim"
 )
 
+// A camera that stops sending frames is restarted StallTimeout after its
+// last frame, and runs again once frames come.
 func TestStallRestartsWithinThreshold(t *testing.T) {
-	sm := newSim(t, 1)
-	set := fastSettings()
-	h := newHarness(t, set)
-	h.add("cam1", sm.URL(1), true)
-	h.waitState("cam1", StateRunning, 20*time.Second)
+	synctest.Test(t, func(t *testing.T) {
+		set := testutil.FastSettings[Settings]()
+		h, fc := fakeHarness(t, set)
+		h.add("cam1", fakeURL(1), true)
+		h.waitState("cam1", StateRunning, time.Second)
 
-	const faultFor = 5 * time.Second
-	if err := sm.SetFault(1, sim.FaultStall, faultFor); err != nil {
-		t.Fatal(err)
-	}
-	stalledAt := time.Now()
-	// The stall is detected once no frame has come for StallTimeout; the
-	// last frame came just before the fault.
-	ok := testutil.Poll(set.StallTimeout+10*time.Second, func() bool { return h.get("cam1").Stalls > 0 })
-	detect := time.Since(stalledAt)
-	if !ok {
-		t.Fatalf("stall not detected; transitions %v", h.trans.of("cam1"))
-	}
-	// A deadline, not a poll: detection is within threshold + 1 s. Under a
-	// loaded race-detector run allow one more second of scheduling slack.
-	if detect > set.StallTimeout+2*time.Second {
-		t.Errorf("stall detected after %s, want within %s + 1 s", detect, set.StallTimeout)
-	}
-	t.Logf("stall detected %s after the fault began (threshold %s)", detect.Round(time.Millisecond), set.StallTimeout)
-	v := h.waitState("cam1", StateRunning, faultFor+20*time.Second)
-	if !strings.Contains(v.LastError, "no video frame") {
-		t.Errorf("last error %q, want it to name the stall", v.LastError)
-	}
-	if !h.trans.seen("cam1", StateRunning, StateReconnecting, StateRunning) {
-		t.Errorf("transitions %v, want RUNNING → RECONNECTING → RUNNING", h.trans.of("cam1"))
-	}
+		const faultFor = 5 * time.Second
+		fc.set(fakeURL(1), fakeStall, faultFor)
+		stalledAt := time.Now()
+		ok := testutil.Poll(set.StallTimeout+10*time.Second, func() bool { return h.get("cam1").Stalls > 0 })
+		detect := time.Since(stalledAt)
+		if !ok {
+			t.Fatalf("stall not detected; transitions %v", h.trans.of("cam1"))
+		}
+		// The clock is exact: the last frame came at most a frame interval
+		// before the fault, and Poll looks every 20 ms.
+		if detect < set.StallTimeout-fc.every || detect > set.StallTimeout+20*time.Millisecond {
+			t.Errorf("stall detected %s after the fault began, want %s after the last frame", detect, set.StallTimeout)
+		}
+		// Time is fake, goroutines are not: let the supervisor finish
+		// handling the stall it has counted.
+		synctest.Wait()
+		v := h.waitState("cam1", StateRunning, faultFor+20*time.Second)
+		if !strings.Contains(v.LastError, "no video frame") {
+			t.Errorf("last error %q, want it to name the stall", v.LastError)
+		}
+		if !h.trans.seen("cam1", StateRunning, StateReconnecting, StateRunning) {
+			t.Errorf("transitions %v, want RUNNING → RECONNECTING → RUNNING", h.trans.of("cam1"))
+		}
+	})
 }
 
 func TestShortDropWritesNothing(t *testing.T) {
-	sm := newSim(t, 1)
-	h := newHarness(t, fastSettings())
-	h.add("cam1", sm.URL(1), true)
-	h.waitState("cam1", StateRunning, 20*time.Second)
-	// Let the initial "running" (written by Add) settle.
-	before := h.st.WriteCount()
-	writesBefore := h.get("cam1").StatusWrites
-	recBefore := h.record("cam1")
+	synctest.Test(t, func(t *testing.T) {
+		h, fc := fakeHarness(t, testutil.FastSettings[Settings]())
+		h.add("cam1", fakeURL(1), true)
+		h.waitState("cam1", StateRunning, time.Second)
+		// Let the initial "running" (written by Add) settle.
+		synctest.Wait()
+		before := h.st.WriteCount()
+		writesBefore := h.get("cam1").StatusWrites
+		recBefore := h.record("cam1")
 
-	if err := sm.SetFault(1, sim.FaultDrop, 0); err != nil {
-		t.Fatal(err)
-	}
-	if !testutil.Poll(10*time.Second, func() bool { return h.trans.seen("cam1", StateRunning, StateReconnecting, StateRunning) }) {
-		t.Fatalf("transitions %v, want RUNNING → RECONNECTING → RUNNING", h.trans.of("cam1"))
-	}
-	// Wait past the debounce to be sure nothing is written late either.
-	time.Sleep(fastSettings().FlapDebounce + 500*time.Millisecond)
-	if d := h.st.WriteCount() - before; d != 0 {
-		t.Errorf("store write transactions during a short flap: %d, want 0", d)
-	}
-	v := h.get("cam1")
-	if v.StatusWrites != writesBefore {
-		t.Errorf("status writes for cam1: %d → %d, want unchanged", writesBefore, v.StatusWrites)
-	}
-	if rec := h.record("cam1"); rec.Status != store.StatusRunning || !rec.StatusUpdatedAt.Equal(recBefore.StatusUpdatedAt) {
-		t.Errorf("record changed: %+v → %+v", recBefore.Status, rec.Status)
-	}
-	if v.Reconnects == 0 || v.ReconnectsLastHour == 0 {
-		t.Errorf("reconnects not counted: %+v", v)
-	}
+		fc.drop(fakeURL(1))
+		if !testutil.Poll(10*time.Second, func() bool { return h.trans.seen("cam1", StateRunning, StateReconnecting, StateRunning) }) {
+			t.Fatalf("transitions %v, want RUNNING → RECONNECTING → RUNNING", h.trans.of("cam1"))
+		}
+		// Wait past the debounce to be sure nothing is written late either.
+		time.Sleep(testutil.FastSettings[Settings]().FlapDebounce + 500*time.Millisecond)
+		if d := h.st.WriteCount() - before; d != 0 {
+			t.Errorf("store write transactions during a short flap: %d, want 0", d)
+		}
+		v := h.get("cam1")
+		if v.StatusWrites != writesBefore {
+			t.Errorf("status writes for cam1: %d → %d, want unchanged", writesBefore, v.StatusWrites)
+		}
+		if rec := h.record("cam1"); rec.Status != store.StatusRunning || !rec.StatusUpdatedAt.Equal(recBefore.StatusUpdatedAt) {
+			t.Errorf("record changed: %+v → %+v", recBefore.Status, rec.Status)
+		}
+		if v.Reconnects == 0 || v.ReconnectsLastHour == 0 {
+			t.Errorf("reconnects not counted: %+v", v)
+		}
+	})
 }
 
 func TestLongRefuseIsPersistedOnceEachWay(t *testing.T) {
-	sm := newSim(t, 1)
-	set := fastSettings()
-	h := newHarness(t, set)
-	h.add("cam1", sm.URL(1), true)
-	h.waitState("cam1", StateRunning, 20*time.Second)
-	before := h.get("cam1").StatusWrites
+	synctest.Test(t, func(t *testing.T) {
+		set := testutil.FastSettings[Settings]()
+		h, fc := fakeHarness(t, set)
+		h.add("cam1", fakeURL(1), true)
+		h.waitState("cam1", StateRunning, time.Second)
+		synctest.Wait()
+		before := h.get("cam1").StatusWrites
 
-	faultFor := set.CrashedAfter + 3*time.Second
-	if err := sm.SetFault(1, sim.FaultRefuse, faultFor); err != nil {
-		t.Fatal(err)
-	}
-	// Drop the live session; refuse (set again, in case the simulator holds
-	// one fault per camera) keeps new ones out for longer than CrashedAfter.
-	if err := sm.SetFault(1, sim.FaultDrop, 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := sm.SetFault(1, sim.FaultRefuse, faultFor); err != nil {
-		t.Fatal(err)
-	}
-	droppedAt := time.Now()
-	h.waitState("cam1", StateCrashed, set.CrashedAfter+15*time.Second)
-	crashedAt := time.Now()
-	// The write is batched, so it lands a moment after the state changes.
-	if !testutil.Poll(5*time.Second, func() bool { return h.record("cam1").Status == store.StatusCrashed }) {
-		t.Fatalf("persisted %q, want crashed", h.record("cam1").Status)
-	}
-	rec := h.record("cam1")
-	if rec.StatusUpdatedAt.Before(droppedAt) || rec.StatusUpdatedAt.After(crashedAt.Add(time.Second)) {
-		t.Errorf("status_updated_at %v not between %v and %v", rec.StatusUpdatedAt, droppedAt, crashedAt)
-	}
-	if rec.LastError == "" {
-		t.Errorf("no last error persisted")
-	}
-	// The write count follows the commit a moment later.
-	writes := func(want uint64) uint64 {
-		var w uint64
-		testutil.Poll(5*time.Second, func() bool { w = h.get("cam1").StatusWrites - before; return w >= want })
-		return w
-	}
-	if w := writes(1); w != 1 {
-		t.Errorf("status writes while down: %d, want exactly 1", w)
-	}
-	h.waitState("cam1", StateRunning, faultFor+20*time.Second)
-	if !testutil.Poll(5*time.Second, func() bool { return h.record("cam1").Status == store.StatusRunning }) {
-		t.Fatalf("recovery not persisted")
-	}
-	if w := writes(2); w != 2 {
-		t.Errorf("status writes across the outage: %d, want exactly 2 (crashed, running)", w)
-	}
+		// The live session drops, and new ones are refused for longer than
+		// CrashedAfter.
+		faultFor := set.CrashedAfter + 3*time.Second
+		fc.set(fakeURL(1), fakeDown, faultFor)
+		fc.drop(fakeURL(1))
+		droppedAt := time.Now()
+		h.waitState("cam1", StateCrashed, set.CrashedAfter+15*time.Second)
+		// The write is batched, so it lands a moment after the state changes.
+		if !testutil.Poll(5*time.Second, func() bool { return h.record("cam1").Status == store.StatusCrashed }) {
+			t.Fatalf("persisted %q, want crashed", h.record("cam1").Status)
+		}
+		rec := h.record("cam1")
+		// On the exact clock, CRASHED comes when the debounce ends.
+		due := droppedAt.Add(max(set.CrashedAfter, set.FlapDebounce))
+		if rec.StatusUpdatedAt.Before(due) || rec.StatusUpdatedAt.After(due.Add(100*time.Millisecond)) {
+			t.Errorf("status_updated_at %v after the drop, want %v", rec.StatusUpdatedAt.Sub(droppedAt), due.Sub(droppedAt))
+		}
+		if rec.LastError == "" {
+			t.Errorf("no last error persisted")
+		}
+		writes := func() uint64 { synctest.Wait(); return h.get("cam1").StatusWrites - before }
+		if w := writes(); w != 1 {
+			t.Errorf("status writes while down: %d, want exactly 1", w)
+		}
+		h.waitState("cam1", StateRunning, faultFor+20*time.Second)
+		if !testutil.Poll(5*time.Second, func() bool { return h.record("cam1").Status == store.StatusRunning }) {
+			t.Fatalf("recovery not persisted")
+		}
+		if w := writes(); w != 2 {
+			t.Errorf("status writes across the outage: %d, want exactly 2 (crashed, running)", w)
+		}
+	})
 }
 
 func TestNoVideoNeverCountsAsRunning(t *testing.T) {
-	sm := newSim(t, 1)
-	set := fastSettings()
+	t.Parallel()
+	sm := simtest.Start(t, sim.Config{Cameras: 1})
+	set := testutil.FastSettings[Settings]()
+	set.StallTimeout = time.Second
 	h := newHarness(t, set)
 	if err := sm.SetFault(1, sim.FaultNoVideo, 0); err != nil {
 		t.Fatal(err)
@@ -169,6 +165,7 @@ func TestNoVideoNeverCountsAsRunning(t *testing.T) {
 }
 
 func TestUnreachableAtStartupKeepsRetrying(t *testing.T) {
+	t.Parallel()
 	// Reserve a port, then free it so nothing listens there yet.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -177,7 +174,8 @@ func TestUnreachableAtStartupKeepsRetrying(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 
-	set := fastSettings()
+	set := testutil.FastSettings[Settings]()
+	set.BackoffMin, set.BackoffMax = 20*time.Millisecond, 200*time.Millisecond
 	var attempts atomic.Int64
 	var mu sync.Mutex
 	var times []time.Time
@@ -195,7 +193,9 @@ func TestUnreachableAtStartupKeepsRetrying(t *testing.T) {
 		t.Fatalf("only %d attempts", attempts.Load())
 	}
 	v := h.get("cam1")
-	if v.State == StateRunning || v.State == StateStopped {
+	// Connection refused is a camera that is down (rebooting, say), not
+	// one that refused us: it is not REFUSED.
+	if v.State == StateRunning || v.State == StateStopped || v.State == StateRefused {
 		t.Fatalf("state %s with nothing listening", v.State)
 	}
 	mu.Lock()
@@ -204,8 +204,8 @@ func TestUnreachableAtStartupKeepsRetrying(t *testing.T) {
 		gaps = append(gaps, times[i].Sub(times[i-1]))
 	}
 	mu.Unlock()
-	// Backoff grows: with jitter in [d/2, d], the 4th gap (≥ 400 ms) is
-	// longer than the 1st (≤ 100 ms).
+	// Backoff grows: with jitter in [d/2, d], the 4th gap (≥ 80 ms) is
+	// longer than the 1st (≤ 20 ms).
 	if len(gaps) >= 4 && gaps[3] <= gaps[0] {
 		t.Errorf("backoff does not grow: gaps %v", gaps)
 	}
@@ -213,11 +213,7 @@ func TestUnreachableAtStartupKeepsRetrying(t *testing.T) {
 		t.Errorf("password in last error: %q", v.LastError)
 	}
 
-	sm, err := sim.New(sim.Config{Cameras: 1, Listen: addr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sm.Close()
+	simtest.Start(t, sim.Config{Cameras: 1, Listen: addr})
 	h.waitState("cam1", StateRunning, set.BackoffMax+20*time.Second)
 	if !strings.Contains(h.logs.String(), "camera recovered") {
 		t.Errorf("no recovery log line")
@@ -228,58 +224,52 @@ func TestUnreachableAtStartupKeepsRetrying(t *testing.T) {
 }
 
 func TestReaderPanicRestartsAndBacksOff(t *testing.T) {
-	sm := newSim(t, 1)
-	set := fastSettings()
-	set.BackoffMin = 200 * time.Millisecond
-	set.BackoffMax = 2 * time.Second
-	var panics atomic.Int64
-	var healthy atomic.Bool
-	h := newHarness(t, set, func(c *Config) {
-		c.Read = func(ctx context.Context, o stream.Options) error {
-			if !healthy.Load() {
-				panics.Add(1)
-				panic("test hook: reader panic")
-			}
-			return stream.Read(ctx, o)
+	synctest.Test(t, func(t *testing.T) {
+		set := testutil.FastSettings[Settings]()
+		set.BackoffMin = 200 * time.Millisecond
+		set.BackoffMax = 2 * time.Second
+		h, fc := fakeHarness(t, set)
+		fc.set(fakeURL(1), fakePanic, 0)
+		panics := func() int { return len(fc.attempts(fakeURL(1))) }
+		start := time.Now()
+		h.add("cam1", fakeURL(1), true)
+		// The first panic is restarted at once.
+		synctest.Wait()
+		if n := panics(); n < 2 {
+			t.Fatalf("reader not restarted at once after a panic (panics %d)", n)
 		}
+		if v := h.get("cam1"); v.State != StateCrashed || v.Crashes == 0 {
+			t.Fatalf("after a panic: state %s crashes %d, want CRASHED", v.State, v.Crashes)
+		}
+		if !testutil.Poll(60*time.Second, func() bool { return panics() >= 10 }) {
+			t.Fatalf("only %d panics", panics())
+		}
+		took := time.Since(start)
+		// Backed off, ten crashes take seconds (the delays are at least
+		// half of 0.2+0.4+0.8+1.6+2+2+2+2 s); a spinning loop would take
+		// no time at all and run the reader thousands of times.
+		if took < 5500*time.Millisecond {
+			t.Errorf("ten panics in %s: the crash loop does not back off", took)
+		}
+		if n := panics(); n > 10 {
+			t.Errorf("%d panics by the time 10 were expected: crash loop", n)
+		}
+		v := h.get("cam1")
+		if !strings.Contains(v.LastError, "panic") {
+			t.Errorf("last error %q does not say it panicked", v.LastError)
+		}
+		if v.Persisted != string(store.StatusCrashed) {
+			t.Errorf("persisted %s, want crashed", v.Persisted)
+		}
+		fc.set(fakeURL(1), fakeOK, 0)
+		h.waitState("cam1", StateRunning, set.BackoffMax+time.Second)
 	})
-	start := time.Now()
-	h.add("cam1", sm.URL(1), true)
-	// The first panic is restarted at once.
-	if !testutil.Poll(5*time.Second, func() bool { return panics.Load() >= 2 }) {
-		t.Fatalf("reader not restarted after a panic (panics %d)", panics.Load())
-	}
-	if v := h.get("cam1"); v.State != StateCrashed || v.Crashes == 0 {
-		t.Fatalf("after a panic: state %s crashes %d, want CRASHED", v.State, v.Crashes)
-	}
-	if !testutil.Poll(60*time.Second, func() bool { return panics.Load() >= 10 }) {
-		t.Fatalf("only %d panics", panics.Load())
-	}
-	took := time.Since(start)
-	// Backed off, ten crashes take seconds (the sum of the delays is at
-	// least 0.1+0.2+0.4+0.8+1+1+1+1 s); a spinning loop would take
-	// microseconds and run the reader thousands of times.
-	if took < 3*time.Second {
-		t.Errorf("ten panics in %s: the crash loop does not back off", took)
-	}
-	if n := panics.Load(); n > 12 {
-		t.Errorf("%d panics by the time 10 were expected: crash loop", n)
-	}
-	v := h.get("cam1")
-	if !strings.Contains(v.LastError, "panic") {
-		t.Errorf("last error %q does not say it panicked", v.LastError)
-	}
-	if v.Persisted != string(store.StatusCrashed) {
-		t.Errorf("persisted %s, want crashed", v.Persisted)
-	}
-	healthy.Store(true)
-	h.waitState("cam1", StateRunning, set.BackoffMax+20*time.Second)
 }
 
 func TestPanicInFrameCallbackIsACrashNotAnExit(t *testing.T) {
-	sm := newSim(t, 1)
+	sm := simtest.Start(t, sim.Config{Cameras: 1})
 	var once atomic.Bool
-	h := newHarness(t, fastSettings(), func(c *Config) {
+	h := newHarness(t, testutil.FastSettings[Settings](), func(c *Config) {
 		c.Read = func(ctx context.Context, o stream.Options) error {
 			inner := o.OnFrame
 			o.OnFrame = func(f stream.Frame) {
@@ -299,69 +289,63 @@ func TestPanicInFrameCallbackIsACrashNotAnExit(t *testing.T) {
 }
 
 func TestRestartSemantics(t *testing.T) {
-	sm := newSim(t, 4)
-	h := newHarness(t, fastSettings())
-	h.add("run1", sm.URL(1), true)
-	h.add("run2", sm.URL(2), true)
-	h.add("stopme", sm.URL(3), true)
-	h.add("never", sm.URL(4), false)
-	h.waitState("run1", StateRunning, 20*time.Second)
-	h.waitState("run2", StateRunning, 20*time.Second)
-	h.waitState("stopme", StateRunning, 20*time.Second)
-	if _, err := h.m.StopCamera(context.Background(), "stopme"); err != nil {
-		t.Fatal(err)
-	}
-	// A camera that has crashed comes back too.
-	if err := sm.SetFault(2, sim.FaultRefuse, 0); err != nil {
-		t.Fatal(err)
-	}
-	_ = sm.SetFault(2, sim.FaultDrop, 0)
-	_ = sm.SetFault(2, sim.FaultRefuse, 0)
-	h.waitState("run2", StateCrashed, 30*time.Second)
-	if !testutil.Poll(5*time.Second, func() bool { return h.record("run2").Status == store.StatusCrashed }) {
-		t.Fatal("crash not persisted")
-	}
-	_ = sm.SetFault(2, sim.FaultNone, 0)
+	synctest.Test(t, func(t *testing.T) {
+		h, fc := fakeHarness(t, testutil.FastSettings[Settings]())
+		h.add("run1", fakeURL(1), true)
+		h.add("run2", fakeURL(2), true)
+		h.add("stopme", fakeURL(3), true)
+		h.add("never", fakeURL(4), false)
+		h.waitState("run1", StateRunning, time.Second)
+		h.waitState("run2", StateRunning, time.Second)
+		h.waitState("stopme", StateRunning, time.Second)
+		if _, err := h.m.StopCamera(context.Background(), "stopme"); err != nil {
+			t.Fatal(err)
+		}
+		// A camera that has crashed comes back too.
+		fc.set(fakeURL(2), fakeDown, 0)
+		fc.drop(fakeURL(2))
+		h.waitState("run2", StateCrashed, 30*time.Second)
+		if !testutil.Poll(5*time.Second, func() bool { return h.record("run2").Status == store.StatusCrashed }) {
+			t.Fatal("crash not persisted")
+		}
+		fc.set(fakeURL(2), fakeOK, 0)
 
-	h.restart()
+		h.restart()
 
-	if got := h.get("stopme").State; got != StateStopped {
-		t.Errorf("stopme after restart: %s, want STOPPED", got)
-	}
-	if got := h.get("never").State; got != StateStopped {
-		t.Errorf("never after restart: %s, want STOPPED", got)
-	}
-	h.waitState("run1", StateRunning, 20*time.Second)
-	h.waitState("run2", StateRunning, 20*time.Second)
-	// Stopped cameras stay stopped: no session reached them after restart.
-	time.Sleep(time.Second)
-	if got := h.get("stopme").State; got != StateStopped {
-		t.Errorf("stopme: %s", got)
-	}
-	if n := sm.ActiveSessions(3); n != 0 {
-		t.Errorf("stopped camera has %d sessions", n)
-	}
-	if n := sm.Sessions(4); n != 0 {
-		t.Errorf("never-started camera had %d sessions", n)
-	}
+		if got := h.get("stopme").State; got != StateStopped {
+			t.Errorf("stopme after restart: %s, want STOPPED", got)
+		}
+		if got := h.get("never").State; got != StateStopped {
+			t.Errorf("never after restart: %s, want STOPPED", got)
+		}
+		h.waitState("run1", StateRunning, time.Second)
+		h.waitState("run2", StateRunning, time.Second)
+		// Stopped cameras stay stopped: no session reached them after restart.
+		time.Sleep(time.Minute)
+		if got := h.get("stopme").State; got != StateStopped {
+			t.Errorf("stopme: %s", got)
+		}
+		if n := fc.active(fakeURL(3)); n != 0 {
+			t.Errorf("stopped camera has %d sessions", n)
+		}
+		if n := len(fc.attempts(fakeURL(4))); n != 0 {
+			t.Errorf("never-started camera had %d sessions", n)
+		}
 
-	// A camera added while the daemon ran survives the next restart.
-	h.add("late", sm.URL(4), true)
-	h.waitState("late", StateRunning, 20*time.Second)
-	h.restart()
-	h.waitState("late", StateRunning, 20*time.Second)
-	if len(h.m.List()) != 5 {
-		t.Errorf("cameras after restart: %d, want 5", len(h.m.List()))
-	}
+		// A camera added while the daemon ran survives the next restart.
+		h.add("late", fakeURL(4), true)
+		h.waitState("late", StateRunning, time.Second)
+		h.restart()
+		h.waitState("late", StateRunning, time.Second)
+		if len(h.m.List()) != 5 {
+			t.Errorf("cameras after restart: %d, want 5", len(h.m.List()))
+		}
+	})
 }
 
 func TestPasswordsNeverShown(t *testing.T) {
-	sm, err := sim.New(sim.Config{Cameras: 1, User: "user", Pass: "secret"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sm.Close()
-	h := newHarness(t, fastSettings())
+	sm := simtest.Start(t, sim.Config{Cameras: 1, User: "user", Pass: "secret"})
+	h := newHarness(t, testutil.FastSettings[Settings]())
 	good := strings.Replace(sm.URL(1), "rtsp://", "rtsp://user:secret@", 1)
 	bad := strings.Replace(sm.URL(1), "rtsp://", "rtsp://user:wrongsecret@", 1)
 	v := h.add("good", good, true)
@@ -373,7 +357,7 @@ func TestPasswordsNeverShown(t *testing.T) {
 	if !testutil.Poll(20*time.Second, func() bool { return h.get("bad").LastError != "" }) {
 		t.Fatal("no error for wrong credentials")
 	}
-	_, err = h.m.Add(context.Background(), Spec{Name: "good", URL: good}, true)
+	_, err := h.m.Add(context.Background(), Spec{Name: "good", URL: good}, true)
 	if err == nil || strings.Contains(err.Error(), "secret") {
 		t.Errorf("duplicate add error %v", err)
 	}
@@ -397,8 +381,8 @@ func TestPasswordsNeverShown(t *testing.T) {
 }
 
 func TestOperatorActions(t *testing.T) {
-	sm := newSim(t, 2)
-	h := newHarness(t, fastSettings())
+	sm := simtest.Start(t, sim.Config{Cameras: 2})
+	h := newHarness(t, testutil.FastSettings[Settings]())
 	ctx := context.Background()
 	v := h.add("cam1", sm.URL(1), false)
 	if v.State != StateStopped || v.Persisted != "stopped" {
@@ -461,33 +445,36 @@ func TestOperatorActions(t *testing.T) {
 // own until the camera is removed: a leak of one per reconnect, which the
 // soak saw as RSS creeping up.
 func TestAttemptContextReleased(t *testing.T) {
-	set := fastSettings()
-	set.BackoffMin = 10 * time.Millisecond
-	set.BackoffMax = 20 * time.Millisecond
-	var mu sync.Mutex
-	var ended []context.Context
-	h := newHarness(t, set, func(c *Config) {
-		c.Read = func(ctx context.Context, o stream.Options) error {
-			mu.Lock()
-			ended = append(ended, ctx)
-			mu.Unlock()
-			return errors.New("test hook: camera refused")
+	synctest.Test(t, func(t *testing.T) {
+		set := testutil.FastSettings[Settings]()
+		set.BackoffMin = 10 * time.Millisecond
+		set.BackoffMax = 20 * time.Millisecond
+		var mu sync.Mutex
+		var ended []context.Context
+		h := newHarness(t, set, func(c *Config) {
+			c.Read = func(ctx context.Context, o stream.Options) error {
+				mu.Lock()
+				ended = append(ended, ctx)
+				mu.Unlock()
+				return errors.New("test hook: camera refused")
+			}
+		})
+		h.add("cam1", fakeURL(1), true)
+		if !testutil.Poll(10*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(ended) >= 20 }) {
+			t.Fatalf("only %d attempts", len(ended))
+		}
+		// The camera keeps retrying. Each attempt is launched only once the
+		// one before it has ended and been handled, so all but the last have.
+		mu.Lock()
+		done := append([]context.Context(nil), ended[:len(ended)-1]...)
+		mu.Unlock()
+		synctest.Wait()
+		for i, ctx := range done {
+			if ctx.Err() == nil {
+				t.Fatalf("attempt %d of %d ended but its context was never cancelled", i+1, len(done))
+			}
 		}
 	})
-	h.add("cam1", "rtsp://127.0.0.1:1/x", true)
-	if !testutil.Poll(10*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(ended) >= 20 }) {
-		t.Fatalf("only %d attempts", len(ended))
-	}
-	// The camera keeps retrying. Each attempt is launched only once the
-	// one before it has ended and been handled, so all but the last have.
-	mu.Lock()
-	done := append([]context.Context(nil), ended[:len(ended)-1]...)
-	mu.Unlock()
-	for i, ctx := range done {
-		if !testutil.Poll(time.Second, func() bool { return ctx.Err() != nil }) {
-			t.Fatalf("attempt %d of %d ended but its context was never cancelled", i+1, len(done))
-		}
-	}
 }
 
 // A reader that does not return after a stall restart cancels it (a bug in
@@ -496,91 +483,94 @@ func TestAttemptContextReleased(t *testing.T) {
 // hold the camera down for good. What the abandoned reader does after that
 // (late frames, its end) does not touch the camera.
 func TestRestartAbandonsHungReader(t *testing.T) {
-	set := fastSettings()
-	set.StallTimeout = 4 * time.Second
-	set.ReadTimeout = time.Second
-	// Only the abandon may start the second attempt, not a forced restart.
-	set.ForceRestartAfter = time.Hour
-	release := make(chan struct{})
-	var calls atomic.Int32
-	h := newHarness(t, set, func(c *Config) {
-		c.Read = func(ctx context.Context, o stream.Options) error {
-			o.OnInfo(stream.Info{Codec: stream.CodecH264})
-			if calls.Add(1) == 1 {
-				<-release // hung: ignores ctx
-				for range 100 {
-					o.OnFrame(stream.Frame{Time: time.Now(), Size: 1 << 20, Key: true})
+	synctest.Test(t, func(t *testing.T) {
+		set := testutil.FastSettings[Settings]()
+		set.StallTimeout = 4 * time.Second
+		set.ReadTimeout = time.Second
+		// Only the abandon may start the second attempt, not a forced restart.
+		set.ForceRestartAfter = time.Hour
+		release := make(chan struct{})
+		var calls atomic.Int32
+		var secondAt atomic.Int64
+		fc := newFakeCams()
+		h := newHarness(t, set, func(c *Config) {
+			c.Read = func(ctx context.Context, o stream.Options) error {
+				if calls.Add(1) == 1 {
+					o.OnInfo(stream.Info{Codec: stream.CodecH264})
+					<-release // hung: ignores ctx
+					for range 100 {
+						o.OnFrame(stream.Frame{Time: time.Now(), Size: 1 << 20, Key: true})
+					}
+					return errors.New("test hook: late end of the abandoned reader")
 				}
-				return errors.New("test hook: late end of the abandoned reader")
+				secondAt.CompareAndSwap(0, time.Now().UnixNano())
+				return fc.read(ctx, o)
 			}
-			tick := time.NewTicker(40 * time.Millisecond)
-			defer tick.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return ctx.Err()
-				case <-tick.C:
-					o.OnFrame(stream.Frame{Time: time.Now(), Size: 1000, Key: true})
-				}
+		})
+		t.Cleanup(func() {
+			select {
+			case <-release:
+			default:
+				close(release)
 			}
+		})
+		start := time.Now()
+		h.add("cam1", fakeURL(1), true)
+		// Stall at 4 s, then 6 s for the reader to return.
+		v := h.waitState("cam1", StateRunning, 30*time.Second)
+		if n := calls.Load(); n != 2 {
+			t.Fatalf("%d attempts, want 2; log:\n%s", n, h.logs.String())
+		}
+		if at, want := time.Unix(0, secondAt.Load()).Sub(start), set.StallTimeout+set.ReadTimeout+5*time.Second; at != want {
+			t.Errorf("second attempt %v after the add, want %v (stall, then ReadTimeout + 5 s)", at, want)
+		}
+		if !strings.Contains(h.logs.String(), "abandoning it and reconnecting") {
+			t.Error("no log line for the abandoned reader")
+		}
+		close(release)
+		synctest.Wait()
+		time.Sleep(500 * time.Millisecond)
+		after := h.get("cam1")
+		if after.State != StateRunning || after.Reconnects != v.Reconnects || calls.Load() != 2 {
+			t.Errorf("the abandoned reader's end counted: state %s, reconnects %d → %d, attempts %d",
+				after.State, v.Reconnects, after.Reconnects, calls.Load())
+		}
+		if after.Bytes >= 100<<20 {
+			t.Errorf("the abandoned reader's late frames counted: %d bytes", after.Bytes)
 		}
 	})
-	t.Cleanup(func() {
-		select {
-		case <-release:
-		default:
-			close(release)
-		}
-	})
-	h.add("cam1", "rtsp://127.0.0.1:1/x", true)
-	// Stall at 4 s, then 6 s for the reader to return.
-	v := h.waitState("cam1", StateRunning, 30*time.Second)
-	if n := calls.Load(); n != 2 {
-		t.Fatalf("%d attempts, want 2; log:\n%s", n, h.logs.String())
-	}
-	if !strings.Contains(h.logs.String(), "abandoning it and reconnecting") {
-		t.Error("no log line for the abandoned reader")
-	}
-	close(release)
-	time.Sleep(500 * time.Millisecond)
-	after := h.get("cam1")
-	if after.State != StateRunning || after.Reconnects != v.Reconnects || calls.Load() != 2 {
-		t.Errorf("the abandoned reader's end counted: state %s, reconnects %d → %d, attempts %d",
-			after.State, v.Reconnects, after.Reconnects, calls.Load())
-	}
-	if after.Bytes >= 100<<20 {
-		t.Errorf("the abandoned reader's late frames counted: %d bytes", after.Bytes)
-	}
 }
 
 // The first frame of an attempt already cancelled for a restart does not
 // make the camera RUNNING: its replacement has shown nothing yet.
 func TestLateFirstFrameDuringRestart(t *testing.T) {
-	set := fastSettings()
-	set.StallTimeout = 10 * time.Second
-	var calls atomic.Int32
-	h := newHarness(t, set, func(c *Config) {
-		c.Read = func(ctx context.Context, o stream.Options) error {
-			n := calls.Add(1)
-			o.OnInfo(stream.Info{Codec: stream.CodecH264})
-			<-ctx.Done()
-			if n == 1 { // a frame in flight when the cancel came
-				o.OnFrame(stream.Frame{Time: time.Now(), Size: 100, Key: true})
-				time.Sleep(300 * time.Millisecond)
+	synctest.Test(t, func(t *testing.T) {
+		set := testutil.FastSettings[Settings]()
+		set.StallTimeout = 10 * time.Second
+		var calls atomic.Int32
+		h := newHarness(t, set, func(c *Config) {
+			c.Read = func(ctx context.Context, o stream.Options) error {
+				n := calls.Add(1)
+				o.OnInfo(stream.Info{Codec: stream.CodecH264})
+				<-ctx.Done()
+				if n == 1 { // a frame in flight when the cancel came
+					o.OnFrame(stream.Frame{Time: time.Now(), Size: 100, Key: true})
+					time.Sleep(300 * time.Millisecond)
+				}
+				return ctx.Err()
 			}
-			return ctx.Err()
+		})
+		h.add("cam1", fakeURL(1), true)
+		h.waitState("cam1", StateStarting, time.Second)
+		if _, err := h.m.RestartCamera(context.Background(), "cam1"); err != nil {
+			t.Fatal(err)
+		}
+		if !testutil.Poll(10*time.Second, func() bool { return calls.Load() >= 2 }) {
+			t.Fatal("no second attempt")
+		}
+		time.Sleep(500 * time.Millisecond)
+		if tr := h.trans.of("cam1"); h.trans.seen("cam1", StateRunning) {
+			t.Errorf("RUNNING although only the cancelled attempt sent a frame (transitions %v)", tr)
 		}
 	})
-	h.add("cam1", "rtsp://127.0.0.1:1/x", true)
-	h.waitState("cam1", StateStarting, time.Second)
-	if _, err := h.m.RestartCamera(context.Background(), "cam1"); err != nil {
-		t.Fatal(err)
-	}
-	if !testutil.Poll(10*time.Second, func() bool { return calls.Load() >= 2 }) {
-		t.Fatal("no second attempt")
-	}
-	time.Sleep(500 * time.Millisecond)
-	if tr := h.trans.of("cam1"); h.trans.seen("cam1", StateRunning) {
-		t.Errorf("RUNNING although only the cancelled attempt sent a frame (transitions %v)", tr)
-	}
 }

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/camd/camd/internal/testutil/simcam"
+	"github.com/camd/camd/internal/testutil/simtest"
 	"github.com/camd/camd/stream"
 	"github.com/camd/camd/stream/sim"
 )
@@ -81,7 +81,7 @@ func (r *simRead) wait(t *testing.T) error {
 
 func TestSimFramesBothTransports(t *testing.T) {
 	t.Parallel()
-	s := simcam.Start(t, sim.Config{Cameras: 2})
+	s := simtest.Start(t, sim.Config{Cameras: 2})
 	w, h, fps := s.Info()
 	for cam, tr := range map[int]stream.Transport{1: stream.TransportTCP, 2: stream.TransportUDP} {
 		t.Run(tr.String(), func(t *testing.T) {
@@ -109,7 +109,7 @@ func TestSimFramesBothTransports(t *testing.T) {
 
 func TestSimFaults(t *testing.T) {
 	t.Parallel()
-	s := simcam.Start(t, sim.Config{Cameras: 1})
+	s := simtest.Start(t, sim.Config{Cameras: 1})
 
 	t.Run("drop", func(t *testing.T) {
 		r := startSimRead(t, s.URL(1), stream.TransportTCP)
@@ -179,7 +179,7 @@ func TestSimFaults(t *testing.T) {
 
 func TestSimWrongPasswordNotInError(t *testing.T) {
 	t.Parallel()
-	s := simcam.Start(t, sim.Config{Cameras: 1, User: "admin", Pass: "good-pass"})
+	s := simtest.Start(t, sim.Config{Cameras: 1, User: "admin", Pass: "good-pass"})
 	url := strings.Replace(s.URL(1), "rtsp://", "rtsp://admin:bad-pass-42@", 1)
 	r := startSimRead(t, url, stream.TransportTCP)
 	err := r.wait(t)

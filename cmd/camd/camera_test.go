@@ -18,7 +18,7 @@ import (
 	"github.com/camd/camd/internal/api"
 	"github.com/camd/camd/internal/testutil"
 	"github.com/camd/camd/internal/testutil/gstcam"
-	"github.com/camd/camd/internal/testutil/simcam"
+	"github.com/camd/camd/internal/testutil/simtest"
 	"github.com/camd/camd/store"
 	"github.com/camd/camd/stream"
 	"github.com/camd/camd/stream/sim"
@@ -165,7 +165,7 @@ func TestCLIDaemonNotRunning(t *testing.T) {
 }
 
 func TestCLICameraCommands(t *testing.T) {
-	s := simcam.Start(t, sim.Config{Cameras: 2, NoUDP: true})
+	s := simtest.Start(t, sim.Config{Cameras: 2, NoUDP: true})
 	d := startCamDaemon(t, false)
 	a := []string{"--api", d.addr}
 	cli := func(args ...string) (string, string, error) { return camCLI(append(args, a...)...) }
@@ -319,7 +319,7 @@ func TestCLIToken(t *testing.T) {
 // A camera URL's password appears in no CLI output, API response or log
 // line, on success and on every error path.
 func TestCLISecretNeverShown(t *testing.T) {
-	s := simcam.Start(t, sim.Config{Cameras: 2, NoUDP: true, User: "user", Pass: "secret"})
+	s := simtest.Start(t, sim.Config{Cameras: 2, NoUDP: true, User: "user", Pass: "secret"})
 	d := startCamDaemon(t, false)
 	url := strings.Replace(s.URL(1), "rtsp://", "rtsp://user:secret@", 1)
 	wrong := strings.Replace(s.URL(2), "rtsp://", "rtsp://user:secretwrong@", 1)

@@ -9,7 +9,7 @@ import (
 
 	"github.com/camd/camd/internal/events"
 	"github.com/camd/camd/internal/testutil"
-	"github.com/camd/camd/internal/testutil/simcam"
+	"github.com/camd/camd/internal/testutil/simtest"
 	"github.com/camd/camd/stream/sim"
 )
 
@@ -43,7 +43,7 @@ func evKinds(evs []events.Event) []events.Kind {
 func TestEventsCLIFollowsAnOutage(t *testing.T) {
 	t.Parallel()
 	needLinux(t)
-	s := simcam.Start(t, sim.Config{Cameras: 1, NoUDP: true})
+	s := simtest.Start(t, sim.Config{Cameras: 1, NoUDP: true})
 	dir := t.TempDir()
 	cfg := writeConfig(t, t.TempDir(), fastConfig)
 	p := startCamd(t, dir, nil, "--config", cfg)

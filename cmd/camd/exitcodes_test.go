@@ -22,6 +22,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/camd/camd/internal/testutil"
+	"github.com/camd/camd/internal/testutil/simtest"
 	"github.com/camd/camd/stream/sim"
 )
 
@@ -89,11 +90,7 @@ func commandPaths() []string {
 
 func TestExitCodes(t *testing.T) {
 	needLinux(t)
-	s, err := sim.New(sim.Config{Cameras: 1, NoUDP: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := simtest.Start(t, sim.Config{Cameras: 1, NoUDP: true})
 	d := startCamd(t, t.TempDir(), nil)
 	a := []string{"--api", d.api}
 	free := []string{"--api", freeAddr(t)}

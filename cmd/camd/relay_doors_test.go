@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/camd/camd/internal/testutil"
-	"github.com/camd/camd/internal/testutil/simcam"
+	"github.com/camd/camd/internal/testutil/simtest"
 	"github.com/camd/camd/stream/sim"
 )
 
@@ -73,7 +73,7 @@ func ffprobeOK(ffprobe, url string, d time.Duration) (bool, string) {
 func TestRelaySurvivesFDExhaustion(t *testing.T) {
 	t.Parallel()
 	ffprobe := testutil.NeedTool(t, "ffprobe")
-	s := simcam.Start(t, sim.Config{Cameras: 1, NoUDP: true})
+	s := simtest.Start(t, sim.Config{Cameras: 1, NoUDP: true})
 	dir := t.TempDir()
 	cfg := writeConfig(t, dir, "relay:\n  max_conns: 10000\n")
 	p := startCamdNOFILE(t, 300, filepath.Join(dir, "data"), "--config", cfg)
@@ -205,7 +205,7 @@ func TestRelayTLSProcess(t *testing.T) {
 	dir := t.TempDir()
 	tc := testutil.NewCert(t, t.TempDir())
 	cert, key := tc.CertFile, tc.KeyFile
-	s := simcam.Start(t, sim.Config{Cameras: 1, NoUDP: true})
+	s := simtest.Start(t, sim.Config{Cameras: 1, NoUDP: true})
 	cfg := writeConfig(t, dir, fmt.Sprintf("relay:\n  tls_cert: %s\n  tls_key: %s\n  user: viewer\n  pass: tls-relay-pass\n", cert, key))
 	p := startCamd(t, filepath.Join(dir, "data"), nil, "--config", cfg)
 	m := regexp.MustCompile(`msg="camd started".* relay=rtsps://(\S+)`).FindStringSubmatch(p.stderr.String())

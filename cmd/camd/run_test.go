@@ -23,7 +23,7 @@ import (
 
 	"github.com/camd/camd/device"
 	"github.com/camd/camd/internal/testutil"
-	"github.com/camd/camd/internal/testutil/simcam"
+	"github.com/camd/camd/internal/testutil/simtest"
 	"github.com/camd/camd/stream/sim"
 )
 
@@ -72,7 +72,7 @@ func TestRunSIGTERMAndRestart(t *testing.T) {
 	t.Parallel()
 	needLinux(t)
 	const n = 64
-	s := simcam.Start(t, sim.Config{Cameras: n, NoUDP: true})
+	s := simtest.Start(t, sim.Config{Cameras: n, NoUDP: true})
 	dir := t.TempDir()
 	cfg := writeConfig(t, t.TempDir(), fastConfig)
 	p := startCamd(t, dir, nil, "--config", cfg)
@@ -144,7 +144,7 @@ func TestRunSIGTERMAndRestart(t *testing.T) {
 func TestRunShutdownBackstop(t *testing.T) {
 	t.Parallel()
 	needLinux(t)
-	s := simcam.Start(t, sim.Config{Cameras: 2, NoUDP: true})
+	s := simtest.Start(t, sim.Config{Cameras: 2, NoUDP: true})
 	t.Run("deadline", func(t *testing.T) {
 		cfg := writeConfig(t, t.TempDir(), fastConfig+"shutdown_deadline: 2s\n")
 		p := startCamd(t, t.TempDir(), []string{"CAMD_TESTHOOK_HANG_SHUTDOWN=cameras"}, "--config", cfg)
@@ -188,7 +188,7 @@ func TestRunShutdownBackstop(t *testing.T) {
 func TestRunSIGHUPReload(t *testing.T) {
 	t.Parallel()
 	needLinux(t)
-	s := simcam.Start(t, sim.Config{Cameras: 2, NoUDP: true})
+	s := simtest.Start(t, sim.Config{Cameras: 2, NoUDP: true})
 	cdir := t.TempDir()
 	cfg := writeConfig(t, cdir, fastConfig)
 	p := startCamd(t, t.TempDir(), nil, "--config", cfg)
@@ -243,7 +243,7 @@ func TestRunSIGHUPReload(t *testing.T) {
 func TestRunSingleInstanceAndBusyPorts(t *testing.T) {
 	t.Parallel()
 	needLinux(t)
-	s := simcam.Start(t, sim.Config{Cameras: 1, NoUDP: true})
+	s := simtest.Start(t, sim.Config{Cameras: 1, NoUDP: true})
 	dir := t.TempDir()
 	first := startCamd(t, dir, nil)
 	addCameras(t, first, s, 1)
@@ -464,7 +464,7 @@ func intField(line, key string) int {
 func TestRunSecretNeverShown(t *testing.T) {
 	t.Parallel()
 	needLinux(t)
-	s := simcam.Start(t, sim.Config{Cameras: 2, NoUDP: true, User: "user", Pass: "secret"})
+	s := simtest.Start(t, sim.Config{Cameras: 2, NoUDP: true, User: "user", Pass: "secret"})
 	p := startCamd(t, t.TempDir(), nil, "--log-level", "debug")
 	good := strings.Replace(s.URL(1), "rtsp://", "rtsp://user:secret@", 1)
 	bad := strings.Replace(s.URL(2), "rtsp://", "rtsp://user:wrongsecret@", 1)
@@ -523,7 +523,7 @@ func TestRunMetricsPromtool(t *testing.T) {
 	if err != nil {
 		testutil.SkipMissing(t, "promtool", "apt-get install prometheus")
 	}
-	s := simcam.Start(t, sim.Config{Cameras: 2, NoUDP: true})
+	s := simtest.Start(t, sim.Config{Cameras: 2, NoUDP: true})
 	p := startCamd(t, t.TempDir(), nil)
 	addCameras(t, p, s, 2)
 	waitRunning(t, p, 2, 30*time.Second)

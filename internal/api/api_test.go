@@ -13,6 +13,7 @@ import (
 
 	"github.com/camd/camd/device"
 	"github.com/camd/camd/internal/testutil"
+	"github.com/camd/camd/internal/testutil/simtest"
 	"github.com/camd/camd/stream/sim"
 )
 
@@ -174,16 +175,6 @@ func TestUpdate(t *testing.T) {
 	}
 }
 
-func newSim(t *testing.T, cams int, user, pass string) *sim.Server {
-	t.Helper()
-	s, err := sim.New(sim.Config{Cameras: cams, User: user, Pass: pass, NoUDP: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
-}
-
 func (e *env) waitState(name, want string, d time.Duration) CameraJSON {
 	e.t.Helper()
 	var c CameraJSON
@@ -202,7 +193,7 @@ func (e *env) waitState(name, want string, d time.Duration) CameraJSON {
 }
 
 func TestStartStopRestart(t *testing.T) {
-	s := newSim(t, 1, "", "")
+	s := simtest.Start(t, sim.Config{Cameras: 1, NoUDP: true})
 	e := newEnv(t)
 	e.add("cam1", s.URL(1), false)
 
@@ -295,11 +286,11 @@ func TestStatus(t *testing.T) {
 	if st.Memory.HeapAllocBytes == 0 || st.Goroutines == 0 || st.UptimeSeconds < 0 || st.StartedAt.IsZero() {
 		t.Errorf("status: %+v", st)
 	}
-	if st.Settings.StallTimeout != 5 || st.Settings.Durations().StallTimeout != 5*time.Second {
+	if st.Settings.StallTimeout != 2 || st.Settings.Durations().StallTimeout != 2*time.Second {
 		t.Errorf("settings: %+v", st.Settings)
 	}
 	// A SIGHUP changes settings; status shows the ones in force.
-	set := fastSettings()
+	set := testutil.FastSettings[device.Settings]()
 	set.StallTimeout = 7 * time.Second
 	e.m.SetSettings(set)
 	r = e.do("GET", "/api/v1/status", "", nil)

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/camd/camd/internal/testutil"
+	"github.com/camd/camd/internal/testutil/simtest"
+	"github.com/camd/camd/stream/sim"
 )
 
 // mounts gives the env the daemon's other routes: /metrics behind the
@@ -133,7 +135,7 @@ func TestHostCheckNames(t *testing.T) {
 // A web page's cross-site request cannot change anything, whatever simple
 // content type it uses; the camera keeps its state.
 func TestCrossSiteChangesRefused(t *testing.T) {
-	s := newSim(t, 1, "", "")
+	s := simtest.Start(t, sim.Config{Cameras: 1, NoUDP: true})
 	e := newEnv(t)
 	e.add("on", s.URL(1), true)
 	e.add("off", deadURL, false)

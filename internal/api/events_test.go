@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -14,7 +12,8 @@ import (
 	"github.com/camd/camd/device"
 	"github.com/camd/camd/internal/events"
 	"github.com/camd/camd/internal/testutil"
-	"github.com/camd/camd/store"
+	"github.com/camd/camd/internal/testutil/devicetest"
+	"github.com/camd/camd/internal/testutil/simtest"
 	"github.com/camd/camd/stream/sim"
 )
 
@@ -28,43 +27,11 @@ type eventEnv struct {
 
 func newEventEnv(t *testing.T, set device.Settings, mod ...func(*Config)) *eventEnv {
 	t.Helper()
-	e := &env{t: t, dir: t.TempDir(), logs: &testutil.LogBuffer{}}
-	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	st, err := store.Open(filepath.Join(e.dir, "camd.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.st = st
-	q := events.NewQueue(st, log)
-	m, err := device.NewManager(device.Config{Store: st, Settings: set, Logger: log, OnEvent: q.Emit})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	e.m = m
-	cfg := Config{Manager: m, Listen: "127.0.0.1:0", Version: "test", Logger: log, Events: st, EventKeepalive: 200 * time.Millisecond}
-	for _, f := range mod {
-		f(&cfg)
-	}
-	srv, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.srv = srv
-	e.base = "http://" + srv.Addr()
-	e.hc = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{}}
-	ctx, cancel := context.WithCancel(context.Background())
-	e.stop = cancel
-	e.done = make(chan error, 1)
-	go func() { e.done <- srv.Run(ctx) }()
-	// Cleanups run last first: the queue is drained after the Manager
-	// stops and before the store closes.
-	t.Cleanup(func() { _ = st.Close() })
-	t.Cleanup(func() { q.Close(5 * time.Second) })
-	t.Cleanup(e.close)
-	return &eventEnv{env: e, q: q}
+	e := &env{t: t, logs: &testutil.LogBuffer{}}
+	d := devicetest.Start(t, devicetest.Options{Logs: e.logs, Events: true, Config: func(c *device.Config) { c.Settings = set }})
+	e.st, e.m = d.Store, d.Manager
+	e.serve(Config{Events: d.Store, EventKeepalive: 200 * time.Millisecond}, mod...)
+	return &eventEnv{env: e, q: d.Queue}
 }
 
 // settle waits for the queue to drain and returns the newest event id.
@@ -139,7 +106,7 @@ func kinds(evs []events.Event) []string {
 // eventSettings scale the seeds' figures (debounce 30 s, a 5 s drop, a
 // 45 s outage) down by ten: debounce 3 s, a 1 s drop, a 6 s outage.
 func eventSettings() device.Settings {
-	set := fastSettings()
+	set := testutil.FastSettings[device.Settings]()
 	set.FlapDebounce, set.CrashedAfter = 3*time.Second, 3*time.Second
 	set.ForceRestartAfter = 20 * time.Second
 	set.BackoffMin, set.BackoffMax = 100*time.Millisecond, 500*time.Millisecond
@@ -147,7 +114,7 @@ func eventSettings() device.Settings {
 }
 
 func TestOutageIsOneDownAndOneUpOnAPIAndStream(t *testing.T) {
-	sm := newSim(t, 1, "", "")
+	sm := simtest.Start(t, sim.Config{Cameras: 1, NoUDP: true})
 	set := eventSettings()
 	e := newEventEnv(t, set)
 	e.add("cam1", sm.URL(1), true)
@@ -212,7 +179,7 @@ func TestOutageIsOneDownAndOneUpOnAPIAndStream(t *testing.T) {
 }
 
 func TestStreamReplaysExactlyWhatWasMissed(t *testing.T) {
-	sm := newSim(t, 1, "", "")
+	sm := simtest.Start(t, sim.Config{Cameras: 1, NoUDP: true})
 	e := newEventEnv(t, eventSettings())
 	e.add("cam1", sm.URL(1), false)
 	added := e.settle()

@@ -5,9 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
-	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -15,26 +13,13 @@ import (
 
 	"github.com/camd/camd/device"
 	"github.com/camd/camd/internal/testutil"
+	"github.com/camd/camd/internal/testutil/devicetest"
 	"github.com/camd/camd/store"
 )
-
-// fastSettings keep supervision quick so that tests run in seconds.
-func fastSettings() device.Settings {
-	return device.Settings{
-		StallTimeout:      5 * time.Second,
-		FlapDebounce:      4 * time.Second,
-		CrashedAfter:      4 * time.Second,
-		ForceRestartAfter: 8 * time.Second,
-		BackoffMin:        100 * time.Millisecond,
-		BackoffMax:        time.Second,
-		ReadTimeout:       5 * time.Second,
-	}
-}
 
 // env is a real api.Server on 127.0.0.1:0 over a real Manager and store.
 type env struct {
 	t    testing.TB
-	dir  string
 	st   *store.Store
 	m    *device.Manager
 	srv  *Server
@@ -47,29 +32,25 @@ type env struct {
 
 func newEnv(t testing.TB, mod ...func(*Config)) *env {
 	t.Helper()
-	e := &env{t: t, dir: t.TempDir(), logs: &testutil.LogBuffer{}}
-	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	st, err := store.Open(filepath.Join(e.dir, "camd.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.st = st
-	m, err := device.NewManager(device.Config{Store: st, Settings: fastSettings(), Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	e.m = m
-	cfg := Config{Manager: m, Listen: "127.0.0.1:0", Version: "test", Logger: log}
+	e := &env{t: t, logs: &testutil.LogBuffer{}}
+	d := devicetest.Start(t, devicetest.Options{Logs: e.logs})
+	e.st, e.m = d.Store, d.Manager
+	e.serve(Config{}, mod...)
+	return e
+}
+
+// serve starts the Server on the Manager with cfg, its Manager, listen
+// address, version and logger filled in, and mod applied; it stops at
+// cleanup, before the Manager and the store close.
+func (e *env) serve(cfg Config, mod ...func(*Config)) {
+	t := e.t
+	t.Helper()
+	cfg.Manager, cfg.Listen, cfg.Version, cfg.Logger = e.m, "127.0.0.1:0", "test", testutil.Logger(e.logs)
 	for _, f := range mod {
 		f(&cfg)
 	}
 	srv, err := New(cfg)
 	if err != nil {
-		_ = m.Close()
-		_ = st.Close()
 		t.Fatal(err)
 	}
 	e.srv = srv
@@ -82,7 +63,6 @@ func newEnv(t testing.TB, mod ...func(*Config)) *env {
 	e.done = make(chan error, 1)
 	go func() { e.done <- srv.Run(ctx) }()
 	t.Cleanup(e.close)
-	return e
 }
 
 func (e *env) close() {
@@ -100,12 +80,6 @@ func (e *env) close() {
 		e.t.Errorf("Run did not return 30 s after its context was cancelled")
 	}
 	e.stop = nil
-	if err := e.m.Close(); err != nil {
-		e.t.Errorf("manager close: %v", err)
-	}
-	if err := e.st.Close(); err != nil {
-		e.t.Errorf("store close: %v", err)
-	}
 }
 
 // response is a decoded answer.

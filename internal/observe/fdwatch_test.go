@@ -14,6 +14,8 @@ import (
 	"github.com/camd/camd/device"
 	"github.com/camd/camd/internal/procfd"
 	"github.com/camd/camd/internal/testutil"
+	"github.com/camd/camd/internal/testutil/devicetest"
+	"github.com/camd/camd/internal/testutil/simtest"
 	"github.com/camd/camd/stream/sim"
 )
 
@@ -331,7 +333,7 @@ func socketsSettle(t testing.TB) int {
 // sockets are shared and opened before the first count).
 func TestFDCostPerCamera(t *testing.T) {
 	const n = 8
-	s := newSim(t, 2*n)
+	s := simtest.Start(t, sim.Config{Cameras: 2 * n})
 	e := newEnv(t)
 	measure := func(transport string, first int) float64 {
 		before := socketsSettle(t)
@@ -339,7 +341,7 @@ func TestFDCostPerCamera(t *testing.T) {
 			e.add(fmt.Sprintf("%s%d", transport, i+1), s.URL(first+i), transport)
 		}
 		for i := range n {
-			e.waitState(fmt.Sprintf("%s%d", transport, i+1), device.StateRunning, 60*time.Second)
+			devicetest.WaitState(t, e.m, fmt.Sprintf("%s%d", transport, i+1), device.StateRunning, 60*time.Second)
 		}
 		after := socketsSettle(t)
 		perCamera := float64(after-before)/n - 1 // minus the server's end
@@ -369,7 +371,7 @@ func TestFDWatch64CamerasFlappingNeverWarns(t *testing.T) {
 		t.Skip("64 cameras for 15 s")
 	}
 	const cams = 64
-	s := newSim(t, cams)
+	s := simtest.Start(t, sim.Config{Cameras: cams})
 	e := newEnv(t)
 	logs := &testutil.LogBuffer{}
 	connected := ConnectedCameras(e.m)
@@ -390,7 +392,7 @@ func TestFDWatch64CamerasFlappingNeverWarns(t *testing.T) {
 	// As in camd run: the watch starts once start-up is done, cameras
 	// still connecting.
 	runWatch(t, w)
-	e.waitAll(device.StateRunning, 90*time.Second)
+	devicetest.WaitAll(t, e.m, device.StateRunning, 90*time.Second)
 
 	var maxRatio float64
 	var maxTotal, maxExp int
@@ -417,7 +419,7 @@ func TestFDWatch64CamerasFlappingNeverWarns(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	e.waitAll(device.StateRunning, 90*time.Second)
+	devicetest.WaitAll(t, e.m, device.StateRunning, 90*time.Second)
 	sample()
 	var reconnects uint64
 	for _, v := range e.m.List() {

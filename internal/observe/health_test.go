@@ -14,7 +14,9 @@ import (
 
 	"github.com/camd/camd/device"
 	"github.com/camd/camd/internal/testutil"
+	"github.com/camd/camd/internal/testutil/simtest"
 	"github.com/camd/camd/store"
+	"github.com/camd/camd/stream/sim"
 )
 
 type healthReply struct {
@@ -66,7 +68,7 @@ func TestHealthzFollowsTheSupervisionLoop(t *testing.T) {
 		}
 	}
 	t.Cleanup(release) // before the Manager closes: Close waits for the loop
-	s := newSim(t, 1)
+	s := simtest.Start(t, sim.Config{Cameras: 1})
 	e.add("secretcam", "rtsp://admin:hunter2@"+strings.TrimPrefix(s.URL(1), "rtsp://"), "")
 
 	fd := NewFDWatch(FDWatchConfig{Interval: 20 * time.Millisecond, Logger: testutil.Logger(&testutil.LogBuffer{})})

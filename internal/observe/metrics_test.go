@@ -17,6 +17,8 @@ import (
 	"github.com/camd/camd/device"
 	"github.com/camd/camd/internal/procfd"
 	"github.com/camd/camd/internal/testutil"
+	"github.com/camd/camd/internal/testutil/devicetest"
+	"github.com/camd/camd/internal/testutil/simtest"
 	"github.com/camd/camd/stream/sim"
 )
 
@@ -59,7 +61,7 @@ func sample(text, series string) (float64, bool) {
 // the metrics handler.
 func metricsEnv(t *testing.T) (*env, *sim.Server, http.Handler) {
 	t.Helper()
-	s := newSim(t, 2)
+	s := simtest.Start(t, sim.Config{Cameras: 2})
 	e := newEnv(t)
 	e.add("cam1", s.URL(1), "")
 	e.add("cam2", strings.Replace(s.URL(2), "rtsp://", "rtsp://admin:hunter2@", 1), "udp")
@@ -83,7 +85,7 @@ func TestMetricsPromtoolCheckIsClean(t *testing.T) {
 		testutil.SkipMissing(t, "promtool", "apt-get install prometheus")
 	}
 	e, _, h := metricsEnv(t)
-	e.waitAll(device.StateRunning, 60*time.Second)
+	devicetest.WaitAll(t, e.m, device.StateRunning, 60*time.Second)
 	text := scrape(t, h)
 
 	cmd := exec.Command(promtool, "check", "metrics")
@@ -144,7 +146,7 @@ func TestMetricsPromtoolCheckIsClean(t *testing.T) {
 
 func TestMetricsStateSeriesFollowAStall(t *testing.T) {
 	e, s, h := metricsEnv(t)
-	e.waitAll(device.StateRunning, 60*time.Second)
+	devicetest.WaitAll(t, e.m, device.StateRunning, 60*time.Second)
 	running := `camd_camera_state{camera="cam1",state="RUNNING"}`
 	if v, _ := sample(scrape(t, h), running); v != 1 {
 		t.Fatalf("%s = %v before the stall", running, v)
@@ -200,7 +202,7 @@ func TestCheckNOFILE(t *testing.T) {
 // Scrapes and health checks leave no descriptor or goroutine behind.
 func TestScrapesLeakNothing(t *testing.T) {
 	e, _, h := metricsEnv(t)
-	e.waitAll(device.StateRunning, 60*time.Second)
+	devicetest.WaitAll(t, e.m, device.StateRunning, 60*time.Second)
 	healthz, readyz := HealthHandlers(e.m, 100*time.Millisecond, nil)
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", h)

@@ -10,6 +10,7 @@ package testutil
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -80,6 +81,28 @@ func WaitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	if !Poll(d, cond) {
 		t.Fatalf("timed out after %v waiting for %s", d, what)
+	}
+}
+
+// WaitEvery polls until ok holds for every item list returns, or fails the
+// test after d naming up to ten of those for which it does not (as describe
+// puts them) and what it waited for.
+func WaitEvery[V any](t testing.TB, d time.Duration, what string, list func() []V, ok func(V) bool, describe func(V) string) {
+	t.Helper()
+	var bad []string
+	if !Poll(d, func() bool {
+		bad = bad[:0]
+		for _, v := range list() {
+			if !ok(v) {
+				bad = append(bad, describe(v))
+			}
+		}
+		return len(bad) == 0
+	}) {
+		if len(bad) > 10 {
+			bad = append(bad[:10], fmt.Sprintf("… %d more", len(bad)-10))
+		}
+		t.Fatalf("timed out after %v waiting for %s: %v", d, what, bad)
 	}
 }
 

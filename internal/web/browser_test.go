@@ -21,7 +21,7 @@ import (
 	"github.com/camd/camd/internal/api"
 	"github.com/camd/camd/internal/daemon"
 	"github.com/camd/camd/internal/testutil"
-	"github.com/camd/camd/internal/testutil/simcam"
+	"github.com/camd/camd/internal/testutil/simtest"
 	"github.com/camd/camd/stream/sim"
 )
 
@@ -238,7 +238,7 @@ func stateOf(name string) string {
 func TestBrowserStatusPage(t *testing.T) {
 	t.Parallel()
 	const cams = 4
-	s := simcam.Start(t, sim.Config{Cameras: cams})
+	s := simtest.Start(t, sim.Config{Cameras: cams})
 	d := startDaemon(t, s, cams, false, "")
 	b := newBrowser(t)
 
@@ -354,7 +354,7 @@ func TestBrowserStatusPage(t *testing.T) {
 
 func TestBrowserAsksForTheToken(t *testing.T) {
 	t.Parallel()
-	s := simcam.Start(t, sim.Config{Cameras: 1})
+	s := simtest.Start(t, sim.Config{Cameras: 1})
 	const token = "s3cret-token-for-the-page"
 	d := startDaemon(t, s, 1, true, token)
 	b := newBrowser(t)

@@ -13,7 +13,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
-	"github.com/camd/camd/internal/testutil/simcam"
+	"github.com/camd/camd/internal/testutil/simtest"
 	"github.com/camd/camd/stream/sim"
 )
 
@@ -24,7 +24,7 @@ import (
 // 421 on the API's port.
 func TestBrowserOtherSiteCannotDriveTheAPI(t *testing.T) {
 	t.Parallel()
-	s := simcam.Start(t, sim.Config{Cameras: 1})
+	s := simtest.Start(t, sim.Config{Cameras: 1})
 	d := startDaemon(t, s, 1, false, "")
 	apiAddr := strings.TrimPrefix(d.base, "http://")
 	_, apiPort, _ := net.SplitHostPort(apiAddr)

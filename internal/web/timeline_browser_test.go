@@ -12,7 +12,7 @@ import (
 	"github.com/camd/camd/internal/api"
 	"github.com/camd/camd/internal/events"
 	"github.com/camd/camd/internal/testutil"
-	"github.com/camd/camd/internal/testutil/simcam"
+	"github.com/camd/camd/internal/testutil/simtest"
 	"github.com/camd/camd/stream/sim"
 )
 
@@ -20,7 +20,7 @@ import (
 // history, and lists it among the recent events.
 func TestBrowserTimelineShowsAnOutage(t *testing.T) {
 	t.Parallel()
-	s := simcam.Start(t, sim.Config{Cameras: 1})
+	s := simtest.Start(t, sim.Config{Cameras: 1})
 	d := startDaemon(t, s, 1, false, "")
 	b := newBrowser(t)
 	cl := api.NewClient(d.base, "")

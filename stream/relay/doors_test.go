@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/camd/camd/internal/testutil"
-	"github.com/camd/camd/internal/testutil/simcam"
+	"github.com/camd/camd/internal/testutil/simtest"
 	"github.com/camd/camd/stream/sim"
 )
 
@@ -340,7 +340,7 @@ func TestTLSFFprobe(t *testing.T) {
 	ffprobe := testutil.NeedTool(t, "ffprobe")
 	tc := testutil.NewCert(t, t.TempDir())
 	cert, key := tc.CertFile, tc.KeyFile
-	sm := simcam.Start(t, sim.Config{Cameras: 1})
+	sm := simtest.Start(t, sim.Config{Cameras: 1})
 	s := newRelay(t, Config{TLSCert: cert, TLSKey: key, User: "viewer", Pass: "tls-pass"})
 	supervise(t, sm.URL(1), s.Feed("cam1"))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

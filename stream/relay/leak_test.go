@@ -7,7 +7,7 @@ import (
 
 	"github.com/camd/camd/internal/procfd"
 	"github.com/camd/camd/internal/testutil"
-	"github.com/camd/camd/internal/testutil/simcam"
+	"github.com/camd/camd/internal/testutil/simtest"
 	"github.com/camd/camd/stream/sim"
 )
 
@@ -50,7 +50,7 @@ func waitBack(t *testing.T, base snapshot, what string) snapshot {
 // goroutine or FD behind, and closing the relay returns to the start.
 func TestNoLeaks(t *testing.T) {
 	start := takeSnapshot(t)
-	sm := simcam.Start(t, sim.Config{Cameras: 1})
+	sm := simtest.Start(t, sim.Config{Cameras: 1})
 	s := newRelay(t, Config{DescribeWait: 200 * time.Millisecond})
 	stop := supervise(t, sm.URL(1), s.Feed("cam1"))
 	url := "rtsp://" + s.Addr() + "/cam1"

@@ -16,7 +16,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 
 	"github.com/camd/camd/internal/testutil"
-	"github.com/camd/camd/internal/testutil/simcam"
+	"github.com/camd/camd/internal/testutil/simtest"
 	"github.com/camd/camd/stream/sim"
 )
 
@@ -30,7 +30,7 @@ func fpsWithin(fps float64) bool { return fps >= 15 && fps <= 35 }
 func TestTenReadersOneCameraSession(t *testing.T) {
 	t.Parallel()
 	c := loadClip(t, "../sim/clip.h264")
-	sm := simcam.Start(t, sim.Config{Cameras: 1})
+	sm := simtest.Start(t, sim.Config{Cameras: 1})
 	s := newRelay(t, Config{})
 	supervise(t, sm.URL(1), s.Feed("cam1"))
 	url := "rtsp://" + s.Addr() + "/cam1"
@@ -115,7 +115,7 @@ func TestTenReadersOneCameraSession(t *testing.T) {
 func TestReadersSurviveCameraDrop(t *testing.T) {
 	t.Parallel()
 	c := loadClip(t, "../sim/clip.h264")
-	sm := simcam.Start(t, sim.Config{Cameras: 1})
+	sm := simtest.Start(t, sim.Config{Cameras: 1})
 	s := newRelay(t, Config{})
 	supervise(t, sm.URL(1), s.Feed("cam1"))
 	url := "rtsp://" + s.Addr() + "/cam1"
@@ -194,7 +194,7 @@ func TestMP4KeepsOutage(t *testing.T) {
 func recordAcrossDrop(t *testing.T, down time.Duration) {
 	ffprobe := testutil.NeedTool(t, "ffprobe")
 	ffmpeg := testutil.NeedTool(t, "ffmpeg")
-	sm := simcam.Start(t, sim.Config{Cameras: 1})
+	sm := simtest.Start(t, sim.Config{Cameras: 1})
 	s := newRelay(t, Config{})
 	supervise(t, sm.URL(1), s.Feed("cam1"))
 	url := "rtsp://" + s.Addr() + "/cam1"

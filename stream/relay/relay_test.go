@@ -11,7 +11,7 @@ import (
 
 	"github.com/bluenviron/gortsplib/v5/pkg/base"
 	"github.com/camd/camd/internal/testutil"
-	"github.com/camd/camd/internal/testutil/simcam"
+	"github.com/camd/camd/internal/testutil/simtest"
 	"github.com/camd/camd/stream/sim"
 )
 
@@ -119,7 +119,7 @@ func TestDescribeWaitsForFirstKeyframe(t *testing.T) {
 func TestFFprobeReadsSimResolution(t *testing.T) {
 	t.Parallel()
 	ffprobe := testutil.NeedTool(t, "ffprobe")
-	sm := simcam.Start(t, sim.Config{Cameras: 1})
+	sm := simtest.Start(t, sim.Config{Cameras: 1})
 	s := newRelay(t, Config{})
 	supervise(t, sm.URL(1), s.Feed("cam1"))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

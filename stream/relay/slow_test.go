@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/camd/camd/internal/testutil"
-	"github.com/camd/camd/internal/testutil/simcam"
+	"github.com/camd/camd/internal/testutil/simtest"
 	"github.com/camd/camd/stream/sim"
 )
 
@@ -144,7 +144,7 @@ func rawSetup(t *testing.T, addr, path string) int {
 func TestStuckReaderDropped(t *testing.T) {
 	t.Parallel()
 	c := loadClip(t, "../sim/clip.h264")
-	sm := simcam.Start(t, sim.Config{Cameras: 1})
+	sm := simtest.Start(t, sim.Config{Cameras: 1})
 	s := newRelay(t, Config{})
 	supervise(t, sm.URL(1), s.Feed("cam1"))
 	url := "rtsp://" + s.Addr() + "/cam1"
