@@ -45,6 +45,12 @@
 //   - A failed write (a full disk, an I/O error) returns the error, and
 //     bbolt's atomic commit means everything committed before is intact;
 //     the same Store can write again once the cause is gone.
+//   - The event history (events.Log) is kept in a bbolt file of its own,
+//     EventsPath ("camd-events.db" next to "camd.db"), opened, checked and
+//     closed with the data file, so that the rewrite above copies only the
+//     cameras, whatever the history holds, and event writes do not queue
+//     behind camera writes. Its records carry no passwords. A history an
+//     earlier camd kept in the data file is moved there by Open.
 //   - Store methods are safe for concurrent use. bbolt allows one write
 //     transaction at a time, so concurrent writers queue.
 package store

@@ -54,6 +54,9 @@ type Store struct {
 	eventWrites atomic.Uint64
 	evMu        sync.Mutex
 	evCh        chan struct{} // closed by the next Append; nil until asked for
+	evPath      string
+	evLock      sync.RWMutex // guards evDB against Close; scrub never takes it
+	evDB        *bolt.DB     // the event history's own file (see events.go)
 
 	mu sync.RWMutex // guards db against Close and scrub's swap
 	db *bolt.DB
@@ -148,7 +151,7 @@ func Open(path string, o Options) (*Store, error) {
 		_ = db.Close()
 		return fail(errReplaced)
 	}
-	s := &Store{path: path, pidPath: pidPath, db: db, evMaxCount: o.EventsMaxCount, evMaxAge: o.EventsMaxAge}
+	s := &Store{path: path, pidPath: pidPath, db: db, evMaxCount: o.EventsMaxCount, evMaxAge: o.EventsMaxAge, evPath: EventsPath(path)}
 	err = s.verify()
 	if err == nil {
 		err = s.checkSchema(fresh)
@@ -156,8 +159,19 @@ func Open(path string, o Options) (*Store, error) {
 	if err == nil {
 		err = restrictMode(file)
 	}
+	if err == nil {
+		// Only now, with the data file's lock held: no other camd is
+		// using the history either.
+		s.evDB, err = openEvents(s.evPath, o.LockTimeout)
+	}
+	if err == nil {
+		err = s.moveOldHistory()
+	}
 	if err != nil {
 		_ = db.Close()
+		if s.evDB != nil {
+			_ = s.evDB.Close()
+		}
 		if created {
 			// A half-initialised new file (say the disk filled up) would
 			// otherwise be taken for a foreign file on the next start.
@@ -278,18 +292,21 @@ func boltOpen(path string, opts bolt.Options, check func(*os.File) error, create
 // tx.Check is not used: it runs on a goroutine of its own, where a panic
 // cannot be recovered, and its messages print keys and values, which hold
 // passwords.
-func (s *Store) verify() (err error) {
+func (s *Store) verify() error { return verifyDB(s.db, s.path) }
+
+// verifyDB is verify for the bbolt file db opened at path.
+func verifyDB(db *bolt.DB, path string) (err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("%w: %s", ErrDamaged, oneLine(r))
 		}
 	}()
-	fi, err := os.Stat(s.path)
+	fi, err := os.Stat(path)
 	if err != nil {
 		return err
 	}
-	return s.db.View(func(tx *bolt.Tx) error {
+	return db.View(func(tx *bolt.Tx) error {
 		// A file cut short (a bad copy, a full disk under another tool) is
 		// shorter than its meta page says.
 		if fi.Size() < tx.Size() {
@@ -398,10 +415,17 @@ func (s *Store) Close() error {
 	// Remove the pid file while the flock is still held: once it is
 	// released the next camd may write its own, which must survive.
 	_ = os.Remove(s.pidPath)
+	s.evLock.Lock()
+	evErr := s.evDB.Close()
+	s.evDB = nil
+	s.evLock.Unlock()
 	err := s.db.Close()
 	s.db = nil
 	if err != nil {
 		return fmt.Errorf("close %s: %w", s.path, err)
+	}
+	if evErr != nil {
+		return fmt.Errorf("close %s: %w", s.evPath, evErr)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/camd/camd/internal/api"
+	"github.com/camd/camd/store"
 )
 
 // ErrDataDir is returned (wrapped, with the dir and the reason) by New for
@@ -87,8 +88,8 @@ func stickyBits(m os.FileMode) os.FileMode {
 }
 
 // foreignFile returns the name of an entry of the open dir f that is not
-// one of camd's own files (the store, its pid file, the API token, and
-// their temporary files), or "" if there is none.
+// one of camd's own files (the store, its pid file, the event history, the
+// API token, and their temporary files), or "" if there is none.
 func foreignFile(f *os.File) string {
 	for {
 		names, err := f.Readdirnames(256)
@@ -107,7 +108,7 @@ func foreignFile(f *os.File) string {
 }
 
 func camdsFile(name string) bool {
-	for _, p := range []string{StoreFile, api.TokenFile} {
+	for _, p := range []string{StoreFile, store.EventsPath(StoreFile), api.TokenFile} {
 		if strings.HasPrefix(strings.TrimPrefix(name, "."), p) {
 			return true
 		}

@@ -43,7 +43,7 @@ func TestDataDirOfCamdsOwnIsTightened(t *testing.T) {
 		want  os.FileMode
 	}{
 		{0o770, nil, 0o700},
-		{0o777, []string{"camd.db", "camd.db.pid", "api.token", ".api.token.tmp123"}, 0o700},
+		{0o777, []string{"camd.db", "camd.db.pid", "camd-events.db", "api.token", ".api.token.tmp123"}, 0o700},
 		{0o750, []string{"camd.db"}, 0o750}, // readable only: left alone
 		{0o700, nil, 0o700},
 	} {

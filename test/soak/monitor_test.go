@@ -18,6 +18,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/camd/camd/store"
 )
 
 // sample is one measurement of camd.
@@ -38,6 +40,7 @@ type sample struct {
 	gcGoal     int64
 	stackInuse int64
 	storeSize  int64 // bytes
+	eventsSize int64 // the event history's file, bytes
 	err        string
 }
 
@@ -87,6 +90,9 @@ func (m *monitor) take(record bool) sample {
 	}
 	if fi, err := os.Stat(m.dbPath); err == nil {
 		s.storeSize = fi.Size()
+	}
+	if fi, err := os.Stat(store.EventsPath(m.dbPath)); err == nil {
+		s.eventsSize = fi.Size()
 	}
 	if mt, err := m.metrics(); err != nil {
 		errs = append(errs, err.Error())
@@ -252,11 +258,11 @@ func (m *monitor) logSeries(t *testing.T) {
 	defer m.mu.Unlock()
 	sort.SliceStable(m.samples, func(i, j int) bool { return m.samples[i].at < m.samples[j].at })
 	var b strings.Builder
-	fmt.Fprintf(&b, "%8s  %-16s %5s %10s %8s %9s %9s %9s %12s %10s %9s\n", "t", "phase", "fds", "goroutines", "rss_MiB",
-		"anon_MiB", "file_MiB", "heap_MiB", "gc_goal_MiB", "stack_MiB", "store_KiB")
+	fmt.Fprintf(&b, "%8s  %-16s %5s %10s %8s %9s %9s %9s %12s %10s %9s %10s\n", "t", "phase", "fds", "goroutines", "rss_MiB",
+		"anon_MiB", "file_MiB", "heap_MiB", "gc_goal_MiB", "stack_MiB", "store_KiB", "events_KiB")
 	for _, s := range m.samples {
-		fmt.Fprintf(&b, "%8s  %-16s %5d %10d %8.1f %9.1f %9.1f %9.1f %12.1f %10.2f %9d", s.at.Round(time.Second), s.phase, s.fds, s.goroutines,
-			mib(s.rssKiB), mib(s.anonKiB), mib(s.fileKiB), float64(s.heapInuse)/(1<<20), float64(s.gcGoal)/(1<<20), float64(s.stackInuse)/(1<<20), s.storeSize/1024)
+		fmt.Fprintf(&b, "%8s  %-16s %5d %10d %8.1f %9.1f %9.1f %9.1f %12.1f %10.2f %9d %10d", s.at.Round(time.Second), s.phase, s.fds, s.goroutines,
+			mib(s.rssKiB), mib(s.anonKiB), mib(s.fileKiB), float64(s.heapInuse)/(1<<20), float64(s.gcGoal)/(1<<20), float64(s.stackInuse)/(1<<20), s.storeSize/1024, s.eventsSize/1024)
 		if s.err != "" {
 			fmt.Fprintf(&b, "  (%s)", s.err)
 		}
@@ -265,13 +271,14 @@ func (m *monitor) logSeries(t *testing.T) {
 	t.Logf("camd, sampled every 5 s and at rest after each phase:\n%s", b.String())
 }
 
-// maxOf returns the largest value of f over the samples of phase.
+// maxOf returns the largest value of f over the samples of phase ("": of
+// every phase).
 func (m *monitor) maxOf(phase string, f func(sample) int) int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	mx := 0
 	for _, s := range m.samples {
-		if s.phase == phase {
+		if phase == "" || s.phase == phase {
 			mx = max(mx, f(s))
 		}
 	}

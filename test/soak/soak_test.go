@@ -61,6 +61,9 @@ const (
 	// maxStoreSize bounds the store file: 64 camera records and a few
 	// extra ones, after thousands of status writes.
 	maxStoreSize = 1 << 20
+	// maxEventsFileSize bounds the event history's file, which holds at
+	// most eventsMaxCount events (a few hundred bytes each).
+	maxEventsFileSize = 1 << 20
 )
 
 // TestSoak runs 64 simulated cameras through a random schedule of every
@@ -209,7 +212,8 @@ func TestSoak(t *testing.T) {
 	t.Logf("  peak during the soak: %d FDs, %d goroutines, %.1f MiB RSS",
 		mon.maxOf("soak", func(s sample) int { return s.fds }), mon.maxOf("soak", func(s sample) int { return s.goroutines }),
 		mib(mon.maxOf("soak", func(s sample) int { return s.rssKiB })))
-	t.Logf("  store file: %d / %d / %d bytes (bound %d)", post.storeSize, base.storeSize, end.storeSize, maxStoreSize)
+	t.Logf("  store file: %d / %d / %d bytes (bound %d); event history file: %d / %d / %d bytes (bound %d)", post.storeSize, base.storeSize, end.storeSize, maxStoreSize,
+		post.eventsSize, base.eventsSize, end.eventsSize, maxEventsFileSize)
 	if end.fds-post.fds > maxFDGrowth {
 		t.Errorf("open FDs grew by %d from after start-up to the end (%d → %d)", end.fds-post.fds, post.fds, end.fds)
 	}
@@ -221,6 +225,9 @@ func TestSoak(t *testing.T) {
 	}
 	if end.storeSize > maxStoreSize {
 		t.Errorf("the store file is %d bytes, over %d", end.storeSize, maxStoreSize)
+	}
+	if peak := mon.maxOf("", func(s sample) int { return int(s.eventsSize) }); peak > maxEventsFileSize {
+		t.Errorf("the event history file reached %d bytes, over %d", peak, maxEventsFileSize)
 	}
 
 	evDone = true
