@@ -1,5 +1,5 @@
 // Package store keeps camd's camera configuration and persisted status in a
-// single bbolt file.
+// single bbolt file, and the event history in a second one beside it.
 //
 // The file is opened once for the life of the process and closed once at
 // exit; it is also camd's single-instance lock. Writes happen only when
