@@ -150,11 +150,11 @@ var settingTable = []Setting{
 			"(a connection counts as silent from the last batch read from it). " +
 			"Linux only (elsewhere: 0s). " +
 			"The trade-off, CPU saved against latency added (make bench, 64 " +
-			"cameras, 2 cores; bench/RESULTS.md): ingest 0.037 % of a core per " +
-			"camera at 100ms against 0.116 % at 0s, with one relay reader per " +
-			"camera 0.054 % against 0.143 %; a frame reached a relay reader, from " +
-			"the camera's send, in 49ms (p50) / 94ms (p99) at 100ms against " +
-			"4ms / 11ms at 0s.",
+			"cameras, 2 cores; bench/RESULTS.md): ingest 0.032 % of a core per " +
+			"camera at 100ms against 0.096 % at 0s, with one relay reader per " +
+			"camera 0.044 % against 0.114 %; a frame reached a relay reader, from " +
+			"the camera's send, in 48ms (p50) / 92ms (p99) at 100ms against " +
+			"3ms / 10ms at 0s.",
 		field: func(s *Settings) *time.Duration { return &s.ReadBatch },
 	},
 }
