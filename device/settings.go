@@ -163,6 +163,16 @@ var settingTable = []Setting{
 // file lists them.
 func SettingsTable() []Setting { return append([]Setting(nil), settingTable...) }
 
+// SetByKey sets the setting named key (a key of SettingsTable) to d, as
+// Setting.Set does, and reports whether there is such a setting.
+func (s *Settings) SetByKey(key string, d time.Duration) bool {
+	st, ok := LookupSetting(key)
+	if ok {
+		st.Set(s, d)
+	}
+	return ok
+}
+
 // LookupSetting returns the setting named key.
 func LookupSetting(key string) (Setting, bool) {
 	for _, st := range settingTable {

@@ -3,8 +3,6 @@ package api
 import (
 	"encoding/json"
 	"fmt"
-	"reflect"
-	"strings"
 	"time"
 
 	"github.com/camd/camd/device"
@@ -199,17 +197,28 @@ type SettingsJSON struct {
 	ReadBatch         float64 `json:"read_batch"`
 }
 
-// settingsFields calls f with each field of s and its setting, matched
-// by JSON key.
+// settingsFields calls f with each setting of device.SettingsTable and the
+// field of s that holds it (TestSettingsJSONIsTheTable checks the two
+// agree key for key).
 func (s *SettingsJSON) settingsFields(f func(st device.Setting, sec *float64)) {
-	v := reflect.ValueOf(s).Elem()
-	for i := range v.NumField() {
-		key, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("json"), ",")
-		st, ok := device.LookupSetting(key)
+	fields := map[string]*float64{
+		"stall_timeout":       &s.StallTimeout,
+		"flap_debounce":       &s.FlapDebounce,
+		"crashed_after":       &s.CrashedAfter,
+		"force_restart_after": &s.ForceRestartAfter,
+		"backoff_min":         &s.BackoffMin,
+		"backoff_max":         &s.BackoffMax,
+		"refused_retry":       &s.RefusedRetry,
+		"refused_retry_max":   &s.RefusedRetryMax,
+		"read_timeout":        &s.ReadTimeout,
+		"read_batch":          &s.ReadBatch,
+	}
+	for _, st := range device.SettingsTable() {
+		sec, ok := fields[st.Key]
 		if !ok {
-			panic("api: SettingsJSON." + v.Type().Field(i).Name + " is not in device.SettingsTable")
+			panic("api: SettingsJSON has no field for device.SettingsTable's " + st.Key)
 		}
-		f(st, v.Field(i).Addr().Interface().(*float64))
+		f(st, sec)
 	}
 }
 

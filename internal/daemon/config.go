@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"reflect"
 	"runtime"
 	"strings"
 	"time"
@@ -143,38 +142,35 @@ type SupervisionConfig struct {
 }
 
 // raw returns the settings as written, in device.Settings' terms: 0 where
-// unset (the default), negative for "0s" of a setting that 0s turns off.
-// Fields are matched to the table by their yaml keys.
+// unset (the default), negative for "0s" of read_batch, which 0s turns
+// off. Fields are matched to the table by their yaml keys
+// (TestSupervisionConfigIsTheTable checks every key is here).
 func (s SupervisionConfig) raw() device.Settings {
 	var out device.Settings
-	v := reflect.ValueOf(s)
-	for i := range v.NumField() {
-		st, ok := device.LookupSetting(yamlKey(v.Type().Field(i)))
+	set := func(key string, d time.Duration) {
+		st, ok := device.LookupSetting(key)
 		if !ok {
-			panic("daemon: SupervisionConfig." + v.Type().Field(i).Name + " is not in device.SettingsTable")
-		}
-		var d time.Duration
-		switch f := v.Field(i).Interface().(type) {
-		case Duration:
-			d = f.D()
-		case *Duration:
-			switch {
-			case f == nil:
-			case *f == 0 && st.CanTurnOff:
-				d = -1
-			default:
-				d = f.D()
-			}
+			panic("daemon: supervision." + key + " is not in device.SettingsTable")
 		}
 		st.Set(&out, d)
 	}
+	set("stall_timeout", s.StallTimeout.D())
+	set("flap_debounce", s.FlapDebounce.D())
+	set("crashed_after", s.CrashedAfter.D())
+	set("force_restart_after", s.ForceRestartAfter.D())
+	set("backoff_min", s.BackoffMin.D())
+	set("backoff_max", s.BackoffMax.D())
+	set("refused_retry", s.RefusedRetry.D())
+	set("refused_retry_max", s.RefusedRetryMax.D())
+	set("read_timeout", s.ReadTimeout.D())
+	if s.ReadBatch != nil {
+		d := s.ReadBatch.D()
+		if d == 0 {
+			d = -1
+		}
+		set("read_batch", d)
+	}
 	return out
-}
-
-// yamlKey is the key a struct field has in the config file.
-func yamlKey(f reflect.StructField) string {
-	k, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-	return k
 }
 
 // FDConfig is the file-descriptor watchdog section.
